@@ -1,0 +1,135 @@
+// Package nn holds the layers transformer models are built from: Linear,
+// Embedding, LayerNorm, feed-forward blocks and multi-head attention with masks
+// and a KV cache. Layers are plain structs of tensors; a model is a short recipe
+// that wires them together. Layers hold no per-call state, so one model serves
+// many goroutines at once.
+//
+// Shapes in comments: B batch, S sequence length, D hidden size, H heads.
+package nn
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/embrace-go/embrace/tensor"
+)
+
+// Linear is an affine map. With Conv1D false, W is [out, in] as in PyTorch's
+// nn.Linear; with Conv1D true, W is [in, out] as in GPT-2's Conv1D. W may be
+// F32, F16 or BF16; B is float32 [out] or nil.
+type Linear struct {
+	W      *tensor.Tensor
+	B      *tensor.Tensor
+	Conv1D bool
+}
+
+// In is the input width.
+func (l *Linear) In() int {
+	if l.Conv1D {
+		return l.W.Dim(0)
+	}
+	return l.W.Dim(1)
+}
+
+// Out is the output width.
+func (l *Linear) Out() int {
+	if l.Conv1D {
+		return l.W.Dim(1)
+	}
+	return l.W.Dim(0)
+}
+
+// Forward computes dst [..., out] = x [..., in] · W (+ B).
+func (l *Linear) Forward(dst, x *tensor.Tensor) {
+	if l.Conv1D {
+		tensor.MatMul(dst, x, l.W)
+	} else {
+		tensor.MatMulT(dst, x, l.W)
+	}
+	if l.B != nil {
+		tensor.AddBias(dst, l.B)
+	}
+}
+
+// Apply returns a new tensor [..., out] = x · W (+ B).
+func (l *Linear) Apply(x *tensor.Tensor) *tensor.Tensor {
+	shape := append([]int(nil), x.Shape()...)
+	shape[len(shape)-1] = l.Out()
+	dst := tensor.Zeros(shape...)
+	l.Forward(dst, x)
+	return dst
+}
+
+// LayerNorm normalizes the last dimension, then scales by Weight and shifts by
+// Bias (both float32 [D]; Bias may be nil).
+type LayerNorm struct {
+	Weight, Bias *tensor.Tensor
+	Eps          float32
+}
+
+// Forward writes the normalized x into dst, which may be x itself.
+func (n *LayerNorm) Forward(dst, x *tensor.Tensor) {
+	tensor.LayerNorm(dst, x, n.Weight, n.Bias, n.Eps)
+}
+
+// Embedding is a lookup table [vocab, D] (F32, F16 or BF16).
+type Embedding struct {
+	Table *tensor.Tensor
+}
+
+// Forward gathers the rows ids into dst [len(ids), D]. An id outside the table
+// is an error naming it.
+func (e *Embedding) Forward(dst *tensor.Tensor, ids []int) error {
+	if err := tensor.Gather(dst, e.Table, ids); err != nil {
+		return fmt.Errorf("embedding: %w", err)
+	}
+	return nil
+}
+
+// AddTo adds row id of the table to each row of x [N, D] given by ids[i], in
+// place: x[i] += table[ids[i]]. Used for position and token-type embeddings.
+func (e *Embedding) AddTo(x *tensor.Tensor, ids []int) error {
+	rows := e.Table.Dim(0)
+	d := e.Table.Dim(1)
+	xs := x.Float32s()
+	if len(xs) != len(ids)*d {
+		return fmt.Errorf("embedding: %d ids for input %v", len(ids), x.Shape())
+	}
+	for i, id := range ids {
+		if id < 0 || id >= rows {
+			return fmt.Errorf("embedding: id %d at position %d is outside the table of %d rows", id, i, rows)
+		}
+		tensor.AddRow(xs[i*d:(i+1)*d], e.Table, id)
+	}
+	return nil
+}
+
+// MLP is the transformer feed-forward block: Down(act(Up(x))).
+type MLP struct {
+	Up, Down *Linear
+	Act      tensor.Activation
+}
+
+// Forward computes dst [N, D] from x [N, D]; it allocates the [N, inner]
+// intermediate.
+func (m *MLP) Forward(dst, x *tensor.Tensor) {
+	h := m.Up.Apply(x)
+	m.Act.Apply(h)
+	m.Down.Forward(dst, h)
+}
+
+// MaskBias turns an attention mask (1 attend, 0 ignore) of B×S into the additive
+// per-key bias Hugging Face uses: 0 where attended, the most negative float32
+// where not. A nil mask gives nil (attend everywhere).
+func MaskBias(mask []int) []float32 {
+	if mask == nil {
+		return nil
+	}
+	out := make([]float32, len(mask))
+	for i, m := range mask {
+		if m == 0 {
+			out[i] = -math.MaxFloat32
+		}
+	}
+	return out
+}
