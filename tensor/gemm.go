@@ -1,26 +1,293 @@
 package tensor
 
+import "sync"
+
+// This file holds the blocked matrix-product driver shared by every kernel
+// implementation: it packs panels of A and B into contiguous buffers sized for
+// the caches and hands whole register tiles to a micro-kernel (assembly where
+// the CPU allows, gemm_generic.go otherwise). M = 1 goes to a GEMV kernel that
+// streams the weights once instead.
+
+// Blocking sizes (in elements). A kc×nr sliver of packed B stays in L1, an
+// mc×kc block of packed A in L2, a kc×nc panel of packed B in L2/L3.
+const (
+	gemmKC = 256
+	gemmMC = 120
+	gemmNC = 2048
+)
+
+// gemmImpl is one implementation of the kernels the driver needs. Tests loop
+// over gemmImpls to force each in turn.
+type gemmImpl struct {
+	name   string
+	mr, nr int // register tile of the micro-kernel
+
+	// micro computes the mr×nr tile C = Ap·Bp (C += Ap·Bp when acc) over kc,
+	// where Ap holds kc groups of mr values of A (packed) and Bp kc groups
+	// of nr values of B (packed). C has row stride ldc.
+	micro func(kc int, ap, bp, c []float32, ldc int, acc bool)
+
+	// gemvT* compute y[j] = Σp x[p]·B[j·ldb+p] for j < n (y[j] += … when
+	// acc): M = 1 against a [n,k] weight, one streaming pass over B.
+	gemvTF32  func(n, k int, x, b []float32, ldb int, y []float32, acc bool)
+	gemvTF16  func(n, k int, x []float32, b []uint16, ldb int, y []float32, acc bool)
+	gemvTBF16 func(n, k int, x []float32, b []uint16, ldb int, y []float32, acc bool)
+
+	// gemvN* compute y[j] = Σp x[p]·B[p·ldb+j] for j < n (y[j] += … when
+	// acc): M = 1 against a [k,n] weight.
+	gemvNF32  func(n, k int, x, b []float32, ldb int, y []float32, acc bool)
+	gemvNF16  func(n, k int, x []float32, b []uint16, ldb int, y []float32, acc bool)
+	gemvNBF16 func(n, k int, x []float32, b []uint16, ldb int, y []float32, acc bool)
+
+	// convF16/convBF16 widen len(src) values into dst (used by packing).
+	convF16  func(dst []float32, src []uint16)
+	convBF16 func(dst []float32, src []uint16)
+}
+
+// bMat is the B operand in any of its storage types.
+type bMat struct {
+	f32   []float32
+	u16   []uint16
+	bf16  bool // u16 holds bfloat16 (else IEEE half)
+	ld    int
+	trans bool // B is n×k (else k×n)
+}
+
 // gemmF32 computes C = A·op(B), or C += A·op(B) when acc. A is m×k, row stride
 // lda. If transB, B is n×k with row stride ldb (a PyTorch Linear weight
 // [out,in]) and op(B) = Bᵀ; else B is k×n with row stride ldb. C is m×n, row
-// stride ldc.
+// stride ldc. Uses the worker pool when the work is large enough.
 func gemmF32(m, n, k int, a []float32, lda int, b []float32, ldb int, transB bool, c []float32, ldc int, acc bool) {
-	parallelFor(m, 1, func(lo, hi int) {
-		gemmRefF32(hi-lo, n, k, a[lo*lda:], lda, b, ldb, transB, c[lo*ldc:], ldc, acc)
+	gemmRun(gemmDefault, m, n, k, a, lda, bMat{f32: b, ld: ldb, trans: transB}, c, ldc, acc, true)
+}
+
+// gemmF32Serial is gemmF32 without the worker pool (for callers that already
+// run inside a parallelFor body). Results are identical to gemmF32.
+func gemmF32Serial(m, n, k int, a []float32, lda int, b []float32, ldb int, transB bool, c []float32, ldc int, acc bool) {
+	gemmRun(gemmDefault, m, n, k, a, lda, bMat{f32: b, ld: ldb, trans: transB}, c, ldc, acc, false)
+}
+
+// gemmF16 is gemmF32 with B stored as IEEE half bits, widened panel by panel.
+func gemmF16(m, n, k int, a []float32, lda int, b []uint16, ldb int, transB bool, c []float32, ldc int, acc bool) {
+	gemmRun(gemmDefault, m, n, k, a, lda, bMat{u16: b, ld: ldb, trans: transB}, c, ldc, acc, true)
+}
+
+// gemmBF16 is gemmF32 with B stored as bfloat16 bits, widened panel by panel.
+func gemmBF16(m, n, k int, a []float32, lda int, b []uint16, ldb int, transB bool, c []float32, ldc int, acc bool) {
+	gemmRun(gemmDefault, m, n, k, a, lda, bMat{u16: b, bf16: true, ld: ldb, trans: transB}, c, ldc, acc, true)
+}
+
+// minParallelFlops is the work below which splitting over threads costs more
+// than it saves (a wake-up is a few microseconds).
+const minParallelFlops = 1 << 18
+
+// gemmRun is the entry of every product: it picks GEMV or the blocked path
+// and splits the work over the pool when par is set.
+func gemmRun(g *gemmImpl, m, n, k int, a []float32, lda int, b bMat, c []float32, ldc int, acc bool, par bool) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		if !acc {
+			for i := 0; i < m; i++ {
+				clear(c[i*ldc : i*ldc+n])
+			}
+		}
+		return
+	}
+	flops := 2 * m * n * k
+	if !par || flops < minParallelFlops {
+		gemmBlock(g, m, n, k, a, lda, b, 0, c, ldc, acc)
+		return
+	}
+	if m == 1 {
+		// Columns in units of 64 keep each thread's slice of B rows (or of
+		// a [k,n] row) whole cache lines.
+		const unit = 64
+		units := (n + unit - 1) / unit
+		grain := max(1, minParallelFlops/(2*k*unit))
+		parallelFor(units, grain, func(lo, hi int) {
+			j0, j1 := lo*unit, min(hi*unit, n)
+			gemmBlock(g, 1, j1-j0, k, a, lda, b, j0, c[j0:], ldc, acc)
+		})
+		return
+	}
+	if n >= m {
+		unit := g.nr * 2
+		units := (n + unit - 1) / unit
+		grain := max(1, minParallelFlops/(2*m*k*unit))
+		parallelFor(units, grain, func(lo, hi int) {
+			j0, j1 := lo*unit, min(hi*unit, n)
+			gemmBlock(g, m, j1-j0, k, a, lda, b, j0, c[j0:], ldc, acc)
+		})
+		return
+	}
+	unit := g.mr * 2
+	units := (m + unit - 1) / unit
+	grain := max(1, minParallelFlops/(2*n*k*unit))
+	parallelFor(units, grain, func(lo, hi int) {
+		i0, i1 := lo*unit, min(hi*unit, m)
+		gemmBlock(g, i1-i0, n, k, a[i0*lda:], lda, b, 0, c[i0*ldc:], ldc, acc)
 	})
 }
 
-// gemmF32Serial is gemmF32 without the worker pool.
-func gemmF32Serial(m, n, k int, a []float32, lda int, b []float32, ldb int, transB bool, c []float32, ldc int, acc bool) {
-	gemmRefF32(m, n, k, a, lda, b, ldb, transB, c, ldc, acc)
+// gemmBuf is the per-goroutine scratch of the blocked path, recycled through
+// a sync.Pool so that steady-state products do not allocate.
+type gemmBuf struct {
+	a, b, tile []float32
 }
 
-// gemmF16 is gemmF32 with B stored as IEEE half bits.
-func gemmF16(m, n, k int, a []float32, lda int, b []uint16, ldb int, transB bool, c []float32, ldc int, acc bool) {
-	gemmRefU16(m, n, k, a, lda, b, ldb, transB, c, ldc, acc, f16ToF32)
+var gemmBufs = sync.Pool{New: func() any { return new(gemmBuf) }}
+
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
 }
 
-// gemmBF16 is gemmF32 with B stored as bfloat16 bits.
-func gemmBF16(m, n, k int, a []float32, lda int, b []uint16, ldb int, transB bool, c []float32, ldc int, acc bool) {
-	gemmRefU16(m, n, k, a, lda, b, ldb, transB, c, ldc, acc, bf16ToF32)
+// gemmBlock computes columns [j0, j0+n) of op(B) into c (which starts at
+// column j0) on the calling goroutine.
+func gemmBlock(g *gemmImpl, m, n, k int, a []float32, lda int, b bMat, j0 int, c []float32, ldc int, acc bool) {
+	if m == 1 {
+		gemv(g, n, k, a[:k], b, j0, c[:n], acc)
+		return
+	}
+	mr, nr := g.mr, g.nr
+	buf := gemmBufs.Get().(*gemmBuf)
+	defer gemmBufs.Put(buf)
+	// Even out the row blocks: 128 rows become 2×64, not 120+8.
+	mc := (m + (m+gemmMC-1)/gemmMC - 1) / ((m + gemmMC - 1) / gemmMC)
+	mc = (mc + mr - 1) / mr * mr
+	kcMax := min(k, gemmKC)
+	ncMax := min((n+nr-1)/nr*nr, gemmNC)
+	buf.a = grow(buf.a, mc*kcMax)
+	buf.b = grow(buf.b, ncMax*kcMax)
+	buf.tile = grow(buf.tile, mr*nr)
+	for jc := 0; jc < n; jc += gemmNC {
+		nc := min(gemmNC, n-jc)
+		for pc := 0; pc < k; pc += gemmKC {
+			kc := min(gemmKC, k-pc)
+			packB(g, b, pc, kc, j0+jc, nc, buf.b)
+			accBlk := acc || pc > 0
+			for ic := 0; ic < m; ic += mc {
+				mcc := min(mc, m-ic)
+				packA(a[ic*lda+pc:], lda, mcc, kc, mr, buf.a)
+				for jr := 0; jr < nc; jr += nr {
+					bp := buf.b[jr*kc : (jr+nr)*kc]
+					nrr := min(nr, nc-jr)
+					for ir := 0; ir < mcc; ir += mr {
+						ap := buf.a[ir*kc : (ir+mr)*kc]
+						mrr := min(mr, mcc-ir)
+						ci := (ic+ir)*ldc + jc + jr
+						if mrr == mr && nrr == nr {
+							g.micro(kc, ap, bp, c[ci:ci+(mr-1)*ldc+nr], ldc, accBlk)
+							continue
+						}
+						// Edge tile: compute into scratch, then copy the valid part.
+						t := buf.tile
+						g.micro(kc, ap, bp, t, nr, false)
+						for i := 0; i < mrr; i++ {
+							row := c[ci+i*ldc : ci+i*ldc+nrr]
+							if accBlk {
+								for j := range row {
+									row[j] += t[i*nr+j]
+								}
+							} else {
+								copy(row, t[i*nr:i*nr+nrr])
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// packA copies an mc×kc block of A into micro-panels of mr rows: panel r holds,
+// for each p, the mr values A[r·mr+i][p]. Missing rows are zero.
+func packA(a []float32, lda, mc, kc, mr int, dst []float32) {
+	for r := 0; r < mc; r += mr {
+		d := dst[r*kc : (r+mr)*kc]
+		rows := min(mr, mc-r)
+		for i := 0; i < rows; i++ {
+			src := a[(r+i)*lda : (r+i)*lda+kc]
+			for p, v := range src {
+				d[p*mr+i] = v
+			}
+		}
+		for i := rows; i < mr; i++ {
+			for p := 0; p < kc; p++ {
+				d[p*mr+i] = 0
+			}
+		}
+	}
+}
+
+// packB copies op(B)[pc:pc+kc, j0:j0+nc] into slivers of nr columns: sliver s
+// holds, for each p, the nr values op(B)[pc+p][j0+s·nr+j]. Missing columns are
+// zero. Half-precision B is widened here, one panel at a time.
+func packB(g *gemmImpl, b bMat, pc, kc, j0, nc int, dst []float32) {
+	nr := g.nr
+	var row [gemmKC]float32 // one widened row of B (trans) or chunk (non-trans)
+	for s := 0; s < nc; s += nr {
+		d := dst[s*kc : (s+nr)*kc]
+		cols := min(nr, nc-s)
+		if b.trans {
+			for j := 0; j < cols; j++ {
+				off := (j0+s+j)*b.ld + pc
+				var src []float32
+				switch {
+				case b.f32 != nil:
+					src = b.f32[off : off+kc]
+				case b.bf16:
+					src = row[:kc]
+					g.convBF16(src, b.u16[off:off+kc])
+				default:
+					src = row[:kc]
+					g.convF16(src, b.u16[off:off+kc])
+				}
+				for p, v := range src {
+					d[p*nr+j] = v
+				}
+			}
+			for j := cols; j < nr; j++ {
+				for p := 0; p < kc; p++ {
+					d[p*nr+j] = 0
+				}
+			}
+			continue
+		}
+		for p := 0; p < kc; p++ {
+			off := (pc+p)*b.ld + j0 + s
+			dp := d[p*nr : p*nr+nr]
+			switch {
+			case b.f32 != nil:
+				copy(dp, b.f32[off:off+cols])
+			case b.bf16:
+				g.convBF16(dp[:cols], b.u16[off:off+cols])
+			default:
+				g.convF16(dp[:cols], b.u16[off:off+cols])
+			}
+			clear(dp[cols:])
+		}
+	}
+}
+
+// gemv computes y[j] (+)= Σp x[p]·op(B)[p][j0+j] for j < len(y).
+func gemv(g *gemmImpl, n, k int, x []float32, b bMat, j0 int, y []float32, acc bool) {
+	switch {
+	case b.trans && b.f32 != nil:
+		g.gemvTF32(n, k, x, b.f32[j0*b.ld:], b.ld, y, acc)
+	case b.trans && b.bf16:
+		g.gemvTBF16(n, k, x, b.u16[j0*b.ld:], b.ld, y, acc)
+	case b.trans:
+		g.gemvTF16(n, k, x, b.u16[j0*b.ld:], b.ld, y, acc)
+	case b.f32 != nil:
+		g.gemvNF32(n, k, x, b.f32[j0:], b.ld, y, acc)
+	case b.bf16:
+		g.gemvNBF16(n, k, x, b.u16[j0:], b.ld, y, acc)
+	default:
+		g.gemvNF16(n, k, x, b.u16[j0:], b.ld, y, acc)
+	}
 }

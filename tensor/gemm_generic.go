@@ -1,0 +1,174 @@
+package tensor
+
+import "math"
+
+// The pure-Go kernels: the only ones with -tags purego or on architectures
+// without assembly, and a forced variant in the tests everywhere. They are
+// blocked like the assembly (same driver, same packing), with a 4×4 register
+// tile that the Go compiler keeps in registers.
+
+var genericImpl = &gemmImpl{
+	name:     "generic",
+	mr:       4,
+	nr:       4,
+	micro:    microGeneric,
+	gemvTF32: gemvTF32Generic,
+	gemvTF16: func(n, k int, x []float32, b []uint16, ldb int, y []float32, acc bool) {
+		gemvTU16Generic(n, k, x, b, ldb, y, acc, false)
+	},
+	gemvTBF16: func(n, k int, x []float32, b []uint16, ldb int, y []float32, acc bool) {
+		gemvTU16Generic(n, k, x, b, ldb, y, acc, true)
+	},
+	gemvNF32: gemvNF32Generic,
+	gemvNF16: func(n, k int, x []float32, b []uint16, ldb int, y []float32, acc bool) {
+		gemvNU16Generic(n, k, x, b, ldb, y, acc, false)
+	},
+	gemvNBF16: func(n, k int, x []float32, b []uint16, ldb int, y []float32, acc bool) {
+		gemvNU16Generic(n, k, x, b, ldb, y, acc, true)
+	},
+	convF16:  F16ToF32,
+	convBF16: convBF16Generic,
+}
+
+func convBF16Generic(dst []float32, src []uint16) {
+	dst = dst[:len(src)]
+	for i, h := range src {
+		dst[i] = math.Float32frombits(uint32(h) << 16)
+	}
+}
+
+// microGeneric is the 4×4 micro-kernel (see gemmImpl.micro).
+func microGeneric(kc int, ap, bp, c []float32, ldc int, acc bool) {
+	var c00, c01, c02, c03, c10, c11, c12, c13 float32
+	var c20, c21, c22, c23, c30, c31, c32, c33 float32
+	ap = ap[:4*kc]
+	bp = bp[:4*kc]
+	for p := 0; p < kc; p++ {
+		a := ap[4*p : 4*p+4 : 4*p+4]
+		b := bp[4*p : 4*p+4 : 4*p+4]
+		a0, a1, a2, a3 := a[0], a[1], a[2], a[3]
+		b0, b1, b2, b3 := b[0], b[1], b[2], b[3]
+		c00 += a0 * b0
+		c01 += a0 * b1
+		c02 += a0 * b2
+		c03 += a0 * b3
+		c10 += a1 * b0
+		c11 += a1 * b1
+		c12 += a1 * b2
+		c13 += a1 * b3
+		c20 += a2 * b0
+		c21 += a2 * b1
+		c22 += a2 * b2
+		c23 += a2 * b3
+		c30 += a3 * b0
+		c31 += a3 * b1
+		c32 += a3 * b2
+		c33 += a3 * b3
+	}
+	r0 := c[0:4:4]
+	r1 := c[ldc : ldc+4 : ldc+4]
+	r2 := c[2*ldc : 2*ldc+4 : 2*ldc+4]
+	r3 := c[3*ldc : 3*ldc+4 : 3*ldc+4]
+	if acc {
+		r0[0], r0[1], r0[2], r0[3] = r0[0]+c00, r0[1]+c01, r0[2]+c02, r0[3]+c03
+		r1[0], r1[1], r1[2], r1[3] = r1[0]+c10, r1[1]+c11, r1[2]+c12, r1[3]+c13
+		r2[0], r2[1], r2[2], r2[3] = r2[0]+c20, r2[1]+c21, r2[2]+c22, r2[3]+c23
+		r3[0], r3[1], r3[2], r3[3] = r3[0]+c30, r3[1]+c31, r3[2]+c32, r3[3]+c33
+		return
+	}
+	r0[0], r0[1], r0[2], r0[3] = c00, c01, c02, c03
+	r1[0], r1[1], r1[2], r1[3] = c10, c11, c12, c13
+	r2[0], r2[1], r2[2], r2[3] = c20, c21, c22, c23
+	r3[0], r3[1], r3[2], r3[3] = c30, c31, c32, c33
+}
+
+// dotGeneric is Σ x[p]·y[p] with four partial sums (independent chains).
+func dotGeneric(x, y []float32) float32 {
+	y = y[:len(x)]
+	var s0, s1, s2, s3 float32
+	p := 0
+	for ; p+4 <= len(x); p += 4 {
+		s0 += x[p] * y[p]
+		s1 += x[p+1] * y[p+1]
+		s2 += x[p+2] * y[p+2]
+		s3 += x[p+3] * y[p+3]
+	}
+	for ; p < len(x); p++ {
+		s0 += x[p] * y[p]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+func gemvTF32Generic(n, k int, x, b []float32, ldb int, y []float32, acc bool) {
+	x = x[:k]
+	for j := 0; j < n; j++ {
+		s := dotGeneric(x, b[j*ldb:j*ldb+k])
+		if acc {
+			y[j] += s
+		} else {
+			y[j] = s
+		}
+	}
+}
+
+// gemvTU16Generic widens one row chunk at a time into a stack buffer.
+func gemvTU16Generic(n, k int, x []float32, b []uint16, ldb int, y []float32, acc, bf16 bool) {
+	var row [256]float32
+	x = x[:k]
+	for j := 0; j < n; j++ {
+		var s float32
+		for p0 := 0; p0 < k; p0 += len(row) {
+			kc := min(len(row), k-p0)
+			src := b[j*ldb+p0 : j*ldb+p0+kc]
+			if bf16 {
+				convBF16Generic(row[:kc], src)
+			} else {
+				F16ToF32(row[:kc], src)
+			}
+			s += dotGeneric(x[p0:p0+kc], row[:kc])
+		}
+		if acc {
+			y[j] += s
+		} else {
+			y[j] = s
+		}
+	}
+}
+
+func gemvNF32Generic(n, k int, x, b []float32, ldb int, y []float32, acc bool) {
+	y = y[:n]
+	if !acc {
+		clear(y)
+	}
+	for p := 0; p < k; p++ {
+		xp := x[p]
+		row := b[p*ldb : p*ldb+n]
+		for j, v := range row {
+			y[j] += xp * v
+		}
+	}
+}
+
+func gemvNU16Generic(n, k int, x []float32, b []uint16, ldb int, y []float32, acc, bf16 bool) {
+	var row [256]float32
+	y = y[:n]
+	if !acc {
+		clear(y)
+	}
+	for j0 := 0; j0 < n; j0 += len(row) {
+		nc := min(len(row), n-j0)
+		yc := y[j0 : j0+nc]
+		for p := 0; p < k; p++ {
+			src := b[p*ldb+j0 : p*ldb+j0+nc]
+			if bf16 {
+				convBF16Generic(row[:nc], src)
+			} else {
+				F16ToF32(row[:nc], src)
+			}
+			xp := x[p]
+			for j, v := range row[:nc] {
+				yc[j] += xp * v
+			}
+		}
+	}
+}
