@@ -1,0 +1,453 @@
+// Package bert implements the BERT family of encoders (BERT, RoBERTa,
+// DistilBERT) and the heads people download them for, loaded from Hugging
+// Face checkpoints. It mirrors transformers' modeling_bert.py,
+// modeling_roberta.py and modeling_distilbert.py: one type per module, loaded
+// from a scoped weight loader so the tensor names fall out of the structure.
+//
+// A Model is immutable after loading and safe for concurrent use; each
+// Forward call allocates its own activations.
+//
+// Shapes in comments: B batch, S sequence length, N = B·S rows, D hidden size,
+// I intermediate size, V vocabulary, H heads.
+package bert
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+
+	"github.com/embrace-go/embrace/models/internal/weights"
+	"github.com/embrace-go/embrace/nn"
+	"github.com/embrace-go/embrace/safetensors"
+	"github.com/embrace-go/embrace/tensor"
+)
+
+// Embeddings is BertEmbeddings / RobertaEmbeddings / DistilBERT's Embeddings:
+// word + position (+ token type) embeddings, then LayerNorm.
+type Embeddings struct {
+	Word, Position *nn.Embedding
+	TokenType      *nn.Embedding // nil for DistilBERT
+	Norm           *nn.LayerNorm
+}
+
+// Layer is one post-norm transformer block (BertLayer, DistilBERT's
+// TransformerBlock): attention, add & norm, feed-forward, add & norm.
+type Layer struct {
+	Query, Key, Value, AttnOut *nn.Linear
+	AttnNorm                   *nn.LayerNorm
+	Up, Down                   *nn.Linear
+	OutNorm                    *nn.LayerNorm
+	Act                        tensor.Activation // of the feed-forward block
+}
+
+// Encoder is the base model without a pooler: embeddings and layers.
+type Encoder struct {
+	Config     *Config
+	Embeddings *Embeddings
+	Layers     []*Layer
+}
+
+func loadEncoder(cfg *Config, w *weights.Loader) (*Encoder, error) {
+	d, in := cfg.HiddenSize, cfg.IntermediateSize
+	eps := cfg.LayerNormEps
+	e := &Encoder{Config: cfg, Embeddings: &Embeddings{}}
+	ew := w.Sub("embeddings")
+	var err error
+	if e.Embeddings.Word, err = ew.Embedding("word_embeddings", cfg.VocabSize, d); err != nil {
+		return nil, err
+	}
+	if e.Embeddings.Position, err = ew.Embedding("position_embeddings", cfg.MaxPositionEmbeddings, d); err != nil {
+		return nil, err
+	}
+	if cfg.TypeVocabSize > 0 {
+		if e.Embeddings.TokenType, err = ew.Embedding("token_type_embeddings", cfg.TypeVocabSize, d); err != nil {
+			return nil, err
+		}
+	}
+	if e.Embeddings.Norm, err = ew.LayerNorm("LayerNorm", d, eps); err != nil {
+		return nil, err
+	}
+	for i := 0; i < cfg.NumHiddenLayers; i++ {
+		l := &Layer{Act: cfg.Act}
+		var names [8]string
+		var lw *weights.Loader
+		if cfg.Family == DistilBERT {
+			lw = w.Subf("transformer.layer.%d", i)
+			names = [8]string{"attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin",
+				"sa_layer_norm", "ffn.lin1", "ffn.lin2", "output_layer_norm"}
+		} else {
+			lw = w.Subf("encoder.layer.%d", i)
+			names = [8]string{"attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+				"attention.output.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm"}
+		}
+		for j, p := range []**nn.Linear{&l.Query, &l.Key, &l.Value, &l.AttnOut} {
+			if *p, err = lw.Linear(names[j], d, d, true); err != nil {
+				return nil, err
+			}
+		}
+		if l.AttnNorm, err = lw.LayerNorm(names[4], d, eps); err != nil {
+			return nil, err
+		}
+		if l.Up, err = lw.Linear(names[5], d, in, true); err != nil {
+			return nil, err
+		}
+		if l.Down, err = lw.Linear(names[6], in, d, true); err != nil {
+			return nil, err
+		}
+		if l.OutNorm, err = lw.LayerNorm(names[7], d, eps); err != nil {
+			return nil, err
+		}
+		e.Layers = append(e.Layers, l)
+	}
+	return e, nil
+}
+
+// Input is a batch of token sequences, right- or left-padded to one length.
+type Input struct {
+	Batch, Seq int
+	// InputIDs holds Batch·Seq token ids, row-major.
+	InputIDs []int
+	// AttentionMask holds Batch·Seq values, 1 for real tokens and 0 for
+	// padding; nil means every token is real.
+	AttentionMask []int
+	// TokenTypeIDs holds Batch·Seq segment ids; nil means all 0. Ignored by
+	// DistilBERT, which has no segment embeddings.
+	TokenTypeIDs []int
+}
+
+// check validates the input against the config.
+func (in *Input) check(cfg *Config) error {
+	n := in.Batch * in.Seq
+	if in.Batch <= 0 || in.Seq <= 0 {
+		return fmt.Errorf("bert: empty input (batch %d, sequence %d)", in.Batch, in.Seq)
+	}
+	if len(in.InputIDs) != n {
+		return fmt.Errorf("bert: %d input ids for batch %d × sequence %d", len(in.InputIDs), in.Batch, in.Seq)
+	}
+	if in.AttentionMask != nil && len(in.AttentionMask) != n {
+		return fmt.Errorf("bert: attention mask has %d values for batch %d × sequence %d", len(in.AttentionMask), in.Batch, in.Seq)
+	}
+	if in.TokenTypeIDs != nil && len(in.TokenTypeIDs) != n {
+		return fmt.Errorf("bert: token type ids have %d values for batch %d × sequence %d", len(in.TokenTypeIDs), in.Batch, in.Seq)
+	}
+	limit := cfg.MaxPositionEmbeddings
+	if cfg.Family == RoBERTa {
+		limit -= cfg.PadTokenID + 1 // positions start after the padding index
+	}
+	if in.Seq > limit {
+		return fmt.Errorf("bert: sequence of %d tokens is longer than the model's %d positions (max_position_embeddings)", in.Seq, limit)
+	}
+	for i, id := range in.InputIDs {
+		if id < 0 || id >= cfg.VocabSize {
+			return fmt.Errorf("bert: input id %d at sequence %d position %d is outside the vocabulary of %d", id, i/in.Seq, i%in.Seq, cfg.VocabSize)
+		}
+	}
+	for i, m := range in.AttentionMask {
+		if m != 0 && m != 1 {
+			return fmt.Errorf("bert: attention mask value %d at sequence %d position %d (want 0 or 1)", m, i/in.Seq, i%in.Seq)
+		}
+	}
+	if cfg.Family != DistilBERT {
+		for i, t := range in.TokenTypeIDs {
+			if t < 0 || t >= max(cfg.TypeVocabSize, 1) {
+				return fmt.Errorf("bert: token type id %d at sequence %d position %d is outside 0..%d", t, i/in.Seq, i%in.Seq, max(cfg.TypeVocabSize, 1)-1)
+			}
+		}
+	}
+	return nil
+}
+
+// positionIDs returns the position of every token: 0..S-1 for BERT and
+// DistilBERT; for RoBERTa, padding_idx+1 onwards counted over non-pad tokens
+// only (pads keep padding_idx), as create_position_ids_from_input_ids does.
+func (e *Encoder) positionIDs(in *Input) []int {
+	pos := make([]int, len(in.InputIDs))
+	pad := e.Config.PadTokenID
+	for b := 0; b < in.Batch; b++ {
+		row := in.InputIDs[b*in.Seq : (b+1)*in.Seq]
+		count := 0
+		for s, id := range row {
+			switch {
+			case e.Config.Family != RoBERTa:
+				pos[b*in.Seq+s] = s
+			case id == pad:
+				pos[b*in.Seq+s] = pad
+			default:
+				count++
+				pos[b*in.Seq+s] = pad + count
+			}
+		}
+	}
+	return pos
+}
+
+// Forward runs the encoder: x [B, S, D] is the last hidden state. With
+// allHidden it also returns the L+1 hidden states (embeddings output, then
+// each layer's), as output_hidden_states=True does.
+func (e *Encoder) Forward(ctx context.Context, in *Input, allHidden bool) (last *tensor.Tensor, hidden []*tensor.Tensor, err error) {
+	cfg := e.Config
+	if err := in.check(cfg); err != nil {
+		return nil, nil, err
+	}
+	n, d := in.Batch*in.Seq, cfg.HiddenSize
+	// Embeddings: x [N, D] = word + position (+ type), then LayerNorm.
+	x := tensor.Zeros(n, d)
+	if err := e.Embeddings.Word.Forward(x, in.InputIDs); err != nil {
+		return nil, nil, fmt.Errorf("bert: %w", err)
+	}
+	if err := e.Embeddings.Position.AddTo(x, e.positionIDs(in)); err != nil {
+		return nil, nil, fmt.Errorf("bert: position %w", err)
+	}
+	if e.Embeddings.TokenType != nil {
+		types := in.TokenTypeIDs
+		if types == nil {
+			types = make([]int, n)
+		}
+		if err := e.Embeddings.TokenType.AddTo(x, types); err != nil {
+			return nil, nil, fmt.Errorf("bert: token type %w", err)
+		}
+	}
+	e.Embeddings.Norm.Forward(x, x)
+	if allHidden {
+		hidden = append(hidden, x.Clone().Reshape(in.Batch, in.Seq, d))
+	}
+	bias := nn.MaskBias(in.AttentionMask)
+	buf := newBuffers(n, d, cfg.IntermediateSize)
+	for _, l := range e.Layers {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		l.forward(x, buf, in.Batch, in.Seq, cfg.NumAttentionHeads, bias)
+		if allHidden {
+			hidden = append(hidden, x.Clone().Reshape(in.Batch, in.Seq, d))
+		}
+	}
+	return x.Reshape(in.Batch, in.Seq, d), hidden, nil
+}
+
+// buffers are one call's scratch activations, reused by every layer.
+type buffers struct {
+	q, k, v, ctx, tmp *tensor.Tensor // [N, D]
+	inter             *tensor.Tensor // [N, I]
+}
+
+func newBuffers(n, d, inner int) *buffers {
+	return &buffers{q: tensor.Zeros(n, d), k: tensor.Zeros(n, d), v: tensor.Zeros(n, d),
+		ctx: tensor.Zeros(n, d), tmp: tensor.Zeros(n, d), inter: tensor.Zeros(n, inner)}
+}
+
+// forward updates x [N, D] in place through one block.
+func (l *Layer) forward(x *tensor.Tensor, b *buffers, batch, seq, heads int, keyBias []float32) {
+	d := x.Dim(-1)
+	// Self-attention: ctx [N, D] = softmax(q·kᵀ/√Dh + mask)·v per head.
+	l.Query.Forward(b.q, x)
+	l.Key.Forward(b.k, x)
+	l.Value.Forward(b.v, x)
+	nn.SelfAttention(b.ctx.Float32s(), b.q.Float32s(), b.k.Float32s(), b.v.Float32s(), d, d, d,
+		batch, seq, heads, d/heads, keyBias, false)
+	// x = LayerNorm(ctx·Woᵀ + bo + x)
+	l.AttnOut.Forward(b.tmp, b.ctx)
+	tensor.Add(x, x, b.tmp)
+	l.AttnNorm.Forward(x, x)
+	// x = LayerNorm(act(x·Wupᵀ)·Wdownᵀ + x)
+	l.Up.Forward(b.inter, x)
+	l.Act.Apply(b.inter)
+	l.Down.Forward(b.tmp, b.inter)
+	tensor.Add(x, x, b.tmp)
+	l.OutNorm.Forward(x, x)
+}
+
+// Model is an encoder with the head its config.json names.
+type Model struct {
+	Config  *Config
+	Encoder *Encoder
+	// Pooler is present for BERT-style base models and the heads that use it
+	// (pre-training, BERT sequence classification); nil otherwise.
+	Pooler *Pooler
+	// Exactly one of the heads below is set, according to Config.Task (none
+	// for TaskBase).
+	MLM        *MLMHead
+	NSP        *nn.Linear // pre-training's next-sentence classifier [2, D]
+	Classifier *ClassificationHead
+	TokenCls   *nn.Linear // [labels, D]
+	QA         *nn.Linear // [2, D]
+
+	closer func() error
+}
+
+// Load reads a checkpoint folder as a user downloads it: config.json, then
+// model.safetensors or a sharded model.safetensors.index.json. The head comes
+// from config.json's architectures.
+func Load(dir string) (*Model, error) {
+	cfgPath := filepath.Join(dir, "config.json")
+	cfg, err := ReadConfig(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	ckpt, err := safetensors.OpenCheckpoint(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("bert: %s: no model.safetensors or model.safetensors.index.json: %w", dir, err)
+		}
+		return nil, fmt.Errorf("bert: %w", err)
+	}
+	m, err := New(cfg, ckpt, dir)
+	if err != nil {
+		ckpt.Close()
+		return nil, err
+	}
+	m.closer = ckpt.Close
+	return m, nil
+}
+
+// Close releases the checkpoint's memory mapping. The model must not be used
+// afterwards.
+func (m *Model) Close() error {
+	if m.closer == nil {
+		return nil
+	}
+	return m.closer()
+}
+
+// New builds a model from cfg and the tensors in src; where names the source
+// in errors. Weight names are accepted with or without the base model's
+// prefix ("bert.", "roberta.", "distilbert.").
+func New(cfg *Config, src weights.Source, where string) (*Model, error) {
+	base := string(cfg.Family)
+	p, ok := weights.FirstPrefix(src, "embeddings.word_embeddings.weight", base, "")
+	if !ok {
+		return nil, fmt.Errorf("%s: missing tensor %q (nor without the %q prefix)", where, base+".embeddings.word_embeddings.weight", base+".")
+	}
+	root := weights.New(src, where)
+	w := root.Sub(p)
+	m := &Model{Config: cfg}
+	var err error
+	if m.Encoder, err = loadEncoder(cfg, w); err != nil {
+		return nil, err
+	}
+	d := cfg.HiddenSize
+	needPooler := cfg.Family == BERT && (cfg.Task == TaskPreTraining || cfg.Task == TaskSequenceClassification)
+	if needPooler || (cfg.Task == TaskBase && w.Has("pooler.dense.weight")) {
+		if m.Pooler, err = loadPooler(w, d); err != nil {
+			return nil, err
+		}
+	}
+	nl := len(cfg.Labels)
+	switch cfg.Task {
+	case TaskMaskedLM, TaskPreTraining:
+		if m.MLM, err = loadMLMHead(cfg, root, m.Encoder.Embeddings.Word.Table); err != nil {
+			return nil, err
+		}
+		if cfg.Task == TaskPreTraining {
+			if m.NSP, err = root.Linear("cls.seq_relationship", d, 2, true); err != nil {
+				return nil, err
+			}
+		}
+	case TaskSequenceClassification:
+		if m.Classifier, err = loadClassificationHead(cfg, root); err != nil {
+			return nil, err
+		}
+	case TaskTokenClassification:
+		if m.TokenCls, err = root.Linear("classifier", d, nl, true); err != nil {
+			return nil, err
+		}
+	case TaskQuestionAnswering:
+		if m.QA, err = root.Linear("qa_outputs", d, 2, true); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// ForwardOptions choose the optional outputs.
+type ForwardOptions struct {
+	// HiddenStates asks for every layer's output (output_hidden_states).
+	HiddenStates bool
+}
+
+// Output holds what a forward pass computed; fields a head does not produce
+// are nil. Names follow transformers' output classes.
+type Output struct {
+	LastHiddenState *tensor.Tensor   // [B, S, D]
+	HiddenStates    []*tensor.Tensor // L+1 × [B, S, D] when requested
+	PoolerOutput    *tensor.Tensor   // [B, D] when the model has a pooler
+	// Logits: [B, S, V] (masked LM), [B, labels] (sequence classification)
+	// or [B, S, labels] (token classification).
+	Logits                *tensor.Tensor
+	PredictionLogits      *tensor.Tensor // [B, S, V] (pre-training)
+	SeqRelationshipLogits *tensor.Tensor // [B, 2] (pre-training)
+	StartLogits           *tensor.Tensor // [B, S] (question answering)
+	EndLogits             *tensor.Tensor // [B, S] (question answering)
+}
+
+// Named returns the outputs by their Hugging Face names ("logits",
+// "hidden_states.0", ...), leaving out the ones not computed.
+func (o *Output) Named() map[string]*tensor.Tensor {
+	m := map[string]*tensor.Tensor{}
+	add := func(k string, t *tensor.Tensor) {
+		if t != nil {
+			m[k] = t
+		}
+	}
+	add("last_hidden_state", o.LastHiddenState)
+	add("pooler_output", o.PoolerOutput)
+	add("logits", o.Logits)
+	add("prediction_logits", o.PredictionLogits)
+	add("seq_relationship_logits", o.SeqRelationshipLogits)
+	add("start_logits", o.StartLogits)
+	add("end_logits", o.EndLogits)
+	for i, h := range o.HiddenStates {
+		add(fmt.Sprintf("hidden_states.%d", i), h)
+	}
+	return m
+}
+
+// Forward runs the encoder and the model's head on a batch.
+func (m *Model) Forward(ctx context.Context, in *Input, opt ForwardOptions) (*Output, error) {
+	last, hidden, err := m.Encoder.Forward(ctx, in, opt.HiddenStates)
+	if err != nil {
+		return nil, err
+	}
+	out := &Output{LastHiddenState: last, HiddenStates: hidden}
+	b, s := in.Batch, in.Seq
+	if m.Pooler != nil {
+		out.PoolerOutput = m.Pooler.Forward(last)
+	}
+	switch m.Config.Task {
+	case TaskMaskedLM:
+		out.Logits = m.MLM.Forward(last)
+	case TaskPreTraining:
+		out.PredictionLogits = m.MLM.Forward(last)
+		out.SeqRelationshipLogits = m.NSP.Apply(out.PoolerOutput)
+	case TaskSequenceClassification:
+		out.Logits = m.Classifier.Forward(last, out.PoolerOutput)
+	case TaskTokenClassification:
+		out.Logits = m.TokenCls.Apply(last)
+	case TaskQuestionAnswering:
+		se := m.QA.Apply(last).Float32s() // [N, 2]
+		start, end := tensor.Zeros(b, s), tensor.Zeros(b, s)
+		st, en := start.Float32s(), end.Float32s()
+		for i := range st {
+			st[i], en[i] = se[2*i], se[2*i+1]
+		}
+		out.StartLogits, out.EndLogits = start, end
+	}
+	for _, t := range []*tensor.Tensor{out.Logits, out.PredictionLogits, out.StartLogits} {
+		if t != nil && hasNaN(t.Float32s()) {
+			return nil, fmt.Errorf("bert: the forward pass produced NaN (corrupt weights?)")
+		}
+	}
+	return out, nil
+}
+
+func hasNaN(xs []float32) bool {
+	for _, v := range xs {
+		if math.IsNaN(float64(v)) {
+			return true
+		}
+	}
+	return false
+}
