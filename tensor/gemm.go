@@ -39,6 +39,11 @@ type gemmImpl struct {
 	gemvNF16  func(n, k int, x []float32, b []uint16, ldb int, y []float32, acc bool)
 	gemvNBF16 func(n, k int, x []float32, b []uint16, ldb int, y []float32, acc bool)
 
+	// packT8, when set, packs the transposed 8 rows of B starting at element
+	// off (row stride b.ld): value p of row r goes to dst[p·nr+r], for p
+	// below a multiple of 8 that it returns; the caller packs the rest.
+	packT8 func(kc int, b bMat, off int, dst []float32, nr int) int
+
 	// convF16/convBF16 widen len(src) values into dst (used by packing).
 	convF16  func(dst []float32, src []uint16)
 	convBF16 func(dst []float32, src []uint16)
@@ -234,23 +239,17 @@ func packB(g *gemmImpl, b bMat, pc, kc, j0, nc int, dst []float32) {
 		d := dst[s*kc : (s+nr)*kc]
 		cols := min(nr, nc-s)
 		if b.trans {
-			for j := 0; j < cols; j++ {
-				off := (j0+s+j)*b.ld + pc
-				var src []float32
-				switch {
-				case b.f32 != nil:
-					src = b.f32[off : off+kc]
-				case b.bf16:
-					src = row[:kc]
-					g.convBF16(src, b.u16[off:off+kc])
-				default:
-					src = row[:kc]
-					g.convF16(src, b.u16[off:off+kc])
-				}
-				for p, v := range src {
-					d[p*nr+j] = v
+			j := 0
+			if g.packT8 != nil {
+				for ; j+8 <= cols; j += 8 {
+					off := (j0+s+j)*b.ld + pc
+					done := g.packT8(kc, b, off, d[j:], nr)
+					if done < kc {
+						packTGo(g, b, off+done, kc-done, 8, d[done*nr+j:], nr, row[:])
+					}
 				}
 			}
+			packTGo(g, b, (j0+s+j)*b.ld+pc, kc, cols-j, d[j:], nr, row[:])
 			for j := cols; j < nr; j++ {
 				for p := 0; p < kc; p++ {
 					d[p*nr+j] = 0
@@ -270,6 +269,32 @@ func packB(g *gemmImpl, b bMat, pc, kc, j0, nc int, dst []float32) {
 				g.convF16(dp[:cols], b.u16[off:off+cols])
 			}
 			clear(dp[cols:])
+		}
+	}
+}
+
+// packTGo packs rows columns of op(B) (rows of B from element off on, kc
+// values each) into dst: value p of row j goes to dst[p·nr+j].
+func packTGo(g *gemmImpl, b bMat, off, kc, rows int, dst []float32, nr int, row []float32) {
+	if kc == 0 {
+		return
+	}
+	for j := 0; j < rows; j++ {
+		o := off + j*b.ld
+		var src []float32
+		switch {
+		case b.f32 != nil:
+			src = b.f32[o : o+kc]
+		case b.bf16:
+			src = row[:kc]
+			g.convBF16(src, b.u16[o:o+kc])
+		default:
+			src = row[:kc]
+			g.convF16(src, b.u16[o:o+kc])
+		}
+		d := dst[j : j+(kc-1)*nr+1]
+		for p, v := range src {
+			d[p*nr] = v
 		}
 	}
 }

@@ -2,7 +2,184 @@
 
 package tensor
 
-var (
-	gemmImpls   = []*gemmImpl{genericImpl}
-	gemmDefault = genericImpl
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
 )
+
+// Kernel dispatch for amd64: the CPU is examined once at start-up and the
+// fastest implementation it supports becomes gemmDefault; every supported one
+// stays listed in gemmImpls so the tests can force each.
+
+var (
+	gemmImpls, gemmDefault = amd64Impls()
+)
+
+func amd64Impls() ([]*gemmImpl, *gemmImpl) {
+	impls := []*gemmImpl{genericImpl}
+	if !(cpu.X86.HasAVX2 && cpu.X86.HasFMA) {
+		return impls, genericImpl
+	}
+	avx2 := &gemmImpl{
+		name:      "avx2",
+		mr:        6,
+		nr:        16,
+		micro:     microWrap(microAVX2, 6, 16),
+		gemvTF32:  gemvTF32AVX2Go,
+		gemvTF16:  gemvTU16AVX2Go(gemvTF16AVX2),
+		gemvTBF16: gemvTU16AVX2Go(gemvTBF16AVX2),
+		gemvNF32:  gemvNF32AVX2Go,
+		gemvNF16:  gemvNU16AVX2Go(gemvNF16AVX2),
+		gemvNBF16: gemvNU16AVX2Go(gemvNBF16AVX2),
+		packT8:    packT8AVX2,
+		convF16:   convU16AVX2Go(convF16AVX2, F16ToF32),
+		convBF16:  convU16AVX2Go(convBF16AVX2, convBF16Generic),
+	}
+	impls = append(impls, avx2)
+	best := avx2
+	if cpu.X86.HasAVX512F {
+		// Same GEMV and packing; a 6×32 zmm micro-kernel.
+		avx512 := *avx2
+		avx512.name = "avx512"
+		avx512.nr = 32
+		avx512.micro = microWrap(microAVX512, 6, 32)
+		impls = append(impls, &avx512)
+		best = &avx512
+	}
+	return impls, best
+}
+
+// microWrap adapts an assembly micro-kernel to gemmImpl.micro, checking the
+// extents that the assembly trusts.
+func microWrap(k func(kc int, a, b, c *float32, ldc int, acc bool), mr, nr int) func(kc int, ap, bp, c []float32, ldc int, acc bool) {
+	return func(kc int, ap, bp, c []float32, ldc int, acc bool) {
+		_ = ap[mr*kc-1]
+		_ = bp[nr*kc-1]
+		_ = c[(mr-1)*ldc+nr-1]
+		k(kc, &ap[0], &bp[0], &c[0], ldc, acc)
+	}
+}
+
+func gemvTF32AVX2Go(n, k int, x, b []float32, ldb int, y []float32, acc bool) {
+	if n == 0 || k == 0 {
+		gemvTF32Generic(n, k, x, b, ldb, y, acc)
+		return
+	}
+	_ = x[k-1]
+	_ = b[(n-1)*ldb+k-1]
+	_ = y[n-1]
+	gemvTF32AVX2(n, k, &x[0], unsafe.Pointer(&b[0]), ldb, &y[0], acc)
+}
+
+func gemvTU16AVX2Go(kern func(n, k int, x *float32, b unsafe.Pointer, ldb int, y *float32, acc bool)) func(n, k int, x []float32, b []uint16, ldb int, y []float32, acc bool) {
+	return func(n, k int, x []float32, b []uint16, ldb int, y []float32, acc bool) {
+		if n == 0 || k == 0 {
+			gemvTU16Generic(n, k, x, b, ldb, y, acc, false)
+			return
+		}
+		_ = x[k-1]
+		_ = b[(n-1)*ldb+k-1]
+		_ = y[n-1]
+		kern(n, k, &x[0], unsafe.Pointer(&b[0]), ldb, &y[0], acc)
+	}
+}
+
+func gemvNF32AVX2Go(n, k int, x, b []float32, ldb int, y []float32, acc bool) {
+	if !acc {
+		clear(y[:n])
+	}
+	if n == 0 || k == 0 {
+		return
+	}
+	_ = x[k-1]
+	_ = b[(k-1)*ldb+n-1]
+	_ = y[n-1]
+	gemvNF32AVX2(n, k, &x[0], unsafe.Pointer(&b[0]), ldb, &y[0])
+}
+
+func gemvNU16AVX2Go(kern func(n, k int, x *float32, b unsafe.Pointer, ldb int, y *float32)) func(n, k int, x []float32, b []uint16, ldb int, y []float32, acc bool) {
+	return func(n, k int, x []float32, b []uint16, ldb int, y []float32, acc bool) {
+		if !acc {
+			clear(y[:n])
+		}
+		if n == 0 || k == 0 {
+			return
+		}
+		_ = x[k-1]
+		_ = b[(k-1)*ldb+n-1]
+		_ = y[n-1]
+		kern(n, k, &x[0], unsafe.Pointer(&b[0]), ldb, &y[0])
+	}
+}
+
+func packT8AVX2(kc int, b bMat, off int, dst []float32, nr int) int {
+	kc8 := kc &^ 7
+	if kc8 == 0 {
+		return 0
+	}
+	_ = dst[(kc8-1)*nr+7]
+	last := off + 7*b.ld + kc8 - 1
+	switch {
+	case b.f32 != nil:
+		_ = b.f32[last]
+		packTF32AVX2(kc8, unsafe.Pointer(&b.f32[off]), b.ld, &dst[0], nr)
+	case b.bf16:
+		_ = b.u16[last]
+		packTBF16AVX2(kc8, unsafe.Pointer(&b.u16[off]), b.ld, &dst[0], nr)
+	default:
+		_ = b.u16[last]
+		packTF16AVX2(kc8, unsafe.Pointer(&b.u16[off]), b.ld, &dst[0], nr)
+	}
+	return kc8
+}
+
+func convU16AVX2Go(kern func(dst *float32, src *uint16, n int), tail func(dst []float32, src []uint16)) func(dst []float32, src []uint16) {
+	return func(dst []float32, src []uint16) {
+		n := len(src) &^ 7
+		if n > 0 {
+			_ = dst[n-1]
+			kern(&dst[0], &src[0], n)
+		}
+		tail(dst[n:len(src)], src[n:])
+	}
+}
+
+//go:noescape
+func microAVX2(kc int, a, b, c *float32, ldc int, acc bool)
+
+//go:noescape
+func microAVX512(kc int, a, b, c *float32, ldc int, acc bool)
+
+//go:noescape
+func gemvTF32AVX2(n, k int, x *float32, b unsafe.Pointer, ldb int, y *float32, acc bool)
+
+//go:noescape
+func gemvTF16AVX2(n, k int, x *float32, b unsafe.Pointer, ldb int, y *float32, acc bool)
+
+//go:noescape
+func gemvTBF16AVX2(n, k int, x *float32, b unsafe.Pointer, ldb int, y *float32, acc bool)
+
+//go:noescape
+func gemvNF32AVX2(n, k int, x *float32, b unsafe.Pointer, ldb int, y *float32)
+
+//go:noescape
+func gemvNF16AVX2(n, k int, x *float32, b unsafe.Pointer, ldb int, y *float32)
+
+//go:noescape
+func gemvNBF16AVX2(n, k int, x *float32, b unsafe.Pointer, ldb int, y *float32)
+
+//go:noescape
+func packTF32AVX2(kc int, b unsafe.Pointer, ldb int, dst *float32, nr int)
+
+//go:noescape
+func packTF16AVX2(kc int, b unsafe.Pointer, ldb int, dst *float32, nr int)
+
+//go:noescape
+func packTBF16AVX2(kc int, b unsafe.Pointer, ldb int, dst *float32, nr int)
+
+//go:noescape
+func convF16AVX2(dst *float32, src *uint16, n int)
+
+//go:noescape
+func convBF16AVX2(dst *float32, src *uint16, n int)
