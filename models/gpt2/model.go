@@ -1,0 +1,301 @@
+package gpt2
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/embrace-go/embrace/models/internal/weights"
+	"github.com/embrace-go/embrace/nn"
+	"github.com/embrace-go/embrace/safetensors"
+	"github.com/embrace-go/embrace/tensor"
+)
+
+// block is one transformer layer (GPT2Block): pre-norm attention and MLP,
+// each added to the residual stream.
+type block struct {
+	ln1, ln2 *nn.LayerNorm
+	attn     *nn.Linear // c_attn: Conv1D [D, 3D], fused q|k|v
+	proj     *nn.Linear // attn.c_proj: Conv1D [D, D]
+	fc       *nn.Linear // mlp.c_fc: Conv1D [D, inner]
+	out      *nn.Linear // mlp.c_proj: Conv1D [inner, D]
+	scale    float32    // multiplies q·k before the mask
+}
+
+// Model is a GPT2LMHeadModel. It is immutable after Load and safe for
+// concurrent use; per-generation state lives in a State.
+type Model struct {
+	cfg    Config
+	wte    *nn.Embedding // [V, D]
+	wpe    *nn.Embedding // [P, D]
+	blocks []block
+	lnF    *nn.LayerNorm
+	head   *tensor.Tensor // [V, D]: wte when tied, else lm_head.weight
+	act    tensor.Activation
+	ck     *safetensors.Checkpoint // kept open: weights alias its mapped memory
+}
+
+// Config returns a copy of the model's configuration.
+func (m *Model) Config() Config { return m.cfg }
+
+// VocabSize is the number of logits per position.
+func (m *Model) VocabSize() int { return m.cfg.VocabSize }
+
+// MaxPositions is n_positions, the longest sequence the position table
+// covers.
+func (m *Model) MaxPositions() int { return m.cfg.NPositions }
+
+// Load reads config.json and the safetensors weights (single file or
+// sharded index) from dir. Weights stay in their stored precision and alias
+// the memory-mapped files; Close releases them.
+func Load(dir string) (*Model, error) {
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	ck, err := safetensors.OpenCheckpoint(dir)
+	if err != nil {
+		return nil, fmt.Errorf("gpt2: %w", err)
+	}
+	m, err := FromCheckpoint(cfg, ck, dir)
+	if err != nil {
+		ck.Close()
+		return nil, err
+	}
+	m.ck = ck
+	return m, nil
+}
+
+// Close releases the checkpoint files behind a model made by Load. The model
+// must not be used afterwards.
+func (m *Model) Close() error {
+	if m.ck == nil {
+		return nil
+	}
+	return m.ck.Close()
+}
+
+// FromCheckpoint builds a model from cfg and the tensors of src (names with
+// or without the "transformer." prefix); where names the source in errors.
+// The tensors must outlive the model.
+func FromCheckpoint(cfg *Config, src weights.Source, where string) (*Model, error) {
+	prefix, ok := weights.FirstPrefix(src, "wte.weight", "transformer.", "")
+	if !ok {
+		return nil, fmt.Errorf("gpt2: %s: no token embeddings (neither transformer.wte.weight nor wte.weight)", where)
+	}
+	root := weights.New(src, where)
+	base := root.Sub(prefix)
+	d, inner := cfg.NEmbd, cfg.Inner()
+	m := &Model{cfg: *cfg}
+	var err error
+	if m.act, err = tensor.ParseActivation(cfg.ActivationFunction); err != nil {
+		return nil, fmt.Errorf("gpt2: %s: %w", where, err)
+	}
+	if m.wte, err = base.Embedding("wte", cfg.VocabSize, d); err != nil {
+		return nil, fmt.Errorf("gpt2: %w", err)
+	}
+	if m.wpe, err = base.Embedding("wpe", cfg.NPositions, d); err != nil {
+		return nil, fmt.Errorf("gpt2: %w", err)
+	}
+	eps := cfg.LayerNormEpsilon
+	scaleW := cfg.ScaleAttnWeights == nil || *cfg.ScaleAttnWeights
+	for i := 0; i < cfg.NLayer; i++ {
+		l := base.Subf("h.%d", i)
+		var b block
+		if b.ln1, err = l.LayerNorm("ln_1", d, eps); err == nil {
+			if b.attn, err = l.Conv1D("attn.c_attn", d, 3*d); err == nil {
+				if b.proj, err = l.Conv1D("attn.c_proj", d, d); err == nil {
+					if b.ln2, err = l.LayerNorm("ln_2", d, eps); err == nil {
+						if b.fc, err = l.Conv1D("mlp.c_fc", d, inner); err == nil {
+							b.out, err = l.Conv1D("mlp.c_proj", inner, d)
+						}
+					}
+				}
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("gpt2: layer %d: %w", i, err)
+		}
+		// modeling_gpt2.py: divide by sqrt(head_dim) when scale_attn_weights,
+		// and by layer_idx+1 when scale_attn_by_inverse_layer_idx.
+		s := 1.0
+		if scaleW {
+			s /= math.Sqrt(float64(cfg.HeadDim()))
+		}
+		if cfg.ScaleAttnByInverseLayer {
+			s /= float64(i + 1)
+		}
+		b.scale = float32(s)
+		m.blocks = append(m.blocks, b)
+	}
+	if m.lnF, err = base.LayerNorm("ln_f", d, eps); err != nil {
+		return nil, fmt.Errorf("gpt2: %w", err)
+	}
+	m.head = m.wte.Table
+	if !cfg.Tied() {
+		if !root.Has("lm_head.weight") {
+			return nil, fmt.Errorf("gpt2: %s: tie_word_embeddings is false but the checkpoint has no lm_head.weight", where)
+		}
+		if m.head, err = root.Weight("lm_head.weight", cfg.VocabSize, d); err != nil {
+			return nil, fmt.Errorf("gpt2: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// Input is a batch of token ids, B sequences of S positions, row-major.
+type Input struct {
+	IDs   []int // B×S token ids
+	Batch int   // B; 0 means 1
+	// Mask is the B×S attention mask (1 real token, 0 padding) or nil for
+	// all ones. Padding may sit anywhere; left padding is what generation
+	// uses.
+	Mask []int
+	// Positions are the B×S position ids. When nil they are derived from
+	// Mask the way transformers' generate does (cumsum(mask)-1, and 1 where
+	// the mask is 0), so a left-padded row gets the same positions as the
+	// unpadded sequence alone.
+	Positions []int
+}
+
+// Output holds the results of Forward.
+type Output struct {
+	Logits     *tensor.Tensor // [B, S, V]
+	LastHidden *tensor.Tensor // [B, S, D], after ln_f
+}
+
+// shape validates an input and returns B and S.
+func (in *Input) shape() (b, s int, err error) {
+	b = in.Batch
+	if b == 0 {
+		b = 1
+	}
+	if b < 0 || len(in.IDs)%b != 0 {
+		return 0, 0, fmt.Errorf("gpt2: %d ids do not split into %d sequences", len(in.IDs), b)
+	}
+	s = len(in.IDs) / b
+	if in.Mask != nil && len(in.Mask) != len(in.IDs) {
+		return 0, 0, fmt.Errorf("gpt2: attention mask has %d values for %d ids", len(in.Mask), len(in.IDs))
+	}
+	if in.Positions != nil && len(in.Positions) != len(in.IDs) {
+		return 0, 0, fmt.Errorf("gpt2: %d position ids for %d ids", len(in.Positions), len(in.IDs))
+	}
+	return b, s, nil
+}
+
+// PositionsFromMask returns position ids for a B×S mask as transformers'
+// generate builds them: cumsum(mask)-1 along each row, 1 where the mask is 0.
+func PositionsFromMask(mask []int, batch int) []int {
+	pos := make([]int, len(mask))
+	if batch <= 0 {
+		return pos
+	}
+	s := len(mask) / batch
+	for b := 0; b < batch; b++ {
+		n := 0
+		for i := 0; i < s; i++ {
+			if mask[b*s+i] != 0 {
+				pos[b*s+i] = n
+				n++
+			} else {
+				pos[b*s+i] = 1
+			}
+		}
+	}
+	return pos
+}
+
+func (m *Model) positions(in *Input, b, s int) []int {
+	if in.Positions != nil {
+		return in.Positions
+	}
+	if in.Mask != nil {
+		return PositionsFromMask(in.Mask, b)
+	}
+	pos := make([]int, b*s)
+	for i := range pos {
+		pos[i] = i % s
+	}
+	return pos
+}
+
+// embed writes wte[ids] + wpe[pos] into x [N, D].
+func (m *Model) embed(x *tensor.Tensor, ids, pos []int) error {
+	if err := m.wte.Forward(x, ids); err != nil {
+		return fmt.Errorf("gpt2: token ids: %w", err)
+	}
+	if err := m.wpe.AddTo(x, pos); err != nil {
+		return fmt.Errorf("gpt2: position ids (n_positions is %d): %w", m.cfg.NPositions, err)
+	}
+	return nil
+}
+
+// Forward runs the whole model over a batch without a cache and returns the
+// logits and the last hidden state at every position. Padded positions hold
+// values without meaning.
+func (m *Model) Forward(ctx context.Context, in Input) (*Output, error) {
+	b, s, err := in.shape()
+	if err != nil {
+		return nil, err
+	}
+	if s == 0 {
+		return nil, fmt.Errorf("gpt2: empty input")
+	}
+	n, d := b*s, m.cfg.NEmbd
+	x := tensor.Zeros(n, d)
+	if err := m.embed(x, in.IDs, m.positions(&in, b, s)); err != nil {
+		return nil, err
+	}
+	sc := newScratch(n, d, m.cfg.Inner())
+	bias := nn.MaskBias(in.Mask)
+	for li := range m.blocks {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		blk := &m.blocks[li]
+		m.blockForward(blk, x, sc, func(qkv, out []float32) {
+			tensor.Attention(out, qkv, qkv[d:], qkv[2*d:], tensor.AttentionParams{
+				Batch: b, Heads: m.cfg.NHead, HeadDim: m.cfg.HeadDim(), SeqQ: s, SeqK: s,
+				QBatchStride: s * 3 * d, QRowStride: 3 * d,
+				KBatchStride: s * 3 * d, KRowStride: 3 * d,
+				VBatchStride: s * 3 * d, VRowStride: 3 * d,
+				OutBatchStride: s * d, OutRowStride: d,
+				Scale: blk.scale, KeyMask: bias, Causal: true,
+			})
+		})
+	}
+	m.lnF.Forward(x, x)
+	logits := tensor.Zeros(b, s, m.cfg.VocabSize)
+	tensor.MatMulT(logits.Reshape(n, m.cfg.VocabSize), x, m.head)
+	return &Output{Logits: logits, LastHidden: x.Reshape(b, s, d)}, nil
+}
+
+// scratch holds the per-layer intermediates for N rows.
+type scratch struct {
+	h, qkv, ctx, tmp, mlp *tensor.Tensor
+}
+
+func newScratch(n, d, inner int) *scratch {
+	return &scratch{
+		h:   tensor.Zeros(n, d),
+		qkv: tensor.Zeros(n, 3*d),
+		ctx: tensor.Zeros(n, d),
+		tmp: tensor.Zeros(n, d),
+		mlp: tensor.Zeros(n, inner),
+	}
+}
+
+// blockForward updates the residual stream x [N, D] through one layer;
+// attend turns the fused qkv rows [N, 3D] into the attention output [N, D].
+func (m *Model) blockForward(blk *block, x *tensor.Tensor, sc *scratch, attend func(qkv, out []float32)) {
+	blk.ln1.Forward(sc.h, x)
+	blk.attn.Forward(sc.qkv, sc.h)
+	attend(sc.qkv.Float32s(), sc.ctx.Float32s())
+	blk.proj.Forward(sc.tmp, sc.ctx)
+	tensor.Add(x, x, sc.tmp)
+	blk.ln2.Forward(sc.h, x)
+	blk.fc.Forward(sc.mlp, sc.h)
+	m.act.Apply(sc.mlp)
+	blk.out.Forward(sc.tmp, sc.mlp)
+	tensor.Add(x, x, sc.tmp)
+}

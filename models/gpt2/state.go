@@ -1,0 +1,243 @@
+package gpt2
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/embrace-go/embrace/nn"
+	"github.com/embrace-go/embrace/tensor"
+)
+
+// State is the decoding state of a batch of sequences: the keys and values
+// of every layer, preallocated up to a capacity, the attention mask so far
+// and the next position id of each sequence. Prefill feeds a prompt in one
+// pass; Step then feeds one token per sequence, reusing the cache and the
+// state's buffers, so the steady state allocates nothing.
+//
+// A State belongs to one goroutine at a time; many States may share a Model.
+type State struct {
+	m       *Model
+	batch   int
+	cap     int
+	caches  []*nn.KVCache
+	bias    []float32 // B×cap additive key mask: 0 attend, -MaxFloat32 padding
+	nextPos []int     // per sequence: the position id of its next token
+
+	// Step buffers, B rows.
+	pos    []int
+	x      *tensor.Tensor // [B, D]
+	sc     *scratch
+	logits *tensor.Tensor // [B, V]
+	scores []float32      // one attention row, cap long
+}
+
+// NewState returns an empty state for batch sequences of up to capacity
+// positions each (prompt, padding and generated tokens together). Position
+// ids must stay below n_positions; capacity 0 means n_positions.
+func (m *Model) NewState(batch, capacity int) (*State, error) {
+	if capacity == 0 {
+		capacity = m.cfg.NPositions
+	}
+	if batch <= 0 || capacity <= 0 {
+		return nil, fmt.Errorf("gpt2: state for %d sequences of %d positions", batch, capacity)
+	}
+	d := m.cfg.NEmbd
+	// Bound the cache before allocating: it is 2·layers·B·cap·D floats.
+	if need := 2 * float64(len(m.blocks)) * float64(batch) * float64(capacity) * float64(d) * 4; need > 1<<36 {
+		return nil, fmt.Errorf("gpt2: a KV cache for %d sequences of %d positions needs %.0f GiB", batch, capacity, need/(1<<30))
+	}
+	s := &State{
+		m: m, batch: batch, cap: capacity,
+		bias:    make([]float32, batch*capacity),
+		nextPos: make([]int, batch),
+		pos:     make([]int, batch),
+		x:       tensor.Zeros(batch, d),
+		sc:      newScratch(batch, d, m.cfg.Inner()),
+		logits:  tensor.Zeros(batch, m.cfg.VocabSize),
+		scores:  make([]float32, capacity),
+	}
+	for range m.blocks {
+		s.caches = append(s.caches, nn.NewKVCache(batch, capacity, d))
+	}
+	return s, nil
+}
+
+// Batch is the number of sequences.
+func (s *State) Batch() int { return s.batch }
+
+// Len is the number of positions cached per sequence (padding included).
+func (s *State) Len() int { return s.caches[0].Len }
+
+// Cap is the capacity in positions per sequence.
+func (s *State) Cap() int { return s.cap }
+
+// Reset empties the state for a new batch of the same size.
+func (s *State) Reset() {
+	for _, c := range s.caches {
+		c.Reset()
+	}
+	clear(s.bias)
+	clear(s.nextPos)
+}
+
+// Prefill appends B×S prompt tokens (ids row-major, S = len(ids)/B) to the
+// cache in one pass and returns the logits [B×V] of each sequence's last
+// position. mask is the B×S attention mask (nil: all ones); with left
+// padding, position ids follow the mask as in transformers' generate. The
+// returned slice is reused by the next call.
+func (s *State) Prefill(ctx context.Context, ids, mask []int) ([]float32, error) {
+	b := s.batch
+	if len(ids) == 0 || len(ids)%b != 0 {
+		return nil, fmt.Errorf("gpt2: prefill with %d ids for %d sequences", len(ids), b)
+	}
+	seq := len(ids) / b
+	if mask != nil && len(mask) != len(ids) {
+		return nil, fmt.Errorf("gpt2: prefill: attention mask has %d values for %d ids", len(mask), len(ids))
+	}
+	start := s.Len()
+	if start+seq > s.cap {
+		return nil, fmt.Errorf("gpt2: prefill of %d positions overflows the state (%d of %d used)", seq, start, s.cap)
+	}
+	m := s.m
+	d := m.cfg.NEmbd
+	n := b * seq
+	pos := make([]int, n)
+	for r := 0; r < b; r++ {
+		p := s.nextPos[r]
+		for i := 0; i < seq; i++ {
+			k := r*seq + i
+			if mask == nil || mask[k] != 0 {
+				pos[k] = p
+				p++
+			} else {
+				pos[k] = 1
+				s.bias[r*s.cap+start+i] = -math.MaxFloat32
+			}
+		}
+	}
+	x := tensor.Zeros(n, d)
+	if err := m.embed(x, ids, pos); err != nil {
+		return nil, err
+	}
+	for r := 0; r < b; r++ {
+		for i := 0; i < seq; i++ {
+			if mask == nil || mask[r*seq+i] != 0 {
+				s.nextPos[r]++
+			}
+		}
+	}
+	sc := newScratch(n, d, m.cfg.Inner())
+	for li := range m.blocks {
+		if err := ctx.Err(); err != nil {
+			s.rollback(start)
+			return nil, err
+		}
+		blk := &m.blocks[li]
+		c := s.caches[li]
+		var aerr error
+		m.blockForward(blk, x, sc, func(qkv, out []float32) {
+			if aerr = c.Append(qkv[d:], qkv[2*d:], 3*d, seq); aerr == nil {
+				c.Attend(out, qkv, 3*d, seq, m.cfg.NHead, s.bias, blk.scale)
+			}
+		})
+		if aerr != nil {
+			s.rollback(start)
+			return nil, fmt.Errorf("gpt2: layer %d: %w", li, aerr)
+		}
+	}
+	// Only the last position of each sequence feeds the next token.
+	last := s.x
+	xs := x.Float32s()
+	for r := 0; r < b; r++ {
+		copy(last.Float32s()[r*d:(r+1)*d], xs[(r*seq+seq-1)*d:(r*seq+seq)*d])
+	}
+	m.lnF.Forward(last, last)
+	tensor.MatMulT(s.logits, last, m.head)
+	return s.logits.Float32s(), nil
+}
+
+// rollback undoes a failed or cancelled call so the state stays usable.
+func (s *State) rollback(start int) {
+	for _, c := range s.caches {
+		c.Len = min(c.Len, start)
+	}
+	for r := 0; r < s.batch; r++ {
+		n := 0
+		for i := 0; i < start; i++ {
+			if s.bias[r*s.cap+i] == 0 {
+				n++
+			}
+		}
+		s.nextPos[r] = n
+		clear(s.bias[r*s.cap+start : (r+1)*s.cap])
+	}
+}
+
+// Step appends one token per sequence (ids has B entries) and returns the
+// next-token logits [B×V]. It allocates nothing; the returned slice is
+// reused by the next call.
+func (s *State) Step(ctx context.Context, ids []int) ([]float32, error) {
+	if len(ids) != s.batch {
+		return nil, fmt.Errorf("gpt2: step with %d ids for %d sequences", len(ids), s.batch)
+	}
+	start := s.Len()
+	if start >= s.cap {
+		return nil, fmt.Errorf("gpt2: the state is full (%d positions)", s.cap)
+	}
+	if start == 0 {
+		return s.Prefill(ctx, ids, nil)
+	}
+	m := s.m
+	d := m.cfg.NEmbd
+	copy(s.pos, s.nextPos)
+	if err := m.embed(s.x, ids, s.pos); err != nil {
+		return nil, err
+	}
+	for li := range m.blocks {
+		if err := ctx.Err(); err != nil {
+			s.rollback(start)
+			return nil, err
+		}
+		blk := &m.blocks[li]
+		c := s.caches[li]
+		m.blockForward(blk, s.x, s.sc, func(qkv, out []float32) {
+			// Cannot fail: capacity was checked above.
+			_ = c.Append(qkv[d:], qkv[2*d:], 3*d, 1)
+			s.attendOne(c, qkv, out, blk.scale)
+		})
+	}
+	for r := range s.nextPos {
+		s.nextPos[r]++
+	}
+	m.lnF.Forward(s.x, s.x)
+	tensor.MatMulT(s.logits, s.x, m.head)
+	return s.logits.Float32s(), nil
+}
+
+// attendOne is attention for one new query per sequence against the whole
+// cache, done head by head with GEMV products into the state's score row so
+// it allocates nothing. qkv holds B fused rows [3D]; out gets B rows [D].
+func (s *State) attendOne(c *nn.KVCache, qkv, out []float32, scale float32) {
+	d := s.m.cfg.NEmbd
+	heads, dh := s.m.cfg.NHead, s.m.cfg.HeadDim()
+	n := c.Len
+	scores := s.scores[:n]
+	for b := 0; b < s.batch; b++ {
+		base := b * c.Cap * d
+		bias := s.bias[b*s.cap : b*s.cap+n]
+		for h := 0; h < heads; h++ {
+			q := qkv[b*3*d+h*dh : b*3*d+(h+1)*dh]
+			k := c.K[base+h*dh:]
+			v := c.V[base+h*dh:]
+			// scores[j] = q · K[j] over the cached positions (keys are rows of stride d).
+			tensor.Gemm(1, n, dh, q, dh, k, d, true, scores, n, false)
+			for j := range scores {
+				scores[j] = scores[j]*scale + bias[j]
+			}
+			tensor.SoftmaxRow(scores)
+			// out_h = Σj scores[j] · V[j]
+			tensor.Gemm(1, dh, n, scores, n, v, d, false, out[b*d+h*dh:], dh, false)
+		}
+	}
+}
