@@ -13,7 +13,7 @@ import "sync"
 const (
 	gemmKC = 256
 	gemmMC = 120
-	gemmNC = 2048
+	gemmNC = 512
 )
 
 // gemmImpl is one implementation of the kernels the driver needs. Tests loop

@@ -1,0 +1,33 @@
+package tensor
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// BenchmarkGemm reports GFLOP/s of C[M,N] = A[M,K]·Wᵀ (W a Linear weight
+// [N,K]) for BERT-base / GPT-2 shapes, with every kernel implementation.
+func BenchmarkGemm(b *testing.B) {
+	shapes := [][3]int{{128, 768, 3072}, {128, 3072, 768}, {128, 768, 768}, {128, 768, 2304}, {1, 768, 3072}, {1, 3072, 768}, {1, 768, 2304}}
+	r := rand.New(rand.NewPCG(1, 1))
+	for _, g := range gemmImpls {
+		for _, dt := range []DType{F32, F16, BF16} {
+			for _, s := range shapes {
+				m, k, n := s[0], s[1], s[2]
+				if dt != F32 && m != 1 {
+					continue
+				}
+				b.Run(fmt.Sprintf("%s/%v/%dx%dx%d", g.name, dt, m, k, n), func(b *testing.B) {
+					tc := newGemmCase(r, m, n, k, 0, true, false, dt)
+					bm := bMat{f32: tc.bF32, u16: tc.bU16, bf16: dt == BF16, ld: k, trans: true}
+					c := make([]float32, m*n)
+					for b.Loop() {
+						gemmRun(g, m, n, k, tc.a, k, bm, c, n, false, true)
+					}
+					b.ReportMetric(2*float64(m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				})
+			}
+		}
+	}
+}
