@@ -1,0 +1,344 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/embrace-go/embrace/tokenizer"
+)
+
+// SentenceEmbedder gives one vector per text, as sentence-transformers'
+// SentenceTransformer.encode does: the folder's modules.json names the
+// transformer, the pooling (1_Pooling/config.json) and an optional
+// Normalize. A plain checkpoint folder without modules.json gets mean
+// pooling and no normalization, as sentence-transformers gives it.
+type SentenceEmbedder struct {
+	enc       *encoder
+	tok       *tokenizer.Tokenizer // with the max_seq_length truncation
+	modes     []string             // pooling modes, concatenated in this order
+	normalize bool
+	maxSeqLen int
+}
+
+// Pooling modes (1_Pooling/config.json).
+const (
+	PoolCLS         = "cls"
+	PoolMax         = "max"
+	PoolMean        = "mean"
+	PoolMeanSqrtLen = "mean_sqrt_len_tokens"
+)
+
+type stModule struct {
+	Path string `json:"path"`
+	Type string `json:"type"`
+}
+
+// poolingConfig holds both forms of 1_Pooling/config.json: the current
+// pooling_mode string (or list) and the classic pooling_mode_* flags.
+type poolingConfig struct {
+	PoolingMode   json.RawMessage `json:"pooling_mode"`
+	Dim           int             `json:"embedding_dimension"`
+	WordDim       int             `json:"word_embedding_dimension"`
+	CLS           bool            `json:"pooling_mode_cls_token"`
+	Max           bool            `json:"pooling_mode_max_tokens"`
+	Mean          bool            `json:"pooling_mode_mean_tokens"`
+	MeanSqrt      bool            `json:"pooling_mode_mean_sqrt_len_tokens"`
+	WeightedMean  bool            `json:"pooling_mode_weightedmean_tokens"`
+	LastToken     bool            `json:"pooling_mode_lasttoken"`
+	IncludePrompt *bool           `json:"include_prompt"`
+}
+
+func (p *poolingConfig) modes(where string) ([]string, error) {
+	var names []string
+	if len(p.PoolingMode) > 0 && string(p.PoolingMode) != "null" {
+		var one string
+		if err := json.Unmarshal(p.PoolingMode, &one); err == nil {
+			names = []string{one}
+		} else if err := json.Unmarshal(p.PoolingMode, &names); err != nil {
+			return nil, fmt.Errorf("%s: pooling_mode is neither a string nor a list of strings", where)
+		}
+	} else {
+		flags := []struct {
+			on   bool
+			name string
+		}{{p.CLS, "cls"}, {p.Max, "max"}, {p.Mean, "mean"}, {p.MeanSqrt, "mean_sqrt_len_tokens"},
+			{p.WeightedMean, "weightedmean"}, {p.LastToken, "lasttoken"}}
+		for _, f := range flags {
+			if f.on {
+				names = append(names, f.name)
+			}
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("%s: no pooling mode is set", where)
+	}
+	// Normalize the spellings sentence-transformers accepts, then keep its
+	// fixed concatenation order.
+	set := map[string]bool{}
+	for _, n := range names {
+		switch n {
+		case "cls", "cls_token":
+			set[PoolCLS] = true
+		case "max", "max_tokens":
+			set[PoolMax] = true
+		case "mean", "mean_tokens":
+			set[PoolMean] = true
+		case "mean_sqrt_len_tokens", "mean_sqrt_len":
+			set[PoolMeanSqrtLen] = true
+		default:
+			return nil, fmt.Errorf("%s: unsupported: pooling mode %q", where, n)
+		}
+	}
+	var out []string
+	for _, n := range []string{PoolCLS, PoolMax, PoolMean, PoolMeanSqrtLen} {
+		if set[n] {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// NewSentenceEmbedder loads a sentence-transformers folder (or any encoder
+// checkpoint) from a folder or Hub repo id.
+func NewSentenceEmbedder(ctx context.Context, nameOrDir string, opt *Options) (*SentenceEmbedder, error) {
+	dir, err := resolve(ctx, nameOrDir)
+	if err != nil {
+		return nil, err
+	}
+	modelDir := dir
+	modes := []string{PoolMean}
+	normalize := false
+	poolDim := 0
+	if data, err := os.ReadFile(filepath.Join(dir, "modules.json")); err == nil {
+		var mods []stModule
+		if err := json.Unmarshal(data, &mods); err != nil {
+			return nil, fmt.Errorf("pipeline: %s: %w", filepath.Join(dir, "modules.json"), err)
+		}
+		sawTransformer := false
+		for i, m := range mods {
+			kind := m.Type[strings.LastIndex(m.Type, ".")+1:]
+			switch kind {
+			case "Transformer":
+				if sawTransformer || i != 0 {
+					return nil, fmt.Errorf("pipeline: %s: unsupported: transformer module at position %d", dir, i)
+				}
+				sawTransformer = true
+				modelDir = filepath.Join(dir, m.Path)
+			case "Pooling":
+				path := filepath.Join(dir, m.Path, "config.json")
+				data, err := os.ReadFile(path)
+				if err != nil {
+					return nil, fmt.Errorf("pipeline: %w", err)
+				}
+				var pc poolingConfig
+				if err := json.Unmarshal(data, &pc); err != nil {
+					return nil, fmt.Errorf("pipeline: %s: not valid JSON: %w", path, err)
+				}
+				if modes, err = pc.modes(path); err != nil {
+					return nil, fmt.Errorf("pipeline: %w", err)
+				}
+				poolDim = max(pc.Dim, pc.WordDim)
+			case "Normalize":
+				normalize = true
+			default:
+				return nil, fmt.Errorf("pipeline: %s: unsupported: sentence-transformers module %q", filepath.Join(dir, "modules.json"), m.Type)
+			}
+		}
+		if !sawTransformer {
+			return nil, fmt.Errorf("pipeline: %s: no Transformer module", filepath.Join(dir, "modules.json"))
+		}
+	}
+	e, err := openEncoder(ctx, modelDir, opt)
+	if err != nil {
+		return nil, err
+	}
+	s := &SentenceEmbedder{enc: e, modes: modes, normalize: normalize}
+	cfg := e.model.Config
+	if poolDim != 0 && poolDim != cfg.HiddenSize {
+		e.Close()
+		return nil, fmt.Errorf("pipeline: %s: pooling expects embeddings of width %d, the model's hidden size is %d", dir, poolDim, cfg.HiddenSize)
+	}
+	// max_seq_length from sentence_bert_config.json, else the smaller of
+	// the model's positions and the tokenizer's model_max_length.
+	var sb struct {
+		MaxSeqLength *int `json:"max_seq_length"`
+	}
+	if data, err := os.ReadFile(filepath.Join(modelDir, "sentence_bert_config.json")); err == nil {
+		if err := json.Unmarshal(data, &sb); err != nil {
+			e.Close()
+			return nil, fmt.Errorf("pipeline: %s: not valid JSON: %w", filepath.Join(modelDir, "sentence_bert_config.json"), err)
+		}
+	}
+	switch {
+	case sb.MaxSeqLength != nil && *sb.MaxSeqLength > 0:
+		s.maxSeqLen = *sb.MaxSeqLength
+	case e.modelMaxLength > 0:
+		s.maxSeqLen = min(cfg.MaxPositionEmbeddings, e.modelMaxLength)
+	default:
+		s.maxSeqLen = cfg.MaxPositionEmbeddings
+	}
+	s.tok = e.tok.WithTruncation(&tokenizer.TruncationParams{MaxLength: s.maxSeqLen, Strategy: "longest_first"})
+	return s, nil
+}
+
+// Close releases the model.
+func (s *SentenceEmbedder) Close() error { return s.enc.Close() }
+
+// Dim is the length of the embeddings.
+func (s *SentenceEmbedder) Dim() int { return len(s.modes) * s.enc.model.Config.HiddenSize }
+
+// MaxSeqLength is the token count texts are truncated to.
+func (s *SentenceEmbedder) MaxSeqLength() int { return s.maxSeqLen }
+
+// Embed returns one embedding per text.
+func (s *SentenceEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	d := s.enc.model.Config.HiddenSize
+	out := make([][]float32, len(texts))
+	err := chunks(ctx, len(texts), s.enc.batch, func(lo, hi int) error {
+		encs := make([]*tokenizer.Encoding, 0, hi-lo)
+		for i := lo; i < hi; i++ {
+			enc, err := s.tok.Encode(texts[i], true)
+			if err != nil {
+				return fmt.Errorf("pipeline: text %d: %w", i, err)
+			}
+			encs = append(encs, enc)
+		}
+		res, in, err := s.enc.forward(ctx, encs)
+		if err != nil {
+			return err
+		}
+		h := res.LastHiddenState.Float32s()
+		for i := lo; i < hi; i++ {
+			b := i - lo
+			rows := h[b*in.Seq*d : (b+1)*in.Seq*d]
+			mask := in.AttentionMask[b*in.Seq : (b+1)*in.Seq]
+			out[i] = s.pool(rows, mask, d)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// pool reduces token embeddings [S, D] to one vector by the configured
+// modes, then normalizes it when asked.
+func (s *SentenceEmbedder) pool(rows []float32, mask []int, d int) []float32 {
+	emb := make([]float32, 0, len(s.modes)*d)
+	count := 0
+	for _, m := range mask {
+		count += m
+	}
+	for _, mode := range s.modes {
+		v := make([]float64, d)
+		switch mode {
+		case PoolCLS:
+			for j := range v {
+				v[j] = float64(rows[j])
+			}
+		case PoolMax:
+			for j := range v {
+				v[j] = -1e9 // what sentence-transformers fills padding with
+			}
+			for t, m := range mask {
+				for j := range v {
+					x := float64(rows[t*d+j])
+					if m == 0 {
+						x = -1e9
+					}
+					v[j] = max(v[j], x)
+				}
+			}
+		case PoolMean, PoolMeanSqrtLen:
+			for t, m := range mask {
+				if m == 0 {
+					continue
+				}
+				for j := range v {
+					v[j] += float64(rows[t*d+j])
+				}
+			}
+			div := max(float64(count), 1e-9)
+			if mode == PoolMeanSqrtLen {
+				div = math.Sqrt(div)
+			}
+			for j := range v {
+				v[j] /= div
+			}
+		}
+		for _, x := range v {
+			emb = append(emb, float32(x))
+		}
+	}
+	if s.normalize {
+		var ss float64
+		for _, x := range emb {
+			ss += float64(x) * float64(x)
+		}
+		n := max(math.Sqrt(ss), 1e-12)
+		for j := range emb {
+			emb[j] = float32(float64(emb[j]) / n)
+		}
+	}
+	return emb
+}
+
+// FeatureExtractor is the feature-extraction pipeline: the last hidden state
+// of every token.
+type FeatureExtractor struct {
+	enc *encoder
+}
+
+// NewFeatureExtractor loads any BERT-family checkpoint from a folder or Hub
+// repo id.
+func NewFeatureExtractor(ctx context.Context, nameOrDir string, opt *Options) (*FeatureExtractor, error) {
+	e, err := openEncoder(ctx, nameOrDir, opt)
+	if err != nil {
+		return nil, err
+	}
+	return &FeatureExtractor{enc: e}, nil
+}
+
+// Close releases the model.
+func (f *FeatureExtractor) Close() error { return f.enc.Close() }
+
+// Extract returns, per text, one vector per token (special tokens included).
+func (f *FeatureExtractor) Extract(ctx context.Context, texts []string) ([][][]float32, error) {
+	d := f.enc.model.Config.HiddenSize
+	out := make([][][]float32, len(texts))
+	err := chunks(ctx, len(texts), f.enc.batch, func(lo, hi int) error {
+		encs := make([]*tokenizer.Encoding, 0, hi-lo)
+		for i := lo; i < hi; i++ {
+			enc, err := f.enc.tok.Encode(texts[i], true)
+			if err != nil {
+				return fmt.Errorf("pipeline: text %d: %w", i, err)
+			}
+			encs = append(encs, enc)
+		}
+		res, in, err := f.enc.forward(ctx, encs)
+		if err != nil {
+			return err
+		}
+		h := res.LastHiddenState.Float32s()
+		for i := lo; i < hi; i++ {
+			n := len(encs[i-lo].IDs)
+			vecs := make([][]float32, n)
+			for t := range vecs {
+				off := ((i-lo)*in.Seq + t) * d
+				vecs[t] = append([]float32(nil), h[off:off+d]...)
+			}
+			out[i] = vecs
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
