@@ -6,3 +6,5 @@ require (
 	golang.org/x/sys v0.50.0
 	gonum.org/v1/gonum v0.17.0
 )
+
+require golang.org/x/text v0.32.0 // indirect

@@ -1,0 +1,17 @@
+// Package tokenizer loads Hugging Face tokenizers (tokenizer.json, or the
+// legacy vocab.txt / vocab.json + merges.txt files configured by
+// tokenizer_config.json) and encodes and decodes text exactly as the Hugging
+// Face tokenizers library does.
+//
+// The pipeline mirrors Hugging Face's: added tokens are split out first, the
+// remaining text is normalized (keeping an alignment from every normalized
+// byte back to the original text), pre-tokenized into words, each word is
+// tokenized by the model (WordPiece, BPE or WordLevel), and a post-processor
+// adds special tokens. Truncation and padding follow the same rules as
+// Hugging Face.
+//
+// A Tokenizer is immutable after loading and safe for concurrent use.
+// Offsets in an Encoding are byte offsets into the text the token came from;
+// Encoding.CharOffsets converts them to code-point offsets (what Python
+// reports).
+package tokenizer

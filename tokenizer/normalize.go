@@ -1,0 +1,411 @@
+package tokenizer
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// piece is a stretch of (possibly normalized) text together with, for every
+// byte, the byte range of the original text it came from. A nil align means
+// the text is an unmodified slice of the original starting at base.
+type piece struct {
+	s     string
+	align []Offset
+	base  int
+	// byteLevel marks text that a ByteLevel pre-tokenizer has claimed: the
+	// model sees its bytes mapped to the GPT-2 byte alphabet.
+	byteLevel bool
+}
+
+// at returns the original range of normalized byte i.
+func (p *piece) at(i int) Offset {
+	if p.align != nil {
+		return p.align[i]
+	}
+	// Identity: the original range is the whole code point holding byte i,
+	// as Hugging Face aligns every byte of a character to the character.
+	s := p.s
+	a := i
+	for a > 0 && !utf8.RuneStart(s[a]) {
+		a--
+	}
+	_, w := utf8.DecodeRuneInString(s[a:])
+	return Offset{p.base + a, p.base + a + w}
+}
+
+// orig maps the normalized range [a, b) to the original text.
+func (p *piece) orig(a, b int) Offset {
+	if a >= b {
+		if a < len(p.s) {
+			o := p.at(a)
+			return Offset{o.Start, o.Start}
+		}
+		if len(p.s) > 0 {
+			o := p.at(len(p.s) - 1)
+			return Offset{o.End, o.End}
+		}
+		return Offset{p.base, p.base}
+	}
+	if p.align == nil {
+		return Offset{p.at(a).Start, p.at(b - 1).End}
+	}
+	return Offset{p.align[a].Start, p.align[b-1].End}
+}
+
+// sub returns the sub-piece of normalized bytes [a, b).
+func (p *piece) sub(a, b int) piece {
+	if p.align == nil {
+		return piece{s: p.s[a:b], base: p.base + a, byteLevel: p.byteLevel}
+	}
+	return piece{s: p.s[a:b], align: p.align[a:b], byteLevel: p.byteLevel}
+}
+
+// materialize makes align explicit.
+func (p *piece) materialize() {
+	if p.align != nil {
+		return
+	}
+	al := make([]Offset, len(p.s))
+	for i := 0; i < len(p.s); {
+		_, w := utf8.DecodeRuneInString(p.s[i:])
+		for k := 0; k < w; k++ {
+			al[i+k] = Offset{p.base + i, p.base + i + w}
+		}
+		i += w
+	}
+	p.align = al
+}
+
+// runeMapper rewrites the piece code point by code point: emit is called
+// for each source rune and appends its replacement runes. Replacement
+// runes inherit the source rune's alignment.
+func (p *piece) mapRunes(f func(r rune, out []rune) []rune) {
+	var b strings.Builder
+	b.Grow(len(p.s))
+	al := make([]Offset, 0, len(p.s))
+	var buf [8]rune
+	changed := false
+	for i := 0; i < len(p.s); {
+		r, w := utf8.DecodeRuneInString(p.s[i:])
+		src := p.orig(i, i+w)
+		out := f(r, buf[:0])
+		if len(out) != 1 || out[0] != r {
+			changed = true
+		}
+		for _, o := range out {
+			n := utf8.RuneLen(o)
+			if n < 0 {
+				o, n = utf8.RuneError, 3
+			}
+			b.WriteRune(o)
+			for k := 0; k < n; k++ {
+				al = append(al, src)
+			}
+		}
+		i += w
+	}
+	if !changed {
+		return
+	}
+	p.s = b.String()
+	p.align = al
+}
+
+// normalizer transforms a piece in place.
+type normalizer interface {
+	normalize(p *piece) error
+}
+
+type normSequence []normalizer
+
+func (s normSequence) normalize(p *piece) error {
+	for _, n := range s {
+		if err := n.normalize(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bertNormalizer is Hugging Face's BertNormalizer.
+type bertNormalizer struct {
+	cleanText, chinese, stripAccents, lowercase bool
+}
+
+func isBertControl(r rune) bool {
+	switch r {
+	case '\t', '\n', '\r':
+		return false
+	}
+	return isOther(r)
+}
+
+// isOther reports whether r is in Unicode category C (Cc, Cf, Cs, Co, Cn).
+func isOther(r rune) bool {
+	if r < 0x80 {
+		return r < 0x20 || r == 0x7f
+	}
+	if unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co, unicode.Cs) {
+		return true
+	}
+	// Unassigned code points (Cn) are in no other category.
+	return !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z)
+}
+
+func isBertWhitespace(r rune) bool {
+	switch r {
+	case '\t', '\n', '\r', ' ':
+		return true
+	}
+	return unicode.IsSpace(r)
+}
+
+func isChineseChar(r rune) bool {
+	return (r >= 0x4E00 && r <= 0x9FFF) || (r >= 0x3400 && r <= 0x4DBF) ||
+		(r >= 0x20000 && r <= 0x2A6DF) || (r >= 0x2A700 && r <= 0x2B73F) ||
+		(r >= 0x2B740 && r <= 0x2B81F) || (r >= 0x2B820 && r <= 0x2CEAF) ||
+		(r >= 0xF900 && r <= 0xFAFF) || (r >= 0x2F800 && r <= 0x2FA1F)
+}
+
+// lowerRune appends the full lowercase mapping of r (as Rust's
+// char::to_lowercase: one code point, except U+0130).
+func lowerRune(r rune, out []rune) []rune {
+	if r < 0x80 {
+		if 'A' <= r && r <= 'Z' {
+			r += 'a' - 'A'
+		}
+		return append(out, r)
+	}
+	if r == 0x130 {
+		return append(out, 'i', 0x307)
+	}
+	return append(out, unicode.ToLower(r))
+}
+
+func (n *bertNormalizer) normalize(p *piece) error {
+	if n.cleanText || n.chinese {
+		p.mapRunes(func(r rune, out []rune) []rune {
+			if n.cleanText {
+				if r == 0 || r == 0xFFFD || isBertControl(r) {
+					return out
+				}
+				if isBertWhitespace(r) {
+					return append(out, ' ')
+				}
+			}
+			if n.chinese && isChineseChar(r) {
+				return append(out, ' ', r, ' ')
+			}
+			return append(out, r)
+		})
+	}
+	if n.stripAccents {
+		nfdPiece(p, norm.NFD)
+		p.mapRunes(func(r rune, out []rune) []rune {
+			if unicode.Is(unicode.Mn, r) {
+				return out
+			}
+			return append(out, r)
+		})
+	}
+	if n.lowercase {
+		p.mapRunes(lowerRune)
+	}
+	return nil
+}
+
+// isASCII reports whether s is all ASCII (normal forms leave it alone).
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// nfdPiece applies a decomposing normal form rune by rune so that every
+// output rune keeps its source rune's alignment.
+func nfdPiece(p *piece, f norm.Form) {
+	if isASCII(p.s) || f.IsNormalString(p.s) {
+		return
+	}
+	var tmp [4]byte
+	p.mapRunes(func(r rune, out []rune) []rune {
+		n := utf8.EncodeRune(tmp[:], r)
+		for _, d := range f.String(string(tmp[:n])) {
+			out = append(out, d)
+		}
+		return out
+	})
+}
+
+// normalizePiece applies any normal form. Composing forms work segment by
+// segment (a starter and its combining marks); output runes of a segment
+// take the alignment of the source rune at the same position, the last
+// ones the segment's last rune.
+func normalizePiece(p *piece, f norm.Form) {
+	if isASCII(p.s) || f.IsNormalString(p.s) {
+		return
+	}
+	if f == norm.NFD || f == norm.NFKD {
+		nfdPiece(p, f)
+		return
+	}
+	var b strings.Builder
+	al := make([]Offset, 0, len(p.s))
+	s := p.s
+	for i := 0; i < len(s); {
+		j := i + f.NextBoundaryInString(s[i:], true)
+		if j <= i {
+			j = len(s)
+		}
+		var srcs []Offset
+		for k := i; k < j; {
+			_, w := utf8.DecodeRuneInString(s[k:])
+			srcs = append(srcs, p.orig(k, k+w))
+			k += w
+		}
+		k := 0
+		for _, r := range f.String(s[i:j]) {
+			src := srcs[min(k, len(srcs)-1)]
+			n := utf8.RuneLen(r)
+			b.WriteRune(r)
+			for x := 0; x < n; x++ {
+				al = append(al, src)
+			}
+			k++
+		}
+		i = j
+	}
+	p.s = b.String()
+	p.align = al
+}
+
+type normForm struct{ f norm.Form }
+
+func (n normForm) normalize(p *piece) error { normalizePiece(p, n.f); return nil }
+
+type lowercaseNorm struct{}
+
+func (lowercaseNorm) normalize(p *piece) error { p.mapRunes(lowerRune); return nil }
+
+type stripAccentsNorm struct{}
+
+func (stripAccentsNorm) normalize(p *piece) error {
+	p.mapRunes(func(r rune, out []rune) []rune {
+		if unicode.Is(unicode.Mn, r) {
+			return out
+		}
+		return append(out, r)
+	})
+	return nil
+}
+
+// stripNorm removes leading and/or trailing white space.
+type stripNorm struct{ left, right bool }
+
+func (n stripNorm) normalize(p *piece) error {
+	a, b := 0, len(p.s)
+	if n.left {
+		for a < b {
+			r, w := utf8.DecodeRuneInString(p.s[a:])
+			if !unicode.IsSpace(r) {
+				break
+			}
+			a += w
+		}
+	}
+	if n.right {
+		for b > a {
+			r, w := utf8.DecodeLastRuneInString(p.s[a:b])
+			if !unicode.IsSpace(r) {
+				break
+			}
+			b -= w
+		}
+	}
+	*p = p.sub(a, b)
+	return nil
+}
+
+// prependNorm puts a fixed string in front of non-empty text.
+type prependNorm struct{ prefix string }
+
+func (n prependNorm) normalize(p *piece) error {
+	if p.s == "" {
+		return nil
+	}
+	p.materialize()
+	first := p.align[0]
+	al := make([]Offset, 0, len(n.prefix)+len(p.align))
+	for range len(n.prefix) {
+		al = append(al, first)
+	}
+	p.align = append(al, p.align...)
+	p.s = n.prefix + p.s
+	return nil
+}
+
+// replaceNorm replaces every match of a literal or regular expression.
+type replaceNorm struct {
+	literal string
+	re      *regexp.Regexp
+	content string
+}
+
+func (n replaceNorm) normalize(p *piece) error {
+	var ms [][]int
+	if n.re != nil {
+		ms = n.re.FindAllStringIndex(p.s, -1)
+	} else if n.literal != "" {
+		for i := 0; i <= len(p.s)-len(n.literal); {
+			j := strings.Index(p.s[i:], n.literal)
+			if j < 0 {
+				break
+			}
+			ms = append(ms, []int{i + j, i + j + len(n.literal)})
+			i += j + len(n.literal)
+		}
+	}
+	if len(ms) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	al := make([]Offset, 0, len(p.s))
+	last := 0
+	copyRange := func(a, c int) {
+		b.WriteString(p.s[a:c])
+		for k := a; k < c; k++ {
+			al = append(al, p.at(k))
+		}
+	}
+	for _, m := range ms {
+		copyRange(last, m[0])
+		src := p.orig(m[0], m[1])
+		b.WriteString(n.content)
+		for range len(n.content) {
+			al = append(al, src)
+		}
+		last = m[1]
+	}
+	copyRange(last, len(p.s))
+	p.s = b.String()
+	p.align = al
+	return nil
+}
+
+// compileHFRegex compiles a pattern from a tokenizer file, refusing
+// features Go's RE2 engine lacks instead of silently matching differently.
+func compileHFRegex(pat string) (*regexp.Regexp, error) {
+	re, err := regexp.Compile(pat)
+	if err != nil {
+		return nil, fmt.Errorf("unsupported: regex %q cannot be compiled by Go's regexp (lookaround and backreferences are not available): %w", pat, err)
+	}
+	return re, nil
+}

@@ -1,0 +1,497 @@
+package tokenizer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+)
+
+// Tokenizer encodes text into token ids and decodes ids back into text.
+// It is immutable after loading and safe for concurrent use.
+type Tokenizer struct {
+	norm  normalizer
+	pre   preTokenizer
+	model model
+	post  postProcessor
+	dec   decoder
+
+	added     []AddedToken
+	rawMatch  *matcher // added tokens matched in the original text
+	normMatch *matcher // added tokens matched in normalized text
+	addedTok  map[string]int
+	addedID   map[int]*AddedToken
+	modelTok  []string // model id -> token
+	vocabSize int
+
+	specials SpecialTokens
+	trunc    *TruncationParams
+	pad      *PaddingParams
+	cleanup  bool // clean_up_tokenization_spaces
+}
+
+// SpecialToken is a special token's text and id (ID -1 when absent).
+type SpecialToken struct {
+	Token string
+	ID    int
+}
+
+// SpecialTokens are the tokenizer's named special tokens.
+type SpecialTokens struct {
+	Pad, Unk, CLS, SEP, Mask, BOS, EOS SpecialToken
+}
+
+// TruncationParams configures truncation.
+type TruncationParams struct {
+	MaxLength int
+	// Strategy is "longest_first" (default), "only_first" or "only_second".
+	Strategy string
+	// Stride is how many tokens each overflowing part repeats from the
+	// previous one.
+	Stride int
+	// Direction is "right" (default, cut the end) or "left".
+	Direction string
+}
+
+// PaddingParams configures padding.
+type PaddingParams struct {
+	// Strategy is "longest" (pad to the longest in the batch) or "fixed"
+	// (pad to Length).
+	Strategy   string
+	Length     int
+	MultipleOf int
+	// Direction is "right" (default) or "left".
+	Direction string
+	PadID     int
+	PadTypeID int
+	PadToken  string
+}
+
+// VocabSize returns the number of distinct tokens, added tokens included.
+func (t *Tokenizer) VocabSize() int { return t.vocabSize }
+
+// TokenToID returns the id of a token (added tokens first, then the
+// model's vocabulary).
+func (t *Tokenizer) TokenToID(token string) (int, bool) {
+	if id, ok := t.addedTok[token]; ok {
+		return id, true
+	}
+	id, ok := t.model.vocab()[token]
+	return id, ok
+}
+
+// IDToToken returns the token of an id.
+func (t *Tokenizer) IDToToken(id int) (string, bool) {
+	if a, ok := t.addedID[id]; ok {
+		return a.Content, true
+	}
+	if id >= 0 && id < len(t.modelTok) && t.modelTok[id] != "" {
+		return t.modelTok[id], true
+	}
+	return "", false
+}
+
+// IsSpecial reports whether id is a special added token.
+func (t *Tokenizer) IsSpecial(id int) bool {
+	a, ok := t.addedID[id]
+	return ok && a.Special
+}
+
+// AddedTokens returns a copy of the added tokens.
+func (t *Tokenizer) AddedTokens() []AddedToken { return append([]AddedToken(nil), t.added...) }
+
+// SpecialTokens returns the named special tokens.
+func (t *Tokenizer) SpecialTokens() SpecialTokens { return t.specials }
+
+// Truncation returns the truncation settings, nil when off.
+func (t *Tokenizer) Truncation() *TruncationParams {
+	if t.trunc == nil {
+		return nil
+	}
+	c := *t.trunc
+	return &c
+}
+
+// Padding returns the padding settings, nil when off.
+func (t *Tokenizer) Padding() *PaddingParams {
+	if t.pad == nil {
+		return nil
+	}
+	c := *t.pad
+	return &c
+}
+
+// WithTruncation returns a copy of t with truncation set (nil turns it
+// off). Empty Strategy and Direction take their defaults.
+func (t *Tokenizer) WithTruncation(p *TruncationParams) *Tokenizer {
+	c := *t
+	if p == nil {
+		c.trunc = nil
+		return &c
+	}
+	q := *p
+	if q.Strategy == "" {
+		q.Strategy = "longest_first"
+	}
+	if q.Direction == "" {
+		q.Direction = "right"
+	}
+	c.trunc = &q
+	return &c
+}
+
+// WithPadding returns a copy of t with padding set (nil turns it off).
+// Empty Strategy and Direction take "longest" and "right".
+func (t *Tokenizer) WithPadding(p *PaddingParams) *Tokenizer {
+	c := *t
+	if p == nil {
+		c.pad = nil
+		return &c
+	}
+	q := *p
+	if q.Strategy == "" {
+		q.Strategy = "longest"
+	}
+	if q.Direction == "" {
+		q.Direction = "right"
+	}
+	c.pad = &q
+	return &c
+}
+
+// invalidUTF8 reports the first invalid byte offset, or -1.
+func invalidUTF8(s string) int {
+	for i := 0; i < len(s); {
+		if s[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, w := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && w == 1 {
+			return i
+		}
+		i += w
+	}
+	return -1
+}
+
+// encodeSeq tokenizes one text without special tokens.
+func (t *Tokenizer) encodeSeq(text string, seq int) (*Encoding, error) {
+	if i := invalidUTF8(text); i >= 0 {
+		return nil, fmt.Errorf("tokenizer: text of sequence %d is not valid UTF-8 (byte offset %d)", seq, i)
+	}
+	enc := newEncoding(len(text)/4 + 4)
+	var splitBuf [8]addedSplit
+	var wordBuf [16]piece
+	var toks []tok
+	words := wordBuf[:0]
+	word := 0
+	pushAdded := func(k int, m *matcher, off Offset) {
+		a := m.toks[k]
+		enc.push(a.ID, a.Content, off, seq, 0, word, seq)
+		word++
+	}
+	for _, sp := range t.rawMatch.split(text, splitBuf[:0]) {
+		if sp.tok >= 0 {
+			pushAdded(sp.tok, t.rawMatch, Offset{sp.a, sp.b})
+			continue
+		}
+		p := piece{s: text[sp.a:sp.b], base: sp.a}
+		if t.norm != nil {
+			if err := t.norm.normalize(&p); err != nil {
+				return nil, err
+			}
+		}
+		if p.s == "" {
+			continue
+		}
+		var subBuf [4]addedSplit
+		for _, sub := range t.normMatch.split(p.s, subBuf[:0]) {
+			if sub.tok >= 0 {
+				pushAdded(sub.tok, t.normMatch, p.orig(sub.a, sub.b))
+				continue
+			}
+			q := p.sub(sub.a, sub.b)
+			words = words[:0]
+			if t.pre != nil {
+				var err error
+				if words, err = t.pre.split(q, words); err != nil {
+					return nil, err
+				}
+			} else {
+				words = append(words, q)
+			}
+			for wi := range words {
+				w := &words[wi]
+				if w.s == "" {
+					continue
+				}
+				var err error
+				if toks, err = t.model.tokenize(w, toks[:0]); err != nil {
+					return nil, err
+				}
+				for _, tk := range toks {
+					enc.push(tk.id, t.modelToken(tk.id), w.orig(tk.a, tk.b), seq, 0, word, seq)
+				}
+				word++
+			}
+		}
+	}
+	return enc, nil
+}
+
+func (t *Tokenizer) modelToken(id int) string {
+	if id >= 0 && id < len(t.modelTok) {
+		return t.modelTok[id]
+	}
+	return ""
+}
+
+// Encode tokenizes one text. With addSpecialTokens the post-processor adds
+// the model's special tokens. Truncation and padding configured on the
+// tokenizer apply (overflowing parts go to Encoding.Overflowing).
+func (t *Tokenizer) Encode(text string, addSpecialTokens bool) (*Encoding, error) {
+	e, err := t.encode(text, nil, addSpecialTokens)
+	if err != nil {
+		return nil, err
+	}
+	if t.pad != nil {
+		if err := padEncodings([]*Encoding{e}, t.pad); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// EncodePair tokenizes a pair of texts (e.g. question and context).
+func (t *Tokenizer) EncodePair(text, pair string, addSpecialTokens bool) (*Encoding, error) {
+	e, err := t.encode(text, &pair, addSpecialTokens)
+	if err != nil {
+		return nil, err
+	}
+	if t.pad != nil {
+		if err := padEncodings([]*Encoding{e}, t.pad); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+func (t *Tokenizer) encode(text string, pair *string, addSpecial bool) (*Encoding, error) {
+	a, err := t.encodeSeq(text, 0)
+	if err != nil {
+		return nil, err
+	}
+	var b *Encoding
+	if pair != nil {
+		if b, err = t.encodeSeq(*pair, 1); err != nil {
+			return nil, err
+		}
+	}
+	return t.postProcess(a, b, addSpecial)
+}
+
+// postProcess truncates, then adds special tokens.
+func (t *Tokenizer) postProcess(a, b *Encoding, addSpecial bool) (*Encoding, error) {
+	if t.trunc != nil {
+		p := *t.trunc
+		if addSpecial && t.post != nil {
+			n := t.post.addedTokens(b != nil)
+			if p.MaxLength < n {
+				return nil, fmt.Errorf("tokenizer: truncation max_length %d is smaller than the %d special tokens the post-processor adds", p.MaxLength, n)
+			}
+			p.MaxLength -= n
+		}
+		if err := truncateEncodings(a, b, &p); err != nil {
+			return nil, err
+		}
+	}
+	encs := []*Encoding{a}
+	if b != nil {
+		encs = append(encs, b)
+	}
+	if t.post != nil {
+		encs = t.post.process(encs, addSpecial)
+	}
+	if len(encs) == 1 {
+		return encs[0], nil
+	}
+	return mergeEncodings(encs), nil
+}
+
+// EncodeBatch encodes texts in parallel, then pads them together when
+// padding is configured.
+func (t *Tokenizer) EncodeBatch(ctx context.Context, texts []string, addSpecialTokens bool) ([]*Encoding, error) {
+	return t.encodeBatch(ctx, texts, nil, addSpecialTokens)
+}
+
+// EncodePairBatch encodes pairs (texts[i], pairs[i]) in parallel.
+func (t *Tokenizer) EncodePairBatch(ctx context.Context, texts, pairs []string, addSpecialTokens bool) ([]*Encoding, error) {
+	if len(texts) != len(pairs) {
+		return nil, fmt.Errorf("tokenizer: EncodePairBatch got %d texts but %d pairs", len(texts), len(pairs))
+	}
+	return t.encodeBatch(ctx, texts, pairs, addSpecialTokens)
+}
+
+func (t *Tokenizer) encodeBatch(ctx context.Context, texts, pairs []string, addSpecial bool) ([]*Encoding, error) {
+	out := make([]*Encoding, len(texts))
+	workers := min(runtime.GOMAXPROCS(0), len(texts))
+	var next atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !failed.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= len(texts) {
+					return
+				}
+				if i%64 == 0 {
+					if err := ctx.Err(); err != nil {
+						errOnce.Do(func() { firstErr = err })
+						failed.Store(true)
+						return
+					}
+				}
+				var p *string
+				if pairs != nil {
+					p = &pairs[i]
+				}
+				e, err := t.encode(texts[i], p, addSpecial)
+				if err != nil {
+					errOnce.Do(func() { firstErr = fmt.Errorf("tokenizer: batch item %d: %w", i, err) })
+					failed.Store(true)
+					return
+				}
+				out[i] = e
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if t.pad != nil {
+		if err := padEncodings(out, t.pad); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Decode turns ids back into text. With skipSpecialTokens, special added
+// tokens are left out.
+func (t *Tokenizer) Decode(ids []int, skipSpecialTokens bool) (string, error) {
+	toks := make([]string, 0, len(ids))
+	for i, id := range ids {
+		if a, ok := t.addedID[id]; ok {
+			if skipSpecialTokens && a.Special {
+				continue
+			}
+			toks = append(toks, a.Content)
+			continue
+		}
+		s, ok := t.IDToToken(id)
+		if !ok {
+			return "", fmt.Errorf("tokenizer: decode: id %d at position %d is not in the vocabulary", id, i)
+		}
+		toks = append(toks, s)
+	}
+	var s string
+	if t.dec != nil {
+		s = strings.Join(t.dec.decode(toks), "")
+	} else {
+		s = strings.Join(toks, " ")
+	}
+	if t.cleanup {
+		s = cleanupSpaces(s)
+	}
+	return s, nil
+}
+
+// cleanupSpaces is transformers' clean_up_tokenization: drop the space
+// before punctuation and English contractions.
+func cleanupSpaces(s string) string {
+	return cleanupReplacer.Replace(s)
+}
+
+var cleanupPairs = [][2]string{
+	{" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"},
+	{" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"},
+}
+
+// cleanupReplacer applies the pairs one after another, as Python's chained
+// str.replace calls do.
+var cleanupReplacer = chainReplacer(cleanupPairs)
+
+type chainReplacer [][2]string
+
+func (c chainReplacer) Replace(s string) string {
+	for _, p := range c {
+		s = strings.ReplaceAll(s, p[0], p[1])
+	}
+	return s
+}
+
+// DecodeStream decodes ids one at a time for streaming generation. It is
+// not safe for concurrent use (one stream per generation).
+type DecodeStream struct {
+	t          *Tokenizer
+	skip       bool
+	ids        []int
+	prefix     string
+	prefixDone int // number of leading ids of ids that prefix covers
+}
+
+// NewDecodeStream starts an incremental decoder.
+func (t *Tokenizer) NewDecodeStream(skipSpecialTokens bool) *DecodeStream {
+	return &DecodeStream{t: t, skip: skipSpecialTokens}
+}
+
+// Step adds one id and returns the text it completes: "" while the text so
+// far ends in an incomplete UTF-8 sequence (or the id adds nothing).
+func (s *DecodeStream) Step(id int) (string, error) {
+	if s.prefix == "" && len(s.ids) > 0 {
+		p, err := s.t.Decode(s.ids, s.skip)
+		if err != nil {
+			return "", err
+		}
+		if !strings.HasSuffix(p, "\uFFFD") {
+			s.prefix, s.prefixDone = p, len(s.ids)
+		}
+	}
+	s.ids = append(s.ids, id)
+	full, err := s.t.Decode(s.ids, s.skip)
+	if err != nil {
+		s.ids = s.ids[:len(s.ids)-1]
+		return "", err
+	}
+	if len(full) <= len(s.prefix) || strings.HasSuffix(full, "\uFFFD") {
+		return "", nil
+	}
+	if !strings.HasPrefix(full, s.prefix) {
+		return "", errors.New("tokenizer: decode stream: decoded text no longer starts with the text already returned")
+	}
+	piece := full[len(s.prefix):]
+	// Keep only the ids after the old prefix: they give the decoder the
+	// context it needs (e.g. WordPiece's "##" joins) for the next step.
+	keep := len(s.ids) - s.prefixDone
+	s.ids = append(s.ids[:0], s.ids[s.prefixDone:]...)
+	p, err := s.t.Decode(s.ids, s.skip)
+	if err != nil {
+		return "", err
+	}
+	s.prefix, s.prefixDone = p, keep
+	return piece, nil
+}
