@@ -196,7 +196,7 @@ func (r *Report) Line() string {
 	if len(r.checks) <= 4 {
 		msg = strings.Join(r.checks, "; ")
 	}
-	if r.worst != "" {
+	if r.worst != "" && !strings.Contains(msg, r.worst) {
 		msg += "; worst " + r.worst
 	}
 	return fmt.Sprintf("PASS %s: %s", r.Dir, msg)
