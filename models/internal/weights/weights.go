@@ -1,0 +1,177 @@
+// Package weights loads named tensors from a safetensors checkpoint into the
+// shapes a model expects, scoped by name prefix the way a module tree is, so a
+// model's weight names fall out of its structure (Sub("encoder.layer.3")).
+package weights
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/embrace-go/embrace/nn"
+	"github.com/embrace-go/embrace/safetensors"
+	"github.com/embrace-go/embrace/tensor"
+)
+
+// Source is where tensors come from: a *safetensors.Checkpoint, or anything
+// else that finds a tensor by its full name.
+type Source interface {
+	Tensor(name string) (safetensors.TensorView, error)
+	Has(name string) bool
+}
+
+// Loader reads tensors under a name prefix.
+type Loader struct {
+	src    Source
+	prefix string
+	where  string // the folder or file, for error messages
+}
+
+// New returns a loader over src; where names it in errors.
+func New(src Source, where string) *Loader { return &Loader{src: src, where: where} }
+
+// Sub returns a loader for the names under p ("a.b" + ".").
+func (l *Loader) Sub(p string) *Loader {
+	c := *l
+	if p != "" {
+		c.prefix = l.prefix + p + "."
+	}
+	return &c
+}
+
+// Subf is Sub with a formatted prefix.
+func (l *Loader) Subf(format string, args ...any) *Loader { return l.Sub(fmt.Sprintf(format, args...)) }
+
+// Name returns the full name of a tensor under this loader.
+func (l *Loader) Name(name string) string { return l.prefix + name }
+
+// Has reports whether the checkpoint holds the named tensor.
+func (l *Loader) Has(name string) bool { return l.src.Has(l.prefix + name) }
+
+func (l *Loader) get(name string, shape []int) (safetensors.TensorView, error) {
+	full := l.prefix + name
+	v, err := l.src.Tensor(full)
+	if err != nil {
+		return v, fmt.Errorf("%s: missing tensor %q: %w", l.where, full, err)
+	}
+	if shape != nil && !slices.Equal(v.Shape, shape) {
+		return v, fmt.Errorf("%s: tensor %q has shape %v, the config implies %v", l.where, full, v.Shape, shape)
+	}
+	return v, nil
+}
+
+// Weight returns a matrix or table in its stored precision (F32, F16 or BF16,
+// zero-copy where possible); F64 is narrowed to F32. shape is the expected
+// shape (nil accepts any).
+func (l *Loader) Weight(name string, shape ...int) (*tensor.Tensor, error) {
+	v, err := l.get(name, shape)
+	if err != nil {
+		return nil, err
+	}
+	var dt tensor.DType
+	switch v.DType {
+	case safetensors.F32:
+		dt = tensor.F32
+	case safetensors.F16:
+		dt = tensor.F16
+	case safetensors.BF16:
+		dt = tensor.BF16
+	case safetensors.F64:
+		return l.F32(name, shape...)
+	default:
+		return nil, fmt.Errorf("%s: tensor %q has dtype %s; unsupported for weights (want F32, F16, BF16 or F64)", l.where, l.prefix+name, v.DType)
+	}
+	t, err := tensor.FromBytes(dt, v.Data, v.Shape...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: tensor %q: %w", l.where, l.prefix+name, err)
+	}
+	return t, nil
+}
+
+// F32 returns a tensor converted to float32 (biases and norms, which are small
+// and added element-wise).
+func (l *Loader) F32(name string, shape ...int) (*tensor.Tensor, error) {
+	v, err := l.get(name, shape)
+	if err != nil {
+		return nil, err
+	}
+	f, err := v.Float32s()
+	if err != nil {
+		return nil, fmt.Errorf("%s: tensor %q: %w", l.where, l.prefix+name, err)
+	}
+	return tensor.FromFloat32(f, v.Shape...), nil
+}
+
+// Linear loads a PyTorch Linear "name.weight" [out, in] and "name.bias" [out]
+// (the bias may be absent when bias is false).
+func (l *Loader) Linear(name string, in, out int, bias bool) (*nn.Linear, error) {
+	s := l.Sub(name)
+	w, err := s.Weight("weight", out, in)
+	if err != nil {
+		return nil, err
+	}
+	lin := &nn.Linear{W: w}
+	if bias {
+		if lin.B, err = s.F32("bias", out); err != nil {
+			return nil, err
+		}
+	}
+	return lin, nil
+}
+
+// Conv1D loads a GPT-2 Conv1D "name.weight" [in, out] and "name.bias" [out].
+func (l *Loader) Conv1D(name string, in, out int) (*nn.Linear, error) {
+	s := l.Sub(name)
+	w, err := s.Weight("weight", in, out)
+	if err != nil {
+		return nil, err
+	}
+	b, err := s.F32("bias", out)
+	if err != nil {
+		return nil, err
+	}
+	return &nn.Linear{W: w, B: b, Conv1D: true}, nil
+}
+
+// LayerNorm loads "name.weight"/"name.bias", or the legacy "name.gamma"/"name.beta".
+func (l *Loader) LayerNorm(name string, n int, eps float64) (*nn.LayerNorm, error) {
+	s := l.Sub(name)
+	wn, bn := "weight", "bias"
+	if !s.Has(wn) && s.Has("gamma") {
+		wn, bn = "gamma", "beta"
+	}
+	w, err := s.F32(wn, n)
+	if err != nil {
+		return nil, err
+	}
+	b, err := s.F32(bn, n)
+	if err != nil {
+		return nil, err
+	}
+	return &nn.LayerNorm{Weight: w, Bias: b, Eps: float32(eps)}, nil
+}
+
+// Embedding loads "name.weight" [rows, dim].
+func (l *Loader) Embedding(name string, rows, dim int) (*nn.Embedding, error) {
+	w, err := l.Sub(name).Weight("weight", rows, dim)
+	if err != nil {
+		return nil, err
+	}
+	return &nn.Embedding{Table: w}, nil
+}
+
+// FirstPrefix returns the first of prefixes under which name exists ("" is a
+// valid prefix meaning none), so a model can accept checkpoints saved with and
+// without the base-model prefix ("bert.", "transformer.").
+func FirstPrefix(src Source, name string, prefixes ...string) (string, bool) {
+	for _, p := range prefixes {
+		full := name
+		if p != "" {
+			full = strings.TrimSuffix(p, ".") + "." + name
+		}
+		if src.Has(full) {
+			return strings.TrimSuffix(p, "."), true
+		}
+	}
+	return "", false
+}
