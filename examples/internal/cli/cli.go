@@ -176,3 +176,40 @@ func (j *JSONLines) Write(v any) error {
 	}
 	return nil
 }
+
+// Batches feeds the inputs (the arguments, else the non-blank lines of
+// stdin) to fn in slices of at most size items, as they arrive, so a long
+// stream is processed batch by batch with bounded memory. The slice passed
+// to fn is reused afterwards; fn must not keep it.
+func Batches(ctx context.Context, args []string, stdin io.Reader, size int, fn func(batch []string) error) error {
+	if size < 1 {
+		return fmt.Errorf("batch size must be at least 1, got %d", size)
+	}
+	batch := make([]string, 0, min(size, 1024))
+	add := func(item string) error {
+		batch = append(batch, item)
+		if len(batch) < size {
+			return nil
+		}
+		err := fn(batch)
+		batch = batch[:0]
+		return err
+	}
+	var err error
+	if len(args) > 0 {
+		for _, a := range args {
+			if err = ctx.Err(); err != nil {
+				return err
+			}
+			if err = add(a); err != nil {
+				return err
+			}
+		}
+	} else if err = Lines(ctx, stdin, func(_ int, line string) error { return add(line) }); err != nil {
+		return err
+	}
+	if len(batch) > 0 {
+		return fn(batch)
+	}
+	return nil
+}

@@ -134,7 +134,7 @@ func TestResolveModel(t *testing.T) {
 		{file, "is a file"},
 		{"./missing", "does not exist"},
 		{filepath.Join(dir, "missing"), "does not exist"},
-		{"org/down", "pass -model with a local folder"},
+		{"org/down", "pass -model with a local model folder"},
 	}
 	for _, c := range cases {
 		_, err := resolveModel(ctx, c.model, fetch)
@@ -165,5 +165,34 @@ func TestJSONLines(t *testing.T) {
 	}
 	if got, want := b.String(), "{\"text\":\"<a&b>\"}\n[1,2]\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestBatches(t *testing.T) {
+	ctx := context.Background()
+	var got [][]string
+	collect := func(b []string) error {
+		got = append(got, append([]string(nil), b...))
+		return nil
+	}
+	if err := Batches(ctx, nil, strings.NewReader("a\nb\n\nc\nd\ne\n"), 2, collect); err != nil {
+		t.Fatal(err)
+	}
+	if want := [][]string{{"a", "b"}, {"c", "d"}, {"e"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("stdin batches %q, want %q", got, want)
+	}
+	got = nil
+	if err := Batches(ctx, []string{"x", "y"}, nil, 5, collect); err != nil {
+		t.Fatal(err)
+	}
+	if want := [][]string{{"x", "y"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("arg batches %q, want %q", got, want)
+	}
+	boom := errors.New("boom")
+	if err := Batches(ctx, []string{"x", "y", "z"}, nil, 1, func([]string) error { return boom }); !errors.Is(err, boom) {
+		t.Errorf("err = %v, want boom", err)
+	}
+	if err := Batches(ctx, []string{"x"}, nil, 0, collect); err == nil {
+		t.Error("size 0: want an error")
 	}
 }

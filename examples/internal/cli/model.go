@@ -37,7 +37,7 @@ func resolveModel(ctx context.Context, model string, fetch func(context.Context,
 		if ctx.Err() != nil {
 			return "", fmt.Errorf("fetching %s from the Hugging Face Hub: %w", model, ctx.Err())
 		}
-		return "", fmt.Errorf("cannot get %s from the Hugging Face Hub (%v); to run offline pass -model with a local folder holding config.json, the weights and the tokenizer", model, err)
+		return "", fmt.Errorf("cannot get %s from the Hugging Face Hub (%v); to run offline, pass -model with a local model folder", model, err)
 	}
 	return dir, nil
 }
