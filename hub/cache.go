@@ -1,6 +1,8 @@
 package hub
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path"
@@ -113,8 +115,10 @@ func linkSnapshot(blob, pointer string) error {
 	if err != nil {
 		return err
 	}
-	tmp := pointer + ".tmp-link"
-	os.Remove(tmp)
+	// A unique temporary name: concurrent downloaders may link the same file.
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	tmp := pointer + ".tmp-" + hex.EncodeToString(rnd[:])
 	if err := os.Symlink(rel, tmp); err != nil {
 		if err := os.Link(blob, tmp); err != nil {
 			if err := copyFile(blob, tmp); err != nil {
