@@ -147,7 +147,10 @@ func TestResolveModel(t *testing.T) {
 	}
 }
 
-func TestResolveModelWithoutHub(t *testing.T) {
+func TestResolveModelOfflineHub(t *testing.T) {
+	// Offline with an empty cache: the Hub path is taken but never dials.
+	t.Setenv("HF_HUB_OFFLINE", "1")
+	t.Setenv("HF_HUB_CACHE", t.TempDir())
 	_, err := ResolveModel(context.Background(), "sentence-transformers/all-MiniLM-L6-v2")
 	if err == nil || !strings.Contains(err.Error(), "all-MiniLM-L6-v2") || !strings.Contains(err.Error(), "-model") {
 		t.Errorf("err = %v; want it to name the repo and -model", err)

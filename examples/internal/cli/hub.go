@@ -2,17 +2,14 @@ package cli
 
 import (
 	"context"
-	"errors"
+
+	"github.com/embrace-go/embrace/hub"
 )
 
-// fetchFromHub is the single place the examples reach the Hugging Face Hub.
-//
-// TODO(hub): the hub package has not landed yet; when it does this becomes
-// `return hub.Resolve(ctx, repoID)`. Until then only local folders work and
-// a repo id gets an error telling the user to pass a folder.
+// fetchFromHub is the single place the examples reach the Hugging Face Hub:
+// it downloads (or finds in the shared Hugging Face cache) the files the
+// model needs and returns their snapshot folder. HF_ENDPOINT, HF_TOKEN,
+// HF_HOME / HF_HUB_CACHE and HF_HUB_OFFLINE apply.
 func fetchFromHub(ctx context.Context, repoID string) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	return "", errors.New("downloading from the Hub is not built into this binary yet")
+	return hub.Resolve(ctx, repoID)
 }
