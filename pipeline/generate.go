@@ -1,0 +1,193 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"strings"
+
+	"github.com/embrace-go/embrace/generate"
+	"github.com/embrace-go/embrace/models"
+	"github.com/embrace-go/embrace/models/gpt2"
+	"github.com/embrace-go/embrace/tokenizer"
+)
+
+// TextGeneration is the "text-generation" pipeline: prompt text in,
+// continued text out, for GPT-2-family checkpoints. Defaults come from the
+// folder's generation_config.json. It is safe for concurrent use; each call
+// decodes with its own cache.
+type TextGeneration struct {
+	dir      string
+	tok      *tokenizer.Tokenizer
+	model    *gpt2.Model
+	lm       generate.Model
+	defaults generate.Config
+}
+
+// GeneratedText is one continuation.
+type GeneratedText struct {
+	// Text is the generated text alone; FullText is the prompt followed by
+	// it (what transformers returns as generated_text by default). With stop
+	// strings both end just before the stop string.
+	Text, FullText string
+	// TokenIDs are the generated ids (an end token included when one was
+	// generated).
+	TokenIDs []int
+	// FinishReason is "eos" (an end token), "stop" (a stop string) or
+	// "length" (the token limit).
+	FinishReason string
+}
+
+// NewTextGeneration loads the tokenizer, model and generation defaults of a
+// GPT-2 folder (or Hub repo id).
+func NewTextGeneration(ctx context.Context, nameOrDir string) (*TextGeneration, error) {
+	dir, err := resolve(ctx, nameOrDir)
+	if err != nil {
+		return nil, err
+	}
+	info, err := models.Inspect(dir)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	if info.ModelType != "gpt2" {
+		return nil, fmt.Errorf("pipeline: %s: unsupported: text generation needs a GPT-2 model, the folder holds model_type %q", dir, info.ModelType)
+	}
+	m, err := gpt2.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	tok, err := tokenizer.FromDir(dir)
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("pipeline: %s: %w", dir, err)
+	}
+	cfg, err := generate.LoadConfig(dir)
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	cfg.Decoder = tok
+	return &TextGeneration{dir: dir, tok: tok, model: m, lm: generate.GPT2(m), defaults: cfg}, nil
+}
+
+// Close releases the model's memory mapping.
+func (p *TextGeneration) Close() error { return p.model.Close() }
+
+// Tokenizer returns the folder's tokenizer.
+func (p *TextGeneration) Tokenizer() *tokenizer.Tokenizer { return p.tok }
+
+// Model returns the loaded model.
+func (p *TextGeneration) Model() *gpt2.Model { return p.model }
+
+// Config returns the generation defaults (from generation_config.json), to
+// modify and pass to Generate, GenerateBatch or Stream.
+func (p *TextGeneration) Config() generate.Config {
+	c := p.defaults
+	c.EOSTokenIDs = slices.Clone(c.EOSTokenIDs)
+	c.StopStrings = slices.Clone(c.StopStrings)
+	return c
+}
+
+func (p *TextGeneration) config(cfg *generate.Config) generate.Config {
+	if cfg == nil {
+		return p.Config()
+	}
+	c := *cfg
+	if c.Decoder == nil {
+		c.Decoder = p.tok
+	}
+	return c
+}
+
+func (p *TextGeneration) encode(prompt string) ([]int, error) {
+	enc, err := p.tok.Encode(prompt, true)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: tokenizing the prompt: %w", err)
+	}
+	if len(enc.IDs) == 0 {
+		return nil, errors.New("pipeline: the prompt has no tokens")
+	}
+	return enc.IDs, nil
+}
+
+// Generate continues prompt with cfg (nil: the folder's defaults).
+func (p *TextGeneration) Generate(ctx context.Context, prompt string, cfg *generate.Config) (*GeneratedText, error) {
+	out, err := p.GenerateBatch(ctx, []string{prompt}, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// GenerateBatch continues several prompts at once, left-padded into one
+// batch, which gives the same text as one at a time for greedy search.
+func (p *TextGeneration) GenerateBatch(ctx context.Context, prompts []string, cfg *generate.Config) ([]*GeneratedText, error) {
+	c := p.config(cfg)
+	ids := make([][]int, len(prompts))
+	for i, pr := range prompts {
+		var err error
+		if ids[i], err = p.encode(pr); err != nil {
+			return nil, fmt.Errorf("prompt %d: %w", i, err)
+		}
+	}
+	gen, err := generate.Generate(ctx, p.lm, ids, c)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*GeneratedText, len(prompts))
+	for i := range prompts {
+		if out[i], err = p.finish(prompts[i], ids[i], gen[i], &c); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// finish decodes a continuation the way transformers' pipeline does: the
+// text of prompt+generated ids past the decoded prompt, appended to the
+// prompt string.
+func (p *TextGeneration) finish(prompt string, promptIDs, gen []int, c *generate.Config) (*GeneratedText, error) {
+	r := &GeneratedText{TokenIDs: gen, FinishReason: "length"}
+	if len(gen) > 0 && slices.Contains(c.EOSTokenIDs, gen[len(gen)-1]) {
+		r.FinishReason = "eos"
+	}
+	head, err := p.tok.Decode(promptIDs, true)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: decoding: %w", err)
+	}
+	all, err := p.tok.Decode(slices.Concat(promptIDs, gen), true)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: decoding: %w", err)
+	}
+	text := strings.TrimPrefix(all, head)
+	if len(text) == len(all) && head != "" {
+		// The prompt's text changed once continued (a merge across the
+		// boundary): fall back to decoding the new ids alone.
+		if text, err = p.tok.Decode(gen, true); err != nil {
+			return nil, fmt.Errorf("pipeline: decoding: %w", err)
+		}
+	}
+	at := len(text)
+	for _, s := range c.StopStrings {
+		if i := strings.Index(text, s); i >= 0 && i < at {
+			at = i
+			r.FinishReason = "stop"
+		}
+	}
+	r.Text = text[:at]
+	r.FullText = prompt + r.Text
+	return r, nil
+}
+
+// Stream continues prompt and yields the generated text piece by piece
+// (see generate.Stream): the pieces join to GeneratedText.Text.
+func (p *TextGeneration) Stream(ctx context.Context, prompt string, cfg *generate.Config) iter.Seq2[string, error] {
+	c := p.config(cfg)
+	ids, err := p.encode(prompt)
+	if err != nil {
+		return func(yield func(string, error) bool) { yield("", err) }
+	}
+	return generate.Stream(ctx, p.lm, ids, c)
+}

@@ -1,0 +1,147 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"unicode/utf8"
+)
+
+// generationFixture returns the shared gpt2 fixture folder or skips.
+func generationFixture(t testing.TB) string {
+	t.Helper()
+	var root string
+	if p := os.Getenv("EMBRACE_SHARED_FIXTURES"); p != "" {
+		root = p
+	} else {
+		root = filepath.Join("..", "..", "shared", "fixtures")
+	}
+	dir := filepath.Join(root, "models", "gpt2")
+	if _, err := os.Stat(filepath.Join(dir, "reference.json")); err != nil {
+		t.Skip("no fixtures: set $EMBRACE_SHARED_FIXTURES or provide ../shared/fixtures beside the module root")
+	}
+	return dir
+}
+
+// The reference's greedy texts, the streamed pieces, a stop string and a
+// batch, through the public pipeline.
+func TestTextGeneration(t *testing.T) {
+	dir := generationFixture(t)
+	ctx := context.Background()
+	p, err := NewTextGeneration(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var ref struct {
+		Greedy []struct {
+			Prompt       string `json:"prompt"`
+			MaxNewTokens int    `json:"max_new_tokens"`
+			Text         string `json:"text"`
+		} `json:"greedy"`
+	}
+	raw, _ := os.ReadFile(filepath.Join(dir, "reference.json"))
+	if err := json.Unmarshal(raw, &ref); err != nil || len(ref.Greedy) == 0 {
+		t.Fatalf("reference.json greedy list: %v", err)
+	}
+	prompts := make([]string, len(ref.Greedy))
+	for i, g := range ref.Greedy {
+		prompts[i] = g.Prompt
+		cfg := p.Config()
+		cfg.MaxNewTokens = g.MaxNewTokens
+		got, err := p.Generate(ctx, g.Prompt, &cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.FullText != g.Text {
+			t.Errorf("%q: got %q, want %q", g.Prompt, got.FullText, g.Text)
+		}
+		var pieces []string
+		for piece, err := range p.Stream(ctx, g.Prompt, &cfg) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !utf8.ValidString(piece) {
+				t.Fatalf("broken UTF-8 piece %q", piece)
+			}
+			pieces = append(pieces, piece)
+		}
+		if j := strings.Join(pieces, ""); j != got.Text {
+			t.Errorf("%q: stream joins to %q, want %q", g.Prompt, j, got.Text)
+		}
+
+		// A stop string taken from the middle of the output ends it exactly
+		// before the string.
+		words := strings.Fields(got.Text)
+		if len(words) > 3 {
+			stop := " " + words[2]
+			cfg.StopStrings = []string{stop}
+			s, err := p.Generate(ctx, g.Prompt, &cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := got.Text[:strings.Index(got.Text, stop)]
+			if s.Text != want || s.FinishReason != "stop" {
+				t.Errorf("stop %q: got %q (%s), want %q", stop, s.Text, s.FinishReason, want)
+			}
+			var streamed string
+			for piece, err := range p.Stream(ctx, g.Prompt, &cfg) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				streamed += piece
+			}
+			if streamed != want {
+				t.Errorf("stream with stop %q: %q, want %q", stop, streamed, want)
+			}
+		}
+	}
+	// Batched prompts (left-padded) and concurrent callers agree with the
+	// single runs.
+	cfg := p.Config()
+	cfg.MaxNewTokens = ref.Greedy[0].MaxNewTokens
+	batch, err := p.GenerateBatch(ctx, prompts, &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i, g := range ref.Greedy {
+		if batch[i].FullText != g.Text {
+			t.Errorf("batch %d: %q, want %q", i, batch[i].FullText, g.Text)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := p.Generate(ctx, g.Prompt, &cfg)
+			if err != nil || got.FullText != g.Text {
+				t.Errorf("concurrent %d: %v %v", i, got, err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestTextGenerationErrors(t *testing.T) {
+	dir := generationFixture(t)
+	ctx := context.Background()
+	if _, err := NewTextGeneration(ctx, filepath.Join(dir, "..", "bert")); err == nil || !strings.Contains(err.Error(), "unsupported") {
+		t.Errorf("bert folder: %v", err)
+	}
+	p, err := NewTextGeneration(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := p.Generate(ctx, "", nil); err == nil {
+		t.Error("empty prompt accepted")
+	}
+	cfg := p.Config()
+	cfg.MaxNewTokens = 1 << 20
+	if _, err := p.Generate(ctx, "Hello", &cfg); err == nil || !strings.Contains(err.Error(), "positions") {
+		t.Errorf("too long: %v", err)
+	}
+}
