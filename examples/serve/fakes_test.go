@@ -226,7 +226,7 @@ func fakeModel() *Model {
 }
 
 func fakeLoader(m *Model) Loader {
-	return func(ctx context.Context, ref string, maxTokens int) (*Model, error) {
+	return func(ctx context.Context, ref string, _ LoadOptions) (*Model, error) {
 		if m == nil {
 			return nil, errors.New("fake load failure")
 		}

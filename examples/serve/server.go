@@ -53,9 +53,8 @@ func DefaultConfig() Config {
 	}
 }
 
-// Loader loads the model named by ref. maxTokens, when > 0, lowers the
-// model's own limit on tokens per input (the tokenizer truncates there).
-type Loader func(ctx context.Context, ref string, maxTokens int) (*Model, error)
+// Loader loads the model named by ref.
+type Loader func(ctx context.Context, ref string, opt LoadOptions) (*Model, error)
 
 // Server answers the HTTP API for one model. It listens before the model is
 // loaded so that /health can say "loading"; model endpoints answer 503 until
@@ -101,7 +100,7 @@ func NewServer(cfg Config, log *slog.Logger) *Server {
 // Load loads the model and makes the server ready.
 func (s *Server) Load(ctx context.Context, load Loader) error {
 	start := time.Now()
-	m, err := load(ctx, s.cfg.ModelRef, s.cfg.MaxInputTokens)
+	m, err := load(ctx, s.cfg.ModelRef, LoadOptions{MaxInputTokens: s.cfg.MaxInputTokens, BatchSize: s.cfg.MaxBatchSize})
 	if err != nil {
 		s.loadErr.Store(&err)
 		return err
