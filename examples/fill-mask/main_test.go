@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/embrace-go/embrace/examples/internal/clitest"
+	"github.com/embrace-go/embrace/pipeline"
+)
+
+type fmLine struct {
+	Text  string         `json:"text"`
+	Masks [][]prediction `json:"masks"`
+}
+
+// TestMatchesTransformers runs the fixture's fill_mask entries through the
+// example, all on stdin at once.
+func TestMatchesTransformers(t *testing.T) {
+	dir := clitest.Model(t, "bert-mlm")
+	var ref struct {
+		FillMask []struct {
+			Input  string       `json:"input"`
+			TopK   int          `json:"top_k"`
+			Result []prediction `json:"result"`
+		} `json:"fill_mask"`
+	}
+	clitest.Reference(t, dir, &ref)
+	if len(ref.FillMask) == 0 {
+		t.Fatal("no fill_mask entries in reference.json")
+	}
+	for _, e := range ref.FillMask {
+		r := clitest.Run(t, run, e.Input+"\n", "-model", dir, "-json", "-top-k", strconv.Itoa(e.TopK))
+		if r.Code != 0 {
+			t.Fatalf("exit %d: %s", r.Code, r.Stderr)
+		}
+		got := clitest.JSONLines[fmLine](t, r.Stdout)
+		if len(got) != 1 || got[0].Text != e.Input || len(got[0].Masks) != 1 || len(got[0].Masks[0]) != len(e.Result) {
+			t.Fatalf("%q: got %+v, want %+v", e.Input, got, e.Result)
+		}
+		for i, w := range e.Result {
+			g := got[0].Masks[0][i]
+			if g.Token != w.Token || g.TokenStr != w.TokenStr || g.Sequence != w.Sequence || !clitest.ScoreClose(g.Score, w.Score) {
+				t.Errorf("%q candidate %d: %+v, transformers %+v", e.Input, i, g, w)
+			}
+		}
+	}
+}
+
+func TestTargetsAndTextForm(t *testing.T) {
+	dir := clitest.Model(t, "bert-mlm")
+	fm, err := pipeline.NewFillMask(context.Background(), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fm.Close()
+	text := "Paris is the " + fm.MaskToken() + " of " + fm.MaskToken() + "."
+	opt := pipeline.FillMaskOptions{TopK: 2, Targets: []string{"paris", "france", "the"}}
+	want, err := fm.Fill(context.Background(), []string{text}, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := clitest.Run(t, run, "", "-model", dir, "-json", "-top-k", "2", "-targets", "paris, france,the", text)
+	if r.Code != 0 {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
+	}
+	got := clitest.JSONLines[fmLine](t, r.Stdout)[0]
+	if len(got.Masks) != 2 || len(want[0]) != 2 {
+		t.Fatalf("masks: got %d, library %d", len(got.Masks), len(want[0]))
+	}
+	for m := range want[0] {
+		for i, w := range want[0][m] {
+			if g := got.Masks[m][i]; g.Token != w.Token || g.Score != w.Score || g.Sequence != w.Sequence || g.TokenStr != w.TokenStr {
+				t.Errorf("mask %d candidate %d: %+v, library %+v", m, i, g, w)
+			}
+		}
+	}
+
+	r = clitest.Run(t, run, "", "-model", dir, "-top-k", "2", "-targets", "paris,france,the", text)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "mask 2") || !strings.Contains(r.Stdout, want[0][1][0].Sequence) {
+		t.Errorf("text form: exit %d\n%s", r.Code, r.Stdout)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	dir := clitest.Model(t, "bert-mlm")
+	missing := filepath.Join(t.TempDir(), "nope")
+	clitest.WantOneLineError(t, clitest.Run(t, run, "", "-model", missing, "a [MASK]"), "fill-mask", "does not exist")
+	clitest.WantOneLineError(t, clitest.Run(t, run, "a [MASK].\nno mask here\n", "-model", dir), "fill-mask", "stdin line 2", "mask")
+	clitest.WantOneLineError(t, clitest.Run(t, run, "", "-top-k", "0"), "fill-mask", "-top-k")
+	clitest.WantOneLineError(t, clitest.Run(t, run, "", "-model", clitest.Model(t, "bert-cls"), "a [MASK]"), "fill-mask", "loading")
+	r := clitest.Run(t, run, "", "-h")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "-targets") || !strings.Contains(r.Stdout, command.DefaultModel) {
+		t.Errorf("-h: exit %d, %q", r.Code, r.Stdout)
+	}
+}
