@@ -293,12 +293,13 @@ func TestStepDoesNotAllocate(t *testing.T) {
 			}
 		})
 		// At batch 1 every product is a GEMV and nothing may allocate. At
-		// batch > 1 the tensor package's blocked GEMM currently allocates a
-		// packing row per call (tensor.packB); bound that so a per-token
-		// allocation in this package still fails the test.
+		// batch > 1 the tensor package's blocked GEMM currently allocates its
+		// packing row (tensor.packB) once or twice per product; bound that
+		// (4 products per layer and the head) so a per-token allocation in
+		// this package still fails the test.
 		limit := 0.0
 		if b > 1 {
-			limit = float64(4*len(m.blocks) + 1)
+			limit = float64(2 * (4*len(m.blocks) + 1))
 		}
 		if allocs > limit {
 			t.Errorf("batch %d: Step allocates %v times per call, want <= %v", b, allocs, limit)
@@ -383,5 +384,37 @@ func TestConfigErrors(t *testing.T) {
 	c, err := ParseConfig([]byte(`{"n_embd":32,"n_head":4,"n_inner":null}`), "x")
 	if err != nil || c.Inner() != 128 || !c.Tied() || c.VocabSize != 50257 {
 		t.Errorf("defaults: %+v, %v", c, err)
+	}
+}
+
+// Truncate rewinds the cache: stepping again from the cut gives the same
+// logits as the first time.
+func TestTruncate(t *testing.T) {
+	m := load(t, filepath.Join(fixtures(t), "models", "gpt2"))
+	ctx := context.Background()
+	st, _ := m.NewState(2, 16)
+	if _, err := st.Prefill(ctx, []int{0, 5, 6, 7, 8, 9}, []int{0, 1, 1, 1, 1, 1}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := st.Step(ctx, []int{11, 12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first = append([]float32(nil), first...)
+	if _, err := st.Step(ctx, []int{13, 14}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Truncate(3); err != nil || st.Len() != 3 {
+		t.Fatalf("truncate: %v, len %d", err, st.Len())
+	}
+	again, err := st.Step(ctx, []int{11, 12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, at := within(again, first, 0, 0); at >= 0 {
+		t.Fatalf("after truncate logit %d = %v, first time %v", at, again[at], first[at])
+	}
+	if err := st.Truncate(5); err == nil {
+		t.Fatal("truncate beyond the length accepted")
 	}
 }

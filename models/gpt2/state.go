@@ -157,6 +157,17 @@ func (s *State) Prefill(ctx context.Context, ids, mask []int) ([]float32, error)
 	return s.logits.Float32s(), nil
 }
 
+// Truncate forgets every position from n on, so decoding can resume from an
+// earlier point (to retry a continuation, or to keep a shared prompt cached
+// and generate several continuations from it).
+func (s *State) Truncate(n int) error {
+	if n < 0 || n > s.Len() {
+		return fmt.Errorf("gpt2: truncate to %d positions of %d", n, s.Len())
+	}
+	s.rollback(n)
+	return nil
+}
+
 // rollback undoes a failed or cancelled call so the state stays usable.
 func (s *State) rollback(start int) {
 	for _, c := range s.caches {
