@@ -30,15 +30,18 @@ type Encoding struct {
 func (e *Encoding) Len() int { return len(e.IDs) }
 
 func newEncoding(capacity int) *Encoding {
+	// One block for the six int fields: fewer allocations per encoding.
+	n := capacity
+	ints := make([]int, 6*n)
 	return &Encoding{
-		IDs:               make([]int, 0, capacity),
-		Tokens:            make([]string, 0, capacity),
-		Offsets:           make([]Offset, 0, capacity),
-		TypeIDs:           make([]int, 0, capacity),
-		AttentionMask:     make([]int, 0, capacity),
-		SpecialTokensMask: make([]int, 0, capacity),
-		WordIDs:           make([]int, 0, capacity),
-		SequenceIDs:       make([]int, 0, capacity),
+		IDs:               ints[0*n : 0*n : 1*n],
+		TypeIDs:           ints[1*n : 1*n : 2*n],
+		AttentionMask:     ints[2*n : 2*n : 3*n],
+		SpecialTokensMask: ints[3*n : 3*n : 4*n],
+		WordIDs:           ints[4*n : 4*n : 5*n],
+		SequenceIDs:       ints[5*n : 5*n : 6*n],
+		Tokens:            make([]string, 0, n),
+		Offsets:           make([]Offset, 0, n),
 	}
 }
 
@@ -125,6 +128,19 @@ func (e *Encoding) mergeWith(o *Encoding) {
 
 // mergeEncodings folds encs into one, left to right.
 func mergeEncodings(encs []*Encoding) *Encoding {
+	total := 0
+	over := false
+	for _, x := range encs {
+		total += len(x.IDs)
+		over = over || len(x.Overflowing) > 0
+	}
+	if !over {
+		out := newEncoding(total)
+		for _, x := range encs {
+			out.appendTokens(x)
+		}
+		return out
+	}
 	out := newEncoding(0)
 	for _, x := range encs {
 		out.mergeWith(x)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -215,7 +216,7 @@ type builder struct {
 
 func (b *builder) build() (*Tokenizer, error) {
 	t := &Tokenizer{norm: b.norm, pre: b.pre, model: b.model, post: b.post, dec: b.dec,
-		addedTok: map[string]int{}, addedID: map[int]*AddedToken{}}
+		addedTok: map[string]int{}, addedID: map[int]*AddedToken{}, pool: &sync.Pool{}}
 	t.modelTok = idTable(b.model.vocab())
 	t.added = b.added
 	var raw, normd []AddedToken

@@ -81,39 +81,68 @@ func (p *piece) materialize() {
 	p.align = al
 }
 
-// runeMapper rewrites the piece code point by code point: emit is called
-// for each source rune and appends its replacement runes. Replacement
-// runes inherit the source rune's alignment.
+// mapRunes rewrites the piece code point by code point: f appends the
+// replacement runes of each source rune. Replacement runes inherit the
+// source rune's alignment. While every replacement keeps its byte length,
+// an identity alignment stays implicit (no per-byte table).
 func (p *piece) mapRunes(f func(r rune, out []rune) []rune) {
-	var b strings.Builder
-	b.Grow(len(p.s))
-	al := make([]Offset, 0, len(p.s))
+	s := p.s
 	var buf [8]rune
-	changed := false
-	for i := 0; i < len(p.s); {
-		r, w := utf8.DecodeRuneInString(p.s[i:])
-		src := p.orig(i, i+w)
+	i := 0
+	for i < len(s) {
+		r, w := decodeRune(s, i)
 		out := f(r, buf[:0])
 		if len(out) != 1 || out[0] != r {
-			changed = true
+			break
+		}
+		i += w
+	}
+	if i == len(s) {
+		return
+	}
+	b := make([]byte, i, len(s)+8)
+	copy(b, s[:i])
+	var al []Offset
+	explicit := p.align != nil
+	if explicit {
+		al = make([]Offset, i, len(s)+8)
+		copy(al, p.align[:i])
+	}
+	for i < len(s) {
+		r, w := decodeRune(s, i)
+		out := f(r, buf[:0])
+		if !explicit && (len(out) != 1 || utf8.RuneLen(out[0]) != w) {
+			// Positions shift from here on: spell out the alignment of
+			// what was written so far (it is still the identity).
+			al = make([]Offset, len(b), len(s)+8)
+			for k := 0; k < len(b); {
+				_, kw := utf8.DecodeRune(b[k:])
+				for x := 0; x < kw; x++ {
+					al[k+x] = Offset{p.base + k, p.base + k + kw}
+				}
+				k += kw
+			}
+			explicit = true
+		}
+		var src Offset
+		if explicit {
+			src = p.orig(i, i+w)
 		}
 		for _, o := range out {
-			n := utf8.RuneLen(o)
-			if n < 0 {
-				o, n = utf8.RuneError, 3
-			}
-			b.WriteRune(o)
-			for k := 0; k < n; k++ {
-				al = append(al, src)
+			n := len(b)
+			b = utf8.AppendRune(b, o)
+			if explicit {
+				for range len(b) - n {
+					al = append(al, src)
+				}
 			}
 		}
 		i += w
 	}
-	if !changed {
-		return
+	p.s = string(b)
+	if explicit {
+		p.align = al
 	}
-	p.s = b.String()
-	p.align = al
 }
 
 // normalizer transforms a piece in place.
@@ -188,35 +217,86 @@ func lowerRune(r rune, out []rune) []rune {
 }
 
 func (n *bertNormalizer) normalize(p *piece) error {
-	if n.cleanText || n.chinese {
-		p.mapRunes(func(r rune, out []rune) []rune {
-			if n.cleanText {
-				if r == 0 || r == 0xFFFD || isBertControl(r) {
-					return out
-				}
-				if isBertWhitespace(r) {
-					return append(out, ' ')
-				}
-			}
-			if n.chinese && isChineseChar(r) {
-				return append(out, ' ', r, ' ')
-			}
-			return append(out, r)
-		})
-	}
-	if n.stripAccents {
-		nfdPiece(p, norm.NFD)
-		p.mapRunes(func(r rune, out []rune) []rune {
-			if unicode.Is(unicode.Mn, r) {
+	p.mapRunes(n.mapRune)
+	return nil
+}
+
+// mapRune applies clean_text, Chinese padding, accent stripping and
+// lowercasing to one rune (the passes Hugging Face runs one after the
+// other, fused).
+func (n *bertNormalizer) mapRune(r rune, out []rune) []rune {
+	if r < utf8.RuneSelf {
+		if n.cleanText {
+			switch {
+			case r == '\t' || r == '\n' || r == '\r':
+				r = ' '
+			case r < 0x20 || r == 0x7f:
 				return out
 			}
-			return append(out, r)
-		})
+		}
+		if n.lowercase && 'A' <= r && r <= 'Z' {
+			r += 'a' - 'A'
+		}
+		return append(out, r)
 	}
-	if n.lowercase {
-		p.mapRunes(lowerRune)
+	if n.cleanText {
+		if r == 0xFFFD || isBertControl(r) {
+			return out
+		}
+		if isBertWhitespace(r) {
+			return append(out, ' ')
+		}
 	}
-	return nil
+	if n.chinese && isChineseChar(r) {
+		out = append(out, ' ')
+		out = n.accentsAndCase(r, out)
+		return append(out, ' ')
+	}
+	return n.accentsAndCase(r, out)
+}
+
+func (n *bertNormalizer) accentsAndCase(r rune, out []rune) []rune {
+	if !n.stripAccents {
+		if n.lowercase {
+			return lowerRune(r, out)
+		}
+		return append(out, r)
+	}
+	if r < 0xC0 {
+		// No canonical decomposition below U+00C0.
+		if unicode.Is(unicode.Mn, r) {
+			return out
+		}
+		if n.lowercase {
+			return lowerRune(r, out)
+		}
+		return append(out, r)
+	}
+	var src [4]byte
+	k := utf8.EncodeRune(src[:], r)
+	if norm.NFD.IsNormal(src[:k]) {
+		if unicode.Is(unicode.Mn, r) {
+			return out
+		}
+		if n.lowercase {
+			return lowerRune(r, out)
+		}
+		return append(out, r)
+	}
+	d := norm.NFD.Append(nil, src[:k]...)
+	for len(d) > 0 {
+		x, w := utf8.DecodeRune(d)
+		d = d[w:]
+		if unicode.Is(unicode.Mn, x) {
+			continue
+		}
+		if n.lowercase {
+			out = lowerRune(x, out)
+		} else {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // isASCII reports whether s is all ASCII (normal forms leave it alone).

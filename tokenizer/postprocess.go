@@ -60,12 +60,17 @@ func (t *templateProc) process(encs []*Encoding, addSpecial bool) []*Encoding {
 		tpl = t.pair
 	}
 	var out []*Encoding
+	var used [2]bool
 	for _, p := range tpl {
 		if p.seq >= 0 {
 			if p.seq >= len(encs) {
 				continue
 			}
-			e := encs[p.seq].clone()
+			e := encs[p.seq]
+			if used[p.seq] {
+				e = e.clone() // a template naming a sequence twice
+			}
+			used[p.seq] = true
 			e.setTypeIDs(p.typeID)
 			out = append(out, e)
 			continue

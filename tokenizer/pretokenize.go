@@ -66,73 +66,69 @@ func toByteLevel(p piece) piece {
 //
 // written by hand because Go's regexp has no lookahead.
 func gpt2Split(s string, out [][2]int) [][2]int {
-	i := 0
-	for i < len(s) {
-		start := i
-		c, w := decodeRune(s, i)
-		// Contractions ('s 't 're 've 'm 'll 'd), case-sensitive.
-		if c == '\'' && i+1 < len(s) {
-			switch s[i+1] {
-			case 's', 't', 'm', 'd':
-				out = append(out, [2]int{i, i + 2})
-				i += 2
-				continue
-			case 'r', 'v':
-				if i+2 < len(s) && s[i+2] == 'e' {
-					out = append(out, [2]int{i, i + 3})
-					i += 3
-					continue
-				}
-			case 'l':
-				if i+2 < len(s) && s[i+2] == 'l' {
-					out = append(out, [2]int{i, i + 3})
-					i += 3
-					continue
-				}
-			}
-		}
-		j := i
-		cls := c
-		if c == ' ' && i+w < len(s) {
-			n, _ := decodeRune(s, i+w)
-			if !isSpace(n) {
-				j = i + w
-				cls = n
-			}
-		}
-		if !isSpace(cls) {
-			// One of the three runs: letters, numbers, or everything else.
-			kind := runeKind(cls)
-			for j < len(s) {
-				r, rw := decodeRune(s, j)
-				if isSpace(r) || runeKind(r) != kind {
-					break
-				}
-				j += rw
-			}
-			out = append(out, [2]int{start, j})
-			i = j
-			continue
-		}
-		// White space: \s+(?!\S) takes the run but leaves its last
-		// character when a non-space follows; \s+ takes a lone one.
-		j = i
-		last := i
-		for j < len(s) {
-			r, rw := decodeRune(s, j)
-			if !isSpace(r) {
-				break
-			}
-			last = j
-			j += rw
-		}
-		if j < len(s) && last > i {
-			j = last
-		}
-		out = append(out, [2]int{start, j})
+	for i := 0; i < len(s); {
+		j := gpt2Next(s, i)
+		out = append(out, [2]int{i, j})
 		i = j
 	}
 	return out
+}
+
+// gpt2Next returns the end of the GPT-2 pattern match starting at i.
+func gpt2Next(s string, i int) int {
+	c, w := decodeRune(s, i)
+	// Contractions ('s 't 're 've 'm 'll 'd), case-sensitive.
+	if c == '\'' && i+1 < len(s) {
+		switch s[i+1] {
+		case 's', 't', 'm', 'd':
+			return i + 2
+		case 'r', 'v':
+			if i+2 < len(s) && s[i+2] == 'e' {
+				return i + 3
+			}
+		case 'l':
+			if i+2 < len(s) && s[i+2] == 'l' {
+				return i + 3
+			}
+		}
+	}
+	j := i
+	cls := c
+	if c == ' ' && i+w < len(s) {
+		n, _ := decodeRune(s, i+w)
+		if !isSpace(n) {
+			j = i + w
+			cls = n
+		}
+	}
+	if !isSpace(cls) {
+		// One of the three runs: letters, numbers, or everything else.
+		kind := runeKind(cls)
+		for j < len(s) {
+			r, rw := decodeRune(s, j)
+			if isSpace(r) || runeKind(r) != kind {
+				break
+			}
+			j += rw
+		}
+		return j
+	}
+	// White space: \s+(?!\S) takes the run but leaves its last character
+	// when a non-space follows; \s+ takes a lone one.
+	j = i
+	last := i
+	for j < len(s) {
+		r, rw := decodeRune(s, j)
+		if !isSpace(r) {
+			break
+		}
+		last = j
+		j += rw
+	}
+	if j < len(s) && last > i {
+		j = last
+	}
+	return j
 }
 
 func decodeRune(s string, i int) (rune, int) {
@@ -189,11 +185,12 @@ func (b byteLevelPre) split(p piece, out []piece) ([]piece, error) {
 		p.byteLevel = true
 		return append(out, p), nil
 	}
-	var buf [64][2]int
-	for _, r := range gpt2Split(p.s, buf[:0]) {
-		q := p.sub(r[0], r[1])
+	for i := 0; i < len(p.s); {
+		j := gpt2Next(p.s, i)
+		q := p.sub(i, j)
 		q.byteLevel = true
 		out = append(out, q)
+		i = j
 	}
 	return out, nil
 }

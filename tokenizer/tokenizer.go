@@ -32,6 +32,8 @@ type Tokenizer struct {
 	trunc    *TruncationParams
 	pad      *PaddingParams
 	cleanup  bool // clean_up_tokenization_spaces
+
+	pool *sync.Pool // *scratch buffers, shared by copies
 }
 
 // SpecialToken is a special token's text and id (ID -1 when absent).
@@ -179,25 +181,55 @@ func invalidUTF8(s string) int {
 	return -1
 }
 
+// rec is one token of a sequence before the Encoding is built.
+type rec struct {
+	id   int
+	tok  string
+	off  Offset
+	word int
+}
+
+// scratch holds per-call buffers, pooled so steady-state encoding does not
+// allocate them again.
+type scratch struct {
+	words  []piece
+	toks   []tok
+	recs   []rec
+	splits []addedSplit
+	subs   []addedSplit
+}
+
+func (t *Tokenizer) getScratch() *scratch {
+	if s, ok := t.pool.Get().(*scratch); ok {
+		return s
+	}
+	return &scratch{}
+}
+
+func (t *Tokenizer) putScratch(s *scratch) {
+	if cap(s.recs) > 1<<16 || cap(s.words) > 1<<14 {
+		return // do not keep huge buffers alive
+	}
+	clear(s.words[:cap(s.words)]) // drop references to the caller's text
+	s.words = s.words[:0]
+	t.pool.Put(s)
+}
+
 // encodeSeq tokenizes one text without special tokens.
 func (t *Tokenizer) encodeSeq(text string, seq int) (*Encoding, error) {
 	if i := invalidUTF8(text); i >= 0 {
 		return nil, fmt.Errorf("tokenizer: text of sequence %d is not valid UTF-8 (byte offset %d)", seq, i)
 	}
-	enc := newEncoding(len(text)/4 + 4)
-	var splitBuf [8]addedSplit
-	var wordBuf [16]piece
-	var toks []tok
-	words := wordBuf[:0]
+	sc := t.getScratch()
+	defer t.putScratch(sc)
+	recs := sc.recs[:0]
 	word := 0
-	pushAdded := func(k int, m *matcher, off Offset) {
-		a := m.toks[k]
-		enc.push(a.ID, a.Content, off, seq, 0, word, seq)
-		word++
-	}
-	for _, sp := range t.rawMatch.split(text, splitBuf[:0]) {
+	sc.splits = t.rawMatch.split(text, sc.splits[:0])
+	for _, sp := range sc.splits {
 		if sp.tok >= 0 {
-			pushAdded(sp.tok, t.rawMatch, Offset{sp.a, sp.b})
+			a := &t.rawMatch.toks[sp.tok]
+			recs = append(recs, rec{a.ID, a.Content, Offset{sp.a, sp.b}, word})
+			word++
 			continue
 		}
 		p := piece{s: text[sp.a:sp.b], base: sp.a}
@@ -209,14 +241,16 @@ func (t *Tokenizer) encodeSeq(text string, seq int) (*Encoding, error) {
 		if p.s == "" {
 			continue
 		}
-		var subBuf [4]addedSplit
-		for _, sub := range t.normMatch.split(p.s, subBuf[:0]) {
+		sc.subs = t.normMatch.split(p.s, sc.subs[:0])
+		for _, sub := range sc.subs {
 			if sub.tok >= 0 {
-				pushAdded(sub.tok, t.normMatch, p.orig(sub.a, sub.b))
+				a := &t.normMatch.toks[sub.tok]
+				recs = append(recs, rec{a.ID, a.Content, p.orig(sub.a, sub.b), word})
+				word++
 				continue
 			}
 			q := p.sub(sub.a, sub.b)
-			words = words[:0]
+			words := sc.words[:0]
 			if t.pre != nil {
 				var err error
 				if words, err = t.pre.split(q, words); err != nil {
@@ -225,23 +259,52 @@ func (t *Tokenizer) encodeSeq(text string, seq int) (*Encoding, error) {
 			} else {
 				words = append(words, q)
 			}
+			sc.words = words
 			for wi := range words {
 				w := &words[wi]
 				if w.s == "" {
 					continue
 				}
 				var err error
-				if toks, err = t.model.tokenize(w, toks[:0]); err != nil {
+				if sc.toks, err = t.model.tokenize(w, sc.toks[:0]); err != nil {
 					return nil, err
 				}
-				for _, tk := range toks {
-					enc.push(tk.id, t.modelToken(tk.id), w.orig(tk.a, tk.b), seq, 0, word, seq)
+				for _, tk := range sc.toks {
+					recs = append(recs, rec{tk.id, t.modelToken(tk.id), w.orig(tk.a, tk.b), word})
 				}
 				word++
 			}
 		}
 	}
-	return enc, nil
+	sc.recs = recs
+	return buildEncoding(recs, seq), nil
+}
+
+// buildEncoding makes an Encoding of exactly len(recs) tokens with few
+// allocations (the int fields share one block).
+func buildEncoding(recs []rec, seq int) *Encoding {
+	n := len(recs)
+	ints := make([]int, 6*n)
+	e := &Encoding{
+		IDs:               ints[0*n : 1*n : 1*n],
+		TypeIDs:           ints[1*n : 2*n : 2*n],
+		AttentionMask:     ints[2*n : 3*n : 3*n],
+		SpecialTokensMask: ints[3*n : 4*n : 4*n],
+		WordIDs:           ints[4*n : 5*n : 5*n],
+		SequenceIDs:       ints[5*n : 6*n : 6*n],
+		Tokens:            make([]string, n),
+		Offsets:           make([]Offset, n),
+	}
+	for i, r := range recs {
+		e.IDs[i] = r.id
+		e.Tokens[i] = r.tok
+		e.Offsets[i] = r.off
+		e.TypeIDs[i] = seq
+		e.AttentionMask[i] = 1
+		e.WordIDs[i] = r.word
+		e.SequenceIDs[i] = seq
+	}
+	return e
 }
 
 func (t *Tokenizer) modelToken(id int) string {
