@@ -21,6 +21,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/embrace-go/embrace/hub"
 	"github.com/embrace-go/embrace/models"
 	"github.com/embrace-go/embrace/models/bert"
 	"github.com/embrace-go/embrace/tokenizer"
@@ -39,22 +40,14 @@ func (o *Options) batch() int {
 	return o.BatchSize
 }
 
-// resolve turns a folder or a Hub repo id into a local folder.
-//
-// This is the single place pipelines reach the Hub: switch it to
-// hub.Resolve once that lands.
+// resolve turns a folder or a Hub repo id ("org/name", optionally
+// "@revision") into a local folder, downloading the snapshot when needed.
 func resolve(ctx context.Context, nameOrDir string) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", err
+	dir, err := hub.Resolve(ctx, nameOrDir)
+	if err != nil {
+		return "", fmt.Errorf("pipeline: %w", err)
 	}
-	st, err := os.Stat(nameOrDir)
-	if err == nil && st.IsDir() {
-		return nameOrDir, nil
-	}
-	if err == nil {
-		return "", fmt.Errorf("pipeline: %s is a file, want a model folder", nameOrDir)
-	}
-	return "", fmt.Errorf("pipeline: %s: no such folder (downloading from the Hub is unsupported: hub.Resolve not available yet): %w", nameOrDir, err)
+	return dir, nil
 }
 
 // encoder is what every encoder pipeline holds: the folder's tokenizer and

@@ -193,7 +193,7 @@ func TestBrokenPipelineFolders(t *testing.T) {
 		{"pooling width disagrees", func(d string) {
 			writeJSON(t, filepath.Join(d, "1_Pooling", "config.json"), map[string]any{"pooling_mode": "mean", "embedding_dimension": 7})
 		}, []string{"7"}},
-		{"not a folder", func(d string) { os.RemoveAll(d) }, []string{"no such folder"}},
+		{"not a folder", func(d string) { os.RemoveAll(d) }, []string{"neither an existing folder nor a Hub repository id"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
