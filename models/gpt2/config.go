@@ -33,6 +33,7 @@ type Config struct {
 	Architectures           []string `json:"architectures"`
 	VocabSize               int      `json:"vocab_size"`
 	NPositions              int      `json:"n_positions"`
+	NCtx                    int      `json:"n_ctx"` // older configs' name for n_positions
 	NEmbd                   int      `json:"n_embd"`
 	NLayer                  int      `json:"n_layer"`
 	NHead                   int      `json:"n_head"`
@@ -84,6 +85,7 @@ func ParseConfig(data []byte, where string) (*Config, error) {
 		}
 	}
 	def(&c.VocabSize, 50257)
+	def(&c.NPositions, c.NCtx)
 	def(&c.NPositions, 1024)
 	def(&c.NEmbd, 768)
 	def(&c.NLayer, 12)

@@ -118,6 +118,7 @@ func (s *State) Prefill(ctx context.Context, ids, mask []int) ([]float32, error)
 	}
 	x := tensor.Zeros(n, d)
 	if err := m.embed(x, ids, pos); err != nil {
+		s.rollback(start) // undo the mask entries set above
 		return nil, err
 	}
 	for r := 0; r < b; r++ {
