@@ -31,6 +31,8 @@ const (
 	PoolMax         = "max"
 	PoolMean        = "mean"
 	PoolMeanSqrtLen = "mean_sqrt_len_tokens"
+	PoolWeighted    = "weightedmean" // mean weighted by position (1, 2, ...)
+	PoolLastToken   = "lasttoken"    // the last real token
 )
 
 type stModule struct {
@@ -90,12 +92,16 @@ func (p *poolingConfig) modes(where string) ([]string, error) {
 			set[PoolMean] = true
 		case "mean_sqrt_len_tokens", "mean_sqrt_len":
 			set[PoolMeanSqrtLen] = true
+		case "weightedmean", "weightedmean_tokens":
+			set[PoolWeighted] = true
+		case "lasttoken":
+			set[PoolLastToken] = true
 		default:
 			return nil, fmt.Errorf("%s: unsupported: pooling mode %q", where, n)
 		}
 	}
 	var out []string
-	for _, n := range []string{PoolCLS, PoolMax, PoolMean, PoolMeanSqrtLen} {
+	for _, n := range []string{PoolCLS, PoolMax, PoolMean, PoolMeanSqrtLen, PoolWeighted, PoolLastToken} {
 		if set[n] {
 			out = append(out, n)
 		}
@@ -254,6 +260,24 @@ func (s *SentenceEmbedder) pool(rows []float32, mask []int, d int) []float32 {
 					}
 					v[j] = max(v[j], x)
 				}
+			}
+		case PoolWeighted:
+			var wsum float64
+			for t, m := range mask {
+				w := float64((t + 1) * m)
+				wsum += w
+				for j := range v {
+					v[j] += w * float64(rows[t*d+j])
+				}
+			}
+			for j := range v {
+				v[j] /= max(wsum, 1e-9)
+			}
+		case PoolLastToken:
+			// Padding is on the right: the last real token precedes it.
+			last := max(count-1, 0)
+			for j := range v {
+				v[j] = float64(rows[last*d+j])
 			}
 		case PoolMean, PoolMeanSqrtLen:
 			for t, m := range mask {

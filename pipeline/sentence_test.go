@@ -122,6 +122,15 @@ func TestPoolingModes(t *testing.T) {
 				for _, tk := range toks {
 					v = max(v, float64(tk[j]))
 				}
+			case "weightedmean":
+				var ws float64
+				for t, tk := range toks {
+					v += float64(t+1) * float64(tk[j])
+					ws += float64(t + 1)
+				}
+				v /= ws
+			case "lasttoken":
+				v = float64(toks[len(toks)-1][j])
 			case "mean", "mean_sqrt_len_tokens":
 				for _, tk := range toks {
 					v += float64(tk[j])
@@ -136,7 +145,7 @@ func TestPoolingModes(t *testing.T) {
 		}
 		return out
 	}
-	for _, mode := range []string{"cls", "max", "mean", "mean_sqrt_len_tokens"} {
+	for _, mode := range []string{"cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"} {
 		t.Run(mode, func(t *testing.T) {
 			dir := copyDir(t, src)
 			writeJSON(t, filepath.Join(dir, "1_Pooling", "config.json"), map[string]any{"embedding_dimension": d, "pooling_mode": mode})

@@ -157,15 +157,19 @@ func compareOutputs(r *Report, rs *safetensors.File, prefix, prefix64 string, go
 				want64 = nil
 			}
 		}
-		r.Compare(n, g.Float32s(), want, want64, realPositions(v.Shape, in))
+		r.Compare(n, g.Float32s(), want, want64, realPositions(name, v.Shape, in))
 	}
 }
 
-// realPositions says which elements of an output of the given shape belong
-// to real (unmasked) tokens: outputs shaped [B, S, ...] are masked by the
-// attention mask, others are compared everywhere.
-func realPositions(shape []int, in *bert.Input) func(int) bool {
+// realPositions says which elements of an output belong to real (unmasked)
+// tokens: per-token outputs ([B, S, ...], and the [B, S] start/end logits)
+// follow the attention mask; per-sequence outputs ([B, labels]) are
+// compared everywhere.
+func realPositions(name string, shape []int, in *bert.Input) func(int) bool {
 	if in.AttentionMask == nil || len(shape) < 2 || shape[0] != in.Batch || shape[1] != in.Seq {
+		return nil
+	}
+	if len(shape) == 2 && !strings.HasSuffix(name, "start_logits") && !strings.HasSuffix(name, "end_logits") {
 		return nil
 	}
 	per := 1

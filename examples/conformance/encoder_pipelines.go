@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/embrace-go/embrace/models/bert"
@@ -205,7 +206,7 @@ func checkFillMask(ctx context.Context, dir string, ref *reference, r *Report) {
 				Sequence string  `json:"sequence"`
 			} `json:"result"`
 		}
-		if err := json.Unmarshal(raw, &e); err != nil {
+		if err := decodeEntry(raw, &e, "input", "top_k", "targets", "result"); err != nil {
 			r.Fail("fill_mask[%d]: %v", i, err)
 			continue
 		}
@@ -251,22 +252,28 @@ func checkTextClassification(ctx context.Context, dir string, ref *reference, r 
 	defer tc.Close()
 	for i, raw := range ref.TextClassification {
 		var e struct {
-			Input  string `json:"input"`
-			TopK   *int   `json:"top_k"`
-			Result []struct {
+			Input    string  `json:"input"`
+			TopK     *int    `json:"top_k"`
+			Function *string `json:"function_to_apply"`
+			Result   []struct {
 				Label string  `json:"label"`
 				Score float64 `json:"score"`
 			} `json:"result"`
 		}
-		if err := json.Unmarshal(raw, &e); err != nil {
+		if err := decodeEntry(raw, &e, "input", "top_k", "function_to_apply", "result"); err != nil {
 			r.Fail("text_classification[%d]: %v", i, err)
 			continue
 		}
-		// top_k null means every label; a missing key would mean 1, but the
-		// reference always writes it.
+		// top_k null means every label; a missing top_k means the best one,
+		// as in Hugging Face.
 		opt := pipeline.ClassifyOptions{}
 		if e.TopK != nil {
 			opt.TopK = *e.TopK
+		} else if !hasKey(raw, "top_k") {
+			opt.TopK = 1
+		}
+		if e.Function != nil {
+			opt.Function = *e.Function
 		}
 		res, err := tc.Classify(ctx, []string{e.Input}, opt)
 		if err != nil {
@@ -314,7 +321,7 @@ func checkTokenClassification(ctx context.Context, dir string, ref *reference, r
 				End         int     `json:"end"`
 			} `json:"result"`
 		}
-		if err := json.Unmarshal(raw, &e); err != nil {
+		if err := decodeEntry(raw, &e, "input", "aggregation_strategy", "ignore_labels", "result"); err != nil {
 			r.Fail("token_classification[%d]: %v", i, err)
 			continue
 		}
@@ -377,7 +384,7 @@ func checkQuestionAnswering(ctx context.Context, dir string, ref *reference, r *
 				Answer string  `json:"answer"`
 			} `json:"result"`
 		}
-		if err := json.Unmarshal(raw, &e); err != nil {
+		if err := decodeEntry(raw, &e, "question", "context", "top_k", "max_answer_len", "max_seq_len", "doc_stride", "score_over", "result"); err != nil {
 			r.Fail("question_answering[%d]: %v", i, err)
 			continue
 		}
@@ -418,4 +425,29 @@ func checkQuestionAnswering(ctx context.Context, dir string, ref *reference, r *
 			r.Pass("question_answering[%d]", i)
 		}
 	}
+}
+
+// decodeEntry decodes a pipeline entry of reference.json; a parameter the
+// runner does not know is reported as unsupported rather than ignored, so a
+// result computed with it is never compared against a run without it.
+func decodeEntry(raw json.RawMessage, dst any, known ...string) error {
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &keys); err != nil {
+		return err
+	}
+	for k := range keys {
+		if !slices.Contains(known, k) {
+			return fmt.Errorf("unsupported: parameter %q", k)
+		}
+	}
+	return json.Unmarshal(raw, dst)
+}
+
+func hasKey(raw json.RawMessage, key string) bool {
+	var keys map[string]json.RawMessage
+	if json.Unmarshal(raw, &keys) != nil {
+		return false
+	}
+	_, ok := keys[key]
+	return ok
 }
