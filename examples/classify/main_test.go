@@ -103,3 +103,9 @@ func TestErrors(t *testing.T) {
 		t.Errorf("-h: exit %d, %q", r.Code, r.Stdout)
 	}
 }
+
+// TestHubRepoID: -model with a repo id downloads from a (fake) Hub into the
+// Hugging Face cache and gives the same output as the local folder.
+func TestHubRepoID(t *testing.T) {
+	clitest.CheckHubRun(t, run, clitest.Model(t, "bert-cls"), "test-org/tiny-classify", "-json", "I love it.")
+}

@@ -190,3 +190,30 @@ func TestDefaultModelOffline(t *testing.T) {
 	t.Setenv("HF_HUB_CACHE", t.TempDir())
 	clitest.WantOneLineError(t, clitest.Run(t, run, "", "hi"), "embed", command.DefaultModel, "-model")
 }
+
+// TestHubRepoID runs the example with a repo id against a fake Hub: the
+// model is downloaded into the Hugging Face cache, then used; a second run
+// is served from the cache.
+func TestHubRepoID(t *testing.T) {
+	dir := clitest.Model(t, "minilm-st")
+	hub := clitest.StartFakeHub(t, "sentence-transformers/tiny-test", dir)
+	local := clitest.Run(t, run, "", "-model", dir, "-json", "Hello world!")
+	for i := range 2 {
+		r := clitest.Run(t, run, "", "-model", "sentence-transformers/tiny-test", "-json", "Hello world!")
+		if r.Code != 0 || r.Stdout != local.Stdout {
+			t.Fatalf("run %d: exit %d, stdout %q, stderr %s; want the local folder's output", i, r.Code, r.Stdout, r.Stderr)
+		}
+	}
+	if n := hub.Gets("model.safetensors"); n != 1 {
+		t.Errorf("model.safetensors downloaded %d times, want once", n)
+	}
+	if n := hub.Gets("1_Pooling/config.json"); n != 1 {
+		t.Errorf("1_Pooling/config.json downloaded %d times, want once", n)
+	}
+	snap := filepath.Join(hub.Cache, "models--sentence-transformers--tiny-test", "snapshots")
+	if _, err := os.Stat(snap); err != nil {
+		t.Errorf("no snapshot in the Hugging Face cache layout: %v", err)
+	}
+	r := clitest.Run(t, run, "", "-model", "sentence-transformers/missing", "hi")
+	clitest.WantOneLineError(t, r, "embed", "sentence-transformers/missing", "-model")
+}

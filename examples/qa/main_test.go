@@ -126,3 +126,9 @@ func TestErrors(t *testing.T) {
 		t.Errorf("-h: exit %d, %q", r.Code, r.Stdout)
 	}
 }
+
+// TestHubRepoID: -model with a repo id downloads from a (fake) Hub into the
+// Hugging Face cache and gives the same output as the local folder.
+func TestHubRepoID(t *testing.T) {
+	clitest.CheckHubRun(t, run, clitest.Model(t, "bert-qa"), "test-org/tiny-qa", "-json", "-question", "Who?", "-context", "Ada wrote it.")
+}

@@ -209,3 +209,9 @@ func TestCancelled(t *testing.T) {
 		t.Errorf("cancelled run exited 0 (stdout %q)", out.String())
 	}
 }
+
+// TestHubRepoID: -model with a repo id downloads from a (fake) Hub into the
+// Hugging Face cache and gives the same output as the local folder.
+func TestHubRepoID(t *testing.T) {
+	clitest.CheckHubRun(t, run, clitest.Model(t, "bert-cls"), "test-org/tiny-tokenizer", "-json", "Hello, world!")
+}
