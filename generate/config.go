@@ -109,6 +109,47 @@ type fileConfig struct {
 	EOSTokenID        json.RawMessage `json:"eos_token_id"`
 	PadTokenID        *int            `json:"pad_token_id"`
 	StopStrings       json.RawMessage `json:"stop_strings"`
+
+	// Settings this package does not implement; refused unless neutral.
+	NumBeams       *int            `json:"num_beams"`
+	TypicalP       *float64        `json:"typical_p"`
+	EpsilonCutoff  *float64        `json:"epsilon_cutoff"`
+	EtaCutoff      *float64        `json:"eta_cutoff"`
+	PenaltyAlpha   *float64        `json:"penalty_alpha"`
+	BadWordsIDs    json.RawMessage `json:"bad_words_ids"`
+	SuppressTokens json.RawMessage `json:"suppress_tokens"`
+	SequenceBias   json.RawMessage `json:"sequence_bias"`
+	ForcedBOS      *int            `json:"forced_bos_token_id"`
+	ForcedEOS      json.RawMessage `json:"forced_eos_token_id"`
+}
+
+// unsupported names a setting of f that would change the output and that
+// this package does not implement, or returns "".
+func (f *fileConfig) unsupported() string {
+	set := func(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" && string(raw) != "[]" }
+	switch {
+	case f.NumBeams != nil && *f.NumBeams > 1:
+		return "num_beams > 1 (beam search)"
+	case f.TypicalP != nil && *f.TypicalP < 1:
+		return "typical_p"
+	case f.EpsilonCutoff != nil && *f.EpsilonCutoff > 0:
+		return "epsilon_cutoff"
+	case f.EtaCutoff != nil && *f.EtaCutoff > 0:
+		return "eta_cutoff"
+	case f.PenaltyAlpha != nil && *f.PenaltyAlpha > 0:
+		return "penalty_alpha (contrastive search)"
+	case set(f.BadWordsIDs):
+		return "bad_words_ids"
+	case set(f.SuppressTokens):
+		return "suppress_tokens"
+	case set(f.SequenceBias):
+		return "sequence_bias"
+	case f.ForcedBOS != nil:
+		return "forced_bos_token_id"
+	case set(f.ForcedEOS):
+		return "forced_eos_token_id"
+	}
+	return ""
 }
 
 // ParseConfig applies a generation_config.json (or the generation fields of
@@ -118,6 +159,9 @@ func ParseConfig(data []byte, where string) (Config, error) {
 	var f fileConfig
 	if err := json.Unmarshal(data, &f); err != nil {
 		return c, fmt.Errorf("generate: %s: %w", where, err)
+	}
+	if u := f.unsupported(); u != "" {
+		return c, fmt.Errorf("generate: %s: unsupported: %s", where, u)
 	}
 	setI := func(dst *int, p *int) {
 		if p != nil {

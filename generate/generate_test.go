@@ -256,7 +256,10 @@ func TestConfigFile(t *testing.T) {
 	if err != nil || !slices.Equal(c.EOSTokenIDs, []int{5, 7}) || c.MaxNewTokens != 9 || !c.DoSample || c.TopK != 0 || c.StopStrings[0] != "\n\n" || c.Temperature != 1 {
 		t.Fatalf("%+v %v", c, err)
 	}
-	for _, bad := range []string{`{"top_p":0}`, `{"temperature":0,"do_sample":true}`, `{"eos_token_id":"x"}`, `{"repetition_penalty":0}`, `[`} {
+	if _, err := ParseConfig([]byte(`{"num_beams":1,"typical_p":1.0,"bad_words_ids":null}`), "g.json"); err != nil {
+		t.Errorf("neutral settings refused: %v", err)
+	}
+	for _, bad := range []string{`{"top_p":0}`, `{"temperature":0,"do_sample":true}`, `{"eos_token_id":"x"}`, `{"repetition_penalty":0}`, `[`, `{"num_beams":4}`, `{"typical_p":0.5}`, `{"bad_words_ids":[[1]]}`} {
 		if _, err := ParseConfig([]byte(bad), "g.json"); err == nil {
 			t.Errorf("%s accepted", bad)
 		}
