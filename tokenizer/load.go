@@ -237,9 +237,11 @@ func (b *builder) build() (*Tokenizer, error) {
 			}
 			normd = append(normd, *a)
 			normPats = append(normPats, p.s)
+			t.normIdx = append(t.normIdx, int32(i))
 		} else {
 			raw = append(raw, *a)
 			rawPats = append(rawPats, a.Content)
+			t.rawIdx = append(t.rawIdx, int32(i))
 		}
 	}
 	t.rawMatch = newMatcher(raw, rawPats)

@@ -25,6 +25,8 @@ type Tokenizer struct {
 	normMatch *matcher // added tokens matched in normalized text
 	addedTok  map[string]int
 	addedID   map[int]*AddedToken
+	rawIdx    []int32 // rawMatch token i is added[rawIdx[i]]
+	normIdx   []int32
 	modelTok  []string // model id -> token
 	vocabSize int
 
@@ -183,10 +185,10 @@ func invalidUTF8(s string) int {
 
 // rec is one token of a sequence before the Encoding is built.
 type rec struct {
-	id   int
-	tok  string
-	off  Offset
-	word int
+	id    int
+	added int32 // index into Tokenizer.added, -1 for a model token
+	off   Offset
+	word  int
 }
 
 // scratch holds per-call buffers, pooled so steady-state encoding does not
@@ -195,6 +197,7 @@ type scratch struct {
 	words  []piece
 	toks   []tok
 	recs   []rec
+	recs2  []rec
 	splits []addedSplit
 	subs   []addedSplit
 }
@@ -217,25 +220,33 @@ func (t *Tokenizer) putScratch(s *scratch) {
 
 // encodeSeq tokenizes one text without special tokens.
 func (t *Tokenizer) encodeSeq(text string, seq int) (*Encoding, error) {
-	if i := invalidUTF8(text); i >= 0 {
-		return nil, fmt.Errorf("tokenizer: text of sequence %d is not valid UTF-8 (byte offset %d)", seq, i)
-	}
 	sc := t.getScratch()
 	defer t.putScratch(sc)
-	recs := sc.recs[:0]
+	recs, err := t.encodeRecs(text, seq, sc, sc.recs[:0])
+	sc.recs = recs
+	if err != nil {
+		return nil, err
+	}
+	return t.buildEncoding(recs, seq), nil
+}
+
+// encodeRecs appends the tokens of one text to recs.
+func (t *Tokenizer) encodeRecs(text string, seq int, sc *scratch, recs []rec) ([]rec, error) {
+	if i := invalidUTF8(text); i >= 0 {
+		return recs, fmt.Errorf("tokenizer: text of sequence %d is not valid UTF-8 (byte offset %d)", seq, i)
+	}
 	word := 0
 	sc.splits = t.rawMatch.split(text, sc.splits[:0])
 	for _, sp := range sc.splits {
 		if sp.tok >= 0 {
-			a := &t.rawMatch.toks[sp.tok]
-			recs = append(recs, rec{a.ID, a.Content, Offset{sp.a, sp.b}, word})
+			recs = append(recs, rec{t.rawMatch.toks[sp.tok].ID, t.rawIdx[sp.tok], Offset{sp.a, sp.b}, word})
 			word++
 			continue
 		}
 		p := piece{s: text[sp.a:sp.b], base: sp.a}
 		if t.norm != nil {
 			if err := t.norm.normalize(&p); err != nil {
-				return nil, err
+				return recs, err
 			}
 		}
 		if p.s == "" {
@@ -244,8 +255,7 @@ func (t *Tokenizer) encodeSeq(text string, seq int) (*Encoding, error) {
 		sc.subs = t.normMatch.split(p.s, sc.subs[:0])
 		for _, sub := range sc.subs {
 			if sub.tok >= 0 {
-				a := &t.normMatch.toks[sub.tok]
-				recs = append(recs, rec{a.ID, a.Content, p.orig(sub.a, sub.b), word})
+				recs = append(recs, rec{t.normMatch.toks[sub.tok].ID, t.normIdx[sub.tok], p.orig(sub.a, sub.b), word})
 				word++
 				continue
 			}
@@ -254,7 +264,7 @@ func (t *Tokenizer) encodeSeq(text string, seq int) (*Encoding, error) {
 			if t.pre != nil {
 				var err error
 				if words, err = t.pre.split(q, words); err != nil {
-					return nil, err
+					return recs, err
 				}
 			} else {
 				words = append(words, q)
@@ -267,25 +277,47 @@ func (t *Tokenizer) encodeSeq(text string, seq int) (*Encoding, error) {
 				}
 				var err error
 				if sc.toks, err = t.model.tokenize(w, sc.toks[:0]); err != nil {
-					return nil, err
+					return recs, err
 				}
 				for _, tk := range sc.toks {
-					recs = append(recs, rec{tk.id, t.modelToken(tk.id), w.orig(tk.a, tk.b), word})
+					recs = append(recs, rec{tk.id, -1, w.orig(tk.a, tk.b), word})
 				}
 				word++
 			}
 		}
 	}
-	sc.recs = recs
-	return buildEncoding(recs, seq), nil
+	return recs, nil
+}
+
+// recToken is the token text of a rec.
+func (t *Tokenizer) recToken(r *rec) string {
+	if r.added >= 0 {
+		return t.added[r.added].Content
+	}
+	return t.modelToken(r.id)
 }
 
 // buildEncoding makes an Encoding of exactly len(recs) tokens with few
 // allocations (the int fields share one block).
-func buildEncoding(recs []rec, seq int) *Encoding {
-	n := len(recs)
+func (t *Tokenizer) buildEncoding(recs []rec, seq int) *Encoding {
+	e := allocEncoding(len(recs))
+	for i := range recs {
+		r := &recs[i]
+		e.IDs[i] = r.id
+		e.Tokens[i] = t.recToken(r)
+		e.Offsets[i] = r.off
+		e.TypeIDs[i] = seq
+		e.AttentionMask[i] = 1
+		e.WordIDs[i] = r.word
+		e.SequenceIDs[i] = seq
+	}
+	return e
+}
+
+// allocEncoding returns an Encoding of n zeroed tokens.
+func allocEncoding(n int) *Encoding {
 	ints := make([]int, 6*n)
-	e := &Encoding{
+	return &Encoding{
 		IDs:               ints[0*n : 1*n : 1*n],
 		TypeIDs:           ints[1*n : 2*n : 2*n],
 		AttentionMask:     ints[2*n : 3*n : 3*n],
@@ -295,16 +327,70 @@ func buildEncoding(recs []rec, seq int) *Encoding {
 		Tokens:            make([]string, n),
 		Offsets:           make([]Offset, n),
 	}
-	for i, r := range recs {
-		e.IDs[i] = r.id
-		e.Tokens[i] = r.tok
-		e.Offsets[i] = r.off
-		e.TypeIDs[i] = seq
-		e.AttentionMask[i] = 1
-		e.WordIDs[i] = r.word
-		e.SequenceIDs[i] = seq
+}
+
+// encodeTemplate is the common case of encode without truncation and with
+// a TemplateProcessing post-processor: it writes the final encoding
+// directly instead of merging intermediate ones.
+func (t *Tokenizer) encodeTemplate(tp *templateProc, text string, pair *string, addSpecial bool) (*Encoding, error) {
+	sc := t.getScratch()
+	defer t.putScratch(sc)
+	var err error
+	sc.recs, err = t.encodeRecs(text, 0, sc, sc.recs[:0])
+	if err != nil {
+		return nil, err
 	}
-	return e
+	seqs := [2][]rec{sc.recs}
+	tpl := tp.single
+	if pair != nil {
+		sc.recs2, err = t.encodeRecs(*pair, 1, sc, sc.recs2[:0])
+		if err != nil {
+			return nil, err
+		}
+		seqs[1] = sc.recs2
+		tpl = tp.pair
+	}
+	n := 0
+	for _, p := range tpl {
+		if p.seq >= 0 {
+			n += len(seqs[p.seq])
+		} else if addSpecial {
+			n += len(tp.specials[p.special].ids)
+		}
+	}
+	e := allocEncoding(n)
+	i := 0
+	for _, p := range tpl {
+		if p.seq >= 0 {
+			for k := range seqs[p.seq] {
+				r := &seqs[p.seq][k]
+				e.IDs[i] = r.id
+				e.Tokens[i] = t.recToken(r)
+				e.Offsets[i] = r.off
+				e.TypeIDs[i] = p.typeID
+				e.AttentionMask[i] = 1
+				e.WordIDs[i] = r.word
+				e.SequenceIDs[i] = p.seq
+				i++
+			}
+			continue
+		}
+		if !addSpecial {
+			continue
+		}
+		sp := tp.specials[p.special]
+		for k, id := range sp.ids {
+			e.IDs[i] = id
+			e.Tokens[i] = sp.toks[k]
+			e.TypeIDs[i] = p.typeID
+			e.AttentionMask[i] = 1
+			e.SpecialTokensMask[i] = 1
+			e.WordIDs[i] = -1
+			e.SequenceIDs[i] = -1
+			i++
+		}
+	}
+	return e, nil
 }
 
 func (t *Tokenizer) modelToken(id int) string {
@@ -345,6 +431,9 @@ func (t *Tokenizer) EncodePair(text, pair string, addSpecialTokens bool) (*Encod
 }
 
 func (t *Tokenizer) encode(text string, pair *string, addSpecial bool) (*Encoding, error) {
+	if tp, ok := t.post.(*templateProc); ok && t.trunc == nil && (pair == nil || tp.pair != nil) {
+		return t.encodeTemplate(tp, text, pair, addSpecial)
+	}
 	a, err := t.encodeSeq(text, 0)
 	if err != nil {
 		return nil, err
