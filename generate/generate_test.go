@@ -445,3 +445,26 @@ func TestSamplingOnGPT2(t *testing.T) {
 		t.Fatal("sampling at temperature 1.5 reproduced greedy search exactly")
 	}
 }
+
+// The decoding loop itself allocates nothing per token (greedy and
+// sampling): a run of 200 tokens allocates what a run of 20 does.
+func TestLoopAllocationsDoNotGrow(t *testing.T) {
+	m := &scripted{script: script("abcdefghij")}
+	for _, sample := range []bool{false, true} {
+		count := func(n int) float64 {
+			cfg := DefaultConfig()
+			cfg.MaxNewTokens = n
+			cfg.DoSample = sample
+			cfg.RepetitionPenalty = 1.1
+			cfg.NoRepeatNGramSize = 3
+			return testing.AllocsPerRun(5, func() {
+				if _, err := GeneratePadded(context.Background(), m, []int{1, 2, 3}, nil, 1, cfg); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+		if a, b := count(20), count(200); a != b {
+			t.Errorf("sample=%v: %v allocations for 20 tokens, %v for 200", sample, a, b)
+		}
+	}
+}

@@ -242,8 +242,20 @@ func (m *Model) Forward(ctx context.Context, in Input) (*Output, error) {
 		return nil, fmt.Errorf("gpt2: empty input")
 	}
 	n, d := b*s, m.cfg.NEmbd
+	pos := m.positions(&in, b, s)
+	// Check ranges before allocating anything sized by the input.
+	for i, p := range pos {
+		if p < 0 || p >= m.cfg.NPositions {
+			return nil, fmt.Errorf("gpt2: position id %d at index %d is outside n_positions %d", p, i, m.cfg.NPositions)
+		}
+	}
+	for i, id := range in.IDs {
+		if id < 0 || id >= m.cfg.VocabSize {
+			return nil, fmt.Errorf("gpt2: token id %d at index %d is outside the vocabulary of %d", id, i, m.cfg.VocabSize)
+		}
+	}
 	x := tensor.Zeros(n, d)
-	if err := m.embed(x, in.IDs, m.positions(&in, b, s)); err != nil {
+	if err := m.embed(x, in.IDs, pos); err != nil {
 		return nil, err
 	}
 	sc := newScratch(n, d, m.cfg.Inner())
