@@ -37,10 +37,13 @@ type Embeddings struct {
 // TransformerBlock): attention, add & norm, feed-forward, add & norm.
 type Layer struct {
 	Query, Key, Value, AttnOut *nn.Linear
-	AttnNorm                   *nn.LayerNorm
-	Up, Down                   *nn.Linear
-	OutNorm                    *nn.LayerNorm
-	Act                        tensor.Activation // of the feed-forward block
+	// QKV is Query, Key and Value stacked into one [3D, D] projection, so a
+	// layer makes one matrix product instead of three.
+	QKV      *nn.Linear
+	AttnNorm *nn.LayerNorm
+	Up, Down *nn.Linear
+	OutNorm  *nn.LayerNorm
+	Act      tensor.Activation // of the feed-forward block
 }
 
 // Encoder is the base model without a pooler: embeddings and layers.
@@ -88,6 +91,7 @@ func loadEncoder(cfg *Config, w *weights.Loader) (*Encoder, error) {
 				return nil, err
 			}
 		}
+		l.QKV = stackLinear(l.Query, l.Key, l.Value)
 		if l.AttnNorm, err = lw.LayerNorm(names[4], d, eps); err != nil {
 			return nil, err
 		}
@@ -228,25 +232,56 @@ func (e *Encoder) Forward(ctx context.Context, in *Input, allHidden bool) (last 
 	return x.Reshape(in.Batch, in.Seq, d), hidden, nil
 }
 
+// stackLinear stacks Linear layers of one input width and weight dtype into
+// one whose output is their outputs side by side.
+func stackLinear(ls ...*nn.Linear) *nn.Linear {
+	in, out := ls[0].In(), 0
+	for _, l := range ls {
+		out += l.Out()
+		if l.W.DType() != ls[0].W.DType() {
+			// Mixed storage: stack in float32.
+			for i, m := range ls {
+				ls[i] = &nn.Linear{W: m.W.ToFloat32(), B: m.B}
+			}
+			return stackLinear(ls...)
+		}
+	}
+	w := tensor.New(ls[0].W.DType(), out, in)
+	b := tensor.Zeros(out)
+	row := 0
+	for _, l := range ls {
+		n := l.Out() * in
+		switch w.DType() {
+		case tensor.F32:
+			copy(w.Float32s()[row*in:], l.W.Float32s()[:n])
+		default: // F16, BF16
+			copy(w.Uint16s()[row*in:], l.W.Uint16s()[:n])
+		}
+		copy(b.Float32s()[row:], l.B.Float32s())
+		row += l.Out()
+	}
+	return &nn.Linear{W: w, B: b}
+}
+
 // buffers are one call's scratch activations, reused by every layer.
 type buffers struct {
-	q, k, v, ctx, tmp *tensor.Tensor // [N, D]
-	inter             *tensor.Tensor // [N, I]
+	qkv      *tensor.Tensor // [N, 3D]
+	ctx, tmp *tensor.Tensor // [N, D]
+	inter    *tensor.Tensor // [N, I]
 }
 
 func newBuffers(n, d, inner int) *buffers {
-	return &buffers{q: tensor.Zeros(n, d), k: tensor.Zeros(n, d), v: tensor.Zeros(n, d),
-		ctx: tensor.Zeros(n, d), tmp: tensor.Zeros(n, d), inter: tensor.Zeros(n, inner)}
+	return &buffers{qkv: tensor.Zeros(n, 3*d), ctx: tensor.Zeros(n, d), tmp: tensor.Zeros(n, d), inter: tensor.Zeros(n, inner)}
 }
 
 // forward updates x [N, D] in place through one block.
 func (l *Layer) forward(x *tensor.Tensor, b *buffers, batch, seq, heads int, keyBias []float32) {
 	d := x.Dim(-1)
 	// Self-attention: ctx [N, D] = softmax(q·kᵀ/√Dh + mask)·v per head.
-	l.Query.Forward(b.q, x)
-	l.Key.Forward(b.k, x)
-	l.Value.Forward(b.v, x)
-	nn.SelfAttention(b.ctx.Float32s(), b.q.Float32s(), b.k.Float32s(), b.v.Float32s(), d, d, d,
+	// qkv [N, 3D] holds q, k and v side by side in each row.
+	l.QKV.Forward(b.qkv, x)
+	qkv := b.qkv.Float32s()
+	nn.SelfAttention(b.ctx.Float32s(), qkv, qkv[d:], qkv[2*d:], 3*d, 3*d, 3*d,
 		batch, seq, heads, d/heads, keyBias, false)
 	// x = LayerNorm(ctx·Woᵀ + bo + x)
 	l.AttnOut.Forward(b.tmp, b.ctx)
