@@ -16,6 +16,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"time"
 )
@@ -25,6 +26,7 @@ func main() {
 	asJSON := flag.Bool("json", false, "print one JSON object per line")
 	budget := flag.Duration("time", time.Second, "timed duration per benchmark (after warm-up)")
 	list := flag.Bool("list", false, "list the benchmark names and exit")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the timed runs to this file")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: bench [-threads N] [-json] [-time D] [REGEXP...]\n")
 		flag.PrintDefaults()
@@ -50,6 +52,19 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: no benchmark matches", flag.Args())
 		os.Exit(2)
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(2)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(2)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	failed := false
 	if !*asJSON {
 		fmt.Printf("# threads=%d GOMAXPROCS=%d %s/%s\n", *threads, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH)
@@ -74,6 +89,7 @@ func main() {
 		}
 	}
 	if failed {
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

@@ -59,13 +59,46 @@ func Scale(x *Tensor, s float32) {
 func Softmax(x *Tensor) {
 	checkF32("Softmax", x)
 	n := x.Dim(-1)
-	for i := 0; i+n <= len(x.f32); i += n {
-		SoftmaxRow(x.f32[i : i+n])
+	if n == 0 {
+		return
 	}
+	rows := len(x.f32) / n
+	d := x.f32
+	if rows*n < minParallelElems {
+		for i := 0; i < rows; i++ {
+			opsDefault.softmaxRow(d[i*n : (i+1)*n])
+		}
+		return
+	}
+	parallelFor(rows, max(1, minParallelElems/2/n), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			opsDefault.softmaxRow(d[i*n : (i+1)*n])
+		}
+	})
 }
 
 // SoftmaxRow replaces row by its softmax, in place (see Softmax).
 func SoftmaxRow(row []float32) {
+	opsDefault.softmaxRow(row)
+}
+
+// minParallelElems is the element count below which element-wise work stays
+// on the calling goroutine (a hand-off costs a few microseconds).
+const minParallelElems = 1 << 15
+
+// opsImpl is one implementation of the element-wise kernels; the tests force
+// each of opsImpls in turn.
+type opsImpl struct {
+	name       string
+	act        func(a Activation, d []float32) // a is valid
+	softmaxRow func(row []float32)
+}
+
+// genericOps computes in float64 with the math package: the reference the
+// vector kernels are tested against, and the kernels without assembly.
+var genericOps = &opsImpl{name: "generic", act: activateGeneric, softmaxRow: softmaxRowGeneric}
+
+func softmaxRowGeneric(row []float32) {
 	if len(row) == 0 {
 		return
 	}
@@ -170,8 +203,24 @@ func (a Activation) Apply(x *Tensor) {
 	ActivateSlice(a, x.f32)
 }
 
-// ActivateSlice applies activation a to every element of d in place.
+// ActivateSlice applies activation a to every element of d in place. Large
+// slices are split over the worker pool.
 func ActivateSlice(a Activation, d []float32) {
+	if a < GELU || a > Tanh {
+		panic(fmt.Sprintf("tensor: unknown activation %d", a))
+	}
+	if len(d) < minParallelElems {
+		opsDefault.act(a, d)
+		return
+	}
+	// Units of 64 elements keep every chunk but the last whole vectors.
+	const unit = 64
+	parallelFor((len(d)+unit-1)/unit, minParallelElems/2/unit, func(lo, hi int) {
+		opsDefault.act(a, d[lo*unit:min(hi*unit, len(d))])
+	})
+}
+
+func activateGeneric(a Activation, d []float32) {
 	switch a {
 	case GELU:
 		for i, v := range d {
@@ -199,8 +248,6 @@ func ActivateSlice(a Activation, d []float32) {
 		for i, v := range d {
 			d[i] = float32(math.Tanh(float64(v)))
 		}
-	default:
-		panic(fmt.Sprintf("tensor: unknown activation %d", a))
 	}
 }
 

@@ -1,0 +1,437 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+)
+
+// The element-wise kernels of tensor/ops_amd64.s: exp, the activations and
+// the softmax passes, eight float32 lanes at a time (AVX2 + FMA). They work on
+// whole vectors only; the Go side pads the tail. Every constant is stored as
+// eight copies in one table, ·opsK, so that it can be a memory operand.
+//
+// The polynomials are fitted here, at generation time, by Chebyshev
+// interpolation in float64 (near-minimax for these smooth functions); the
+// worst relative error of each fit is printed on stderr.
+
+var (
+	kNames  []string
+	kVals   []float32
+	kOffset = map[string]int{}
+)
+
+// kc registers a named constant and returns its memory operand.
+func kc(name string, v float32) string {
+	if _, ok := kOffset[name]; !ok {
+		kOffset[name] = 32 * len(kVals)
+		kNames = append(kNames, name)
+		kVals = append(kVals, v)
+	}
+	return k(name)
+}
+
+// k is the memory operand of a registered constant.
+func k(name string) string {
+	off, ok := kOffset[name]
+	if !ok {
+		panic("unknown constant " + name)
+	}
+	return fmt.Sprintf("·opsK+%d(SB)", off)
+}
+
+func kBits(name string, bits uint32) string { return kc(name, math.Float32frombits(bits)) }
+
+// chebFit returns the monomial coefficients (in v ∈ [-1, 1], v = A·x + B
+// mapping [lo, hi]) of the degree-d Chebyshev interpolant of f on [lo, hi],
+// and A, B.
+func chebFit(f func(float64) float64, lo, hi float64, d int) (coef []float64, A, B float64) {
+	n := d + 1
+	A = 2 / (hi - lo)
+	B = -(hi + lo) / (hi - lo)
+	c := make([]float64, n)
+	for i := 0; i < n; i++ {
+		v := math.Cos(math.Pi * (float64(i) + 0.5) / float64(n))
+		fx := f((v - B) / A)
+		for j := 0; j < n; j++ {
+			c[j] += 2 / float64(n) * fx * math.Cos(float64(j)*math.Pi*(float64(i)+0.5)/float64(n))
+		}
+	}
+	c[0] /= 2
+	// Σ c_j T_j(v) in monomials: T_0 = 1, T_1 = v, T_{j+1} = 2v·T_j − T_{j−1}.
+	coef = make([]float64, n)
+	tPrev := make([]float64, n)
+	tCur := make([]float64, n)
+	tPrev[0] = 1
+	tCur[1%n] = 1
+	if n == 1 {
+		tCur = tPrev
+	}
+	for j := 0; j < n; j++ {
+		var t []float64
+		switch j {
+		case 0:
+			t = tPrev
+		case 1:
+			t = tCur
+		default:
+			next := make([]float64, n)
+			for i := 0; i+1 < n; i++ {
+				next[i+1] += 2 * tCur[i]
+			}
+			for i := range next {
+				next[i] -= tPrev[i]
+			}
+			tPrev, tCur = tCur, next
+			t = next
+		}
+		for i := range coef {
+			coef[i] += c[j] * t[i]
+		}
+	}
+	return coef, A, B
+}
+
+// fitReport prints the worst relative error of the float32-rounded fit.
+func fitReport(name string, f func(float64) float64, coef []float64, A, B, lo, hi float64) {
+	worst := 0.0
+	for i := 0; i <= 100000; i++ {
+		x := lo + (hi-lo)*float64(i)/100000
+		v := A*x + B
+		p := 0.0
+		for j := len(coef) - 1; j >= 0; j-- {
+			p = p*v + float64(float32(coef[j]))
+		}
+		if e := math.Abs(p-f(x)) / math.Abs(f(x)); e > worst {
+			worst = e
+		}
+	}
+	fmt.Fprintf(os.Stderr, "%s: degree %d, worst relative error %.3g\n", name, len(coef)-1, worst)
+}
+
+// polyConsts registers coefficients name0..nameD and returns D.
+func polyConsts(name string, coef []float64) int {
+	for j, c := range coef {
+		kc(fmt.Sprintf("%s%d", name, j), float32(c))
+	}
+	return len(coef) - 1
+}
+
+// horner emits p = Σ name_j·v^j into Yp, with v in Yv.
+func horner(name string, d int, v, p int) {
+	emit("VMOVUPS %s, Y%d", k(fmt.Sprintf("%s%d", name, d)), p)
+	for j := d - 1; j >= 0; j-- {
+		emit("VFMADD213PS %s, Y%d, Y%d", k(fmt.Sprintf("%s%d", name, j)), v, p)
+	}
+}
+
+// Limits of the exp argument: above expHi the result would overflow, below
+// expLo 2^n would leave the normal range (the scaling adds n to the exponent
+// field, which is only right for normal results).
+const (
+	expLo = -86.5
+	expHi = 88.3
+)
+
+// exp emits Yx = exp(Yx) for Yx in [expLo, expHi], using Ya and Yn. The
+// argument is split as x = n·ln2 + r (|r| ≤ ln2/2, n rounded with the 1.5·2²³
+// trick so that n's integer value sits in the low bits), exp(r) comes from its
+// degree-7 Taylor polynomial (truncation below 1e-8 relative) and 2^n is added
+// to the exponent bits.
+func expY(x, a, n int) {
+	emit("VMOVUPS %s, Y%d", k("log2e"), a)
+	emit("VFMADD213PS %s, Y%d, Y%d", k("magic"), x, a)
+	emit("VSUBPS %s, Y%d, Y%d", k("magic"), a, n)
+	emit("VFNMADD231PS %s, Y%d, Y%d", k("ln2hi"), n, x)
+	emit("VFNMADD231PS %s, Y%d, Y%d", k("ln2lo"), n, x)
+	horner("exp", 7, x, n)
+	emit("VPSLLD $23, Y%d, Y%d", a, a)
+	emit("VPADDD Y%d, Y%d, Y%d", a, n, x)
+}
+
+// Fitted constants shared between the generator and its report.
+var (
+	// GELU: Φ(−|x|) = ½·erfc(z), z = |x|/√2, written as ½·t·g(t)·e^{−z²}
+	// with t = 1/(1 + z/2); g is smooth on t ∈ (0, 1]. x is clamped to
+	// |x| ≤ 13 (z ≤ 9.2, t ≥ 0.178), beyond which e^{−z²} underflows.
+	erfcTLo = 0.17
+	// tanh(x) = x + x·s·q(s), s = x², for |x| < tanhSmall, where the
+	// (1−e)/(1+e) form would lose digits to cancellation.
+	tanhSmall = 0.625
+)
+
+func erfcG(t float64) float64 {
+	z := 2 * (1/t - 1)
+	return math.Erfc(z) * math.Exp(z*z) / t
+}
+
+func tanhQ(s float64) float64 {
+	if s < 1e-6 {
+		return -1.0/3 + 2*s/15 - 17*s*s/315
+	}
+	x := math.Sqrt(s)
+	return (math.Tanh(x)/x - 1) / s
+}
+
+func ops() {
+	// Constants.
+	kc("one", 1)
+	kc("half", 0.5)
+	kc("mhalf", -0.5)
+	kc("mtwo", -2)
+	kBits("abs", 0x7fffffff)
+	kBits("sign", 0x80000000)
+	kc("expLo", expLo)
+	kc("expHi", expHi)
+	kc("log2e", float32(math.Log2E))
+	kc("magic", 1.5*(1<<23))
+	ln2hi := float32(math.Ln2)
+	kc("ln2hi", ln2hi)
+	kc("ln2lo", float32(math.Ln2-float64(ln2hi)))
+	fact := 1.0
+	for j := 0; j <= 7; j++ {
+		if j > 0 {
+			fact *= float64(j)
+		}
+		kc(fmt.Sprintf("exp%d", j), float32(1/fact))
+	}
+	gCoef, gA, gB := chebFit(erfcG, erfcTLo, 1, 12)
+	fitReport("erfc g(t)", erfcG, gCoef, gA, gB, erfcTLo, 1)
+	gDeg := polyConsts("g", gCoef)
+	kc("gA", float32(gA))
+	kc("gB", float32(gB))
+	kc("zHalf", float32(0.5/math.Sqrt2))
+	kc("geluMax", 13)
+	qCoef, qA, qB := chebFit(tanhQ, 0, tanhSmall*tanhSmall, 6)
+	fitReport("tanh q(s)", tanhQ, qCoef, qA, qB, 0, tanhSmall*tanhSmall)
+	qDeg := polyConsts("q", qCoef)
+	kc("qA", float32(qA))
+	kc("qB", float32(qB))
+	kc("tanhSmall", float32(tanhSmall))
+	const sqrt2OverPi = 0.7978845608028654
+	kc("gt1", float32(2*sqrt2OverPi))
+	kc("gt3", float32(2*sqrt2OverPi*0.044715))
+	kc("negInf", float32(math.Inf(-1)))
+	kc("m20", -20)
+	kc("p20", 20)
+
+	unary := func(name, doc string, body func()) {
+		sigs[name] = name + "(d *float32, n int)"
+		fmt.Fprintf(&out, "\n// %s", doc)
+		text(name, "16")
+		emit("MOVQ d+0(FP), SI")
+		emit("MOVQ n+8(FP), CX")
+		emit("SHRQ $3, CX")
+		emit("JZ %s_done", name)
+		label(name + "_loop")
+		emit("VMOVUPS (SI), Y0")
+		body()
+		emit("VMOVUPS Y0, (SI)")
+		emit("ADDQ $32, SI")
+		emit("DECQ CX")
+		emit("JNZ %s_loop", name)
+		label(name + "_done")
+		emit("VZEROUPPER")
+		emit("RET")
+	}
+
+	unary("geluAVX2", "d[i] = x·Φ(x) (exact GELU) for n (a multiple of 8) values.", func() {
+		// t = 1/(1 + |x|/(2√2)) in Y3.
+		// Beyond |x| = geluMax, Φ(−|x|) is below float32's range: mask in Y10.
+		emit("VANDPS %s, Y0, Y1", k("abs"))
+		emit("VCMPPS $1, %s, Y1, Y10", k("geluMax"))
+		emit("VMINPS %s, Y1, Y1", k("geluMax"))
+		emit("VMOVUPS %s, Y2", k("zHalf"))
+		emit("VFMADD213PS %s, Y1, Y2", k("one"))
+		emit("VMOVUPS %s, Y3", k("one"))
+		emit("VDIVPS Y2, Y3, Y3")
+		// g(t) in Y5.
+		emit("VMOVUPS %s, Y4", k("gA"))
+		emit("VFMADD213PS %s, Y3, Y4", k("gB"))
+		horner("g", gDeg, 4, 5)
+		// e^{−x²/2} with x² = hi + lo exactly (hi in Y6, lo in Y7), so
+		// that the rounding of x² does not get amplified by the exp.
+		emit("VMULPS Y1, Y1, Y6")
+		emit("VMOVAPS Y6, Y7")
+		emit("VFMSUB231PS Y1, Y1, Y7")
+		emit("VMULPS %s, Y6, Y6", k("mhalf"))
+		emit("VMAXPS %s, Y6, Y6", k("expLo"))
+		expY(6, 8, 9)
+		emit("VMULPS %s, Y7, Y7", k("half"))
+		emit("VFNMADD231PS Y7, Y6, Y6")
+		// ½·t·g·e = Φ(−|x|) in Y5; Φ(x) is that for x < 0, 1 − that otherwise.
+		emit("VMULPS Y3, Y5, Y5")
+		emit("VMULPS Y6, Y5, Y5")
+		emit("VMULPS %s, Y5, Y5", k("half"))
+		emit("VANDPS Y10, Y5, Y5")
+		emit("VMOVUPS %s, Y1", k("one"))
+		emit("VSUBPS Y5, Y1, Y1")
+		emit("VBLENDVPS Y0, Y5, Y1, Y1")
+		emit("VMULPS Y1, Y0, Y0")
+	})
+
+	// x·σ(y) = x / (1 + e^{−y}); e^{−y} is clamped below, which only matters
+	// where the result is x to float32 precision anyway.
+	// Where e^{−y} would overflow, the result is 0 (mask in Y10).
+	// If lo ≥ 0, Ylo holds the rounding error of y (y = Yy + Ylo), taken
+	// into account as e^{−y} ≈ e^{−Yy}·(1 − Ylo).
+	sigmoidTimesX := func(y, lo int) {
+		emit("VXORPS %s, Y%d, Y%d", k("sign"), y, y)
+		emit("VCMPPS $1, %s, Y%d, Y10", k("expHi"), y)
+		emit("VMAXPS %s, Y%d, Y%d", k("expLo"), y, y)
+		emit("VMINPS %s, Y%d, Y%d", k("expHi"), y, y)
+		expY(y, 3, 4)
+		if lo >= 0 {
+			emit("VFNMADD231PS Y%d, Y%d, Y%d", lo, y, y)
+		}
+		emit("VADDPS %s, Y%d, Y%d", k("one"), y, y)
+		emit("VDIVPS Y%d, Y0, Y0", y)
+		emit("VANDPS Y10, Y0, Y0")
+	}
+	unary("geluTanhAVX2", "d[i] = ½x(1 + tanh(√(2/π)(x + 0.044715x³))) = x·σ(2u) for n (a multiple of 8) values.", func() {
+		// y = x·w, w = 2c + 2c·0.044715·s, s = x². The exponent amplifies
+		// y's rounding error by |y|, so the errors of s and of x·w are
+		// carried in Y13 (computed exactly with FMA).
+		// x is clamped to ±20 (Y9) for y, which keeps x² finite and does
+		// not change the result: beyond, it is 0 or x in float32.
+		emit("VMAXPS %s, Y0, Y9", k("m20"))
+		emit("VMINPS %s, Y9, Y9", k("p20"))
+		emit("VMULPS Y9, Y9, Y1")
+		emit("VMOVAPS Y1, Y11")
+		emit("VFMSUB231PS Y9, Y9, Y11")
+		emit("VMOVUPS %s, Y2", k("gt3"))
+		emit("VFMADD213PS %s, Y1, Y2", k("gt1"))
+		emit("VMULPS Y9, Y2, Y12")
+		emit("VMOVAPS Y12, Y13")
+		emit("VFMSUB231PS Y9, Y2, Y13")
+		emit("VMULPS %s, Y11, Y11", k("gt3"))
+		emit("VFMADD231PS Y9, Y11, Y13")
+		emit("VMOVAPS Y12, Y2")
+		sigmoidTimesX(2, 13)
+	})
+	unary("siluAVX2", "d[i] = x·σ(x) for n (a multiple of 8) values.", func() {
+		emit("VMOVAPS Y0, Y2")
+		sigmoidTimesX(2, -1)
+	})
+	unary("tanhAVX2", "d[i] = tanh(x) for n (a multiple of 8) values.", func() {
+		emit("VANDPS %s, Y0, Y1", k("abs"))
+		emit("VMULPS %s, Y1, Y2", k("mtwo"))
+		emit("VMAXPS %s, Y2, Y2", k("expLo"))
+		expY(2, 3, 4)
+		emit("VMOVUPS %s, Y3", k("one"))
+		emit("VSUBPS Y2, Y3, Y3")
+		emit("VADDPS %s, Y2, Y2", k("one"))
+		emit("VDIVPS Y2, Y3, Y3")
+		emit("VANDPS %s, Y0, Y4", k("sign"))
+		emit("VORPS Y4, Y3, Y3")
+		// Small |x|: x + x·s·q(s).
+		emit("VMULPS Y0, Y0, Y5")
+		emit("VMOVUPS %s, Y8", k("qA"))
+		emit("VFMADD213PS %s, Y5, Y8", k("qB"))
+		horner("q", qDeg, 8, 6)
+		emit("VMULPS Y5, Y6, Y6")
+		emit("VFMADD213PS Y0, Y0, Y6")
+		emit("VCMPPS $1, %s, Y1, Y7", k("tanhSmall"))
+		emit("VBLENDVPS Y7, Y6, Y3, Y0")
+	})
+
+	// func expSumAVX2(d *float32, n int, mx float32) float64
+	name := "expSumAVX2"
+	sigs[name] = name + "(d *float32, n int, mx float32) float64"
+	fmt.Fprintf(&out, "\n// d[i] = exp(d[i] − mx) for n (a multiple of 8) values; returns their sum,\n// accumulated in float64. Arguments below expLo give exactly 0.")
+	text(name, "32")
+	emit("MOVQ d+0(FP), SI")
+	emit("MOVQ n+8(FP), CX")
+	emit("VBROADCASTSS mx+16(FP), Y15")
+	emit("VXORPD Y12, Y12, Y12")
+	emit("VXORPD Y13, Y13, Y13")
+	emit("SHRQ $3, CX")
+	emit("JZ %s_sum", name)
+	label(name + "_loop")
+	emit("VMOVUPS (SI), Y0")
+	emit("VSUBPS Y15, Y0, Y0")
+	emit("VCMPPS $0x1D, %s, Y0, Y7", k("expLo")) // GE_OQ: false for NaN and below expLo
+	emit("VMAXPS %s, Y0, Y0", k("expLo"))
+	expY(0, 2, 3)
+	emit("VANDPS Y7, Y0, Y0")
+	emit("VMOVUPS Y0, (SI)")
+	emit("VCVTPS2PD X0, Y4")
+	emit("VEXTRACTF128 $1, Y0, X5")
+	emit("VCVTPS2PD X5, Y5")
+	emit("VADDPD Y4, Y12, Y12")
+	emit("VADDPD Y5, Y13, Y13")
+	emit("ADDQ $32, SI")
+	emit("DECQ CX")
+	emit("JNZ %s_loop", name)
+	label(name + "_sum")
+	emit("VADDPD Y13, Y12, Y12")
+	emit("VEXTRACTF128 $1, Y12, X13")
+	emit("VADDPD X13, X12, X12")
+	emit("VHADDPD X12, X12, X12")
+	emit("VMOVSD X12, ret+24(FP)")
+	emit("VZEROUPPER")
+	emit("RET")
+
+	// func maxAVX2(d *float32, n int) float32
+	name = "maxAVX2"
+	sigs[name] = name + "(d *float32, n int) float32"
+	fmt.Fprintf(&out, "\n// The largest of n (a multiple of 8) values; -Inf for n = 0.")
+	text(name, "20")
+	emit("MOVQ d+0(FP), SI")
+	emit("MOVQ n+8(FP), CX")
+	emit("VMOVUPS %s, Y0", k("negInf"))
+	emit("VMOVUPS Y0, Y1")
+	emit("SHRQ $3, CX")
+	emit("JZ %s_reduce", name)
+	label(name + "_loop")
+	emit("VMAXPS (SI), Y0, Y0")
+	emit("ADDQ $32, SI")
+	emit("DECQ CX")
+	emit("JNZ %s_loop", name)
+	label(name + "_reduce")
+	emit("VEXTRACTF128 $1, Y0, X1")
+	emit("VMAXPS X1, X0, X0")
+	emit("VMOVHLPS X0, X0, X1")
+	emit("VMAXPS X1, X0, X0")
+	emit("VPSHUFD $1, X0, X1")
+	emit("VMAXPS X1, X0, X0")
+	emit("VMOVSS X0, ret+16(FP)")
+	emit("VZEROUPPER")
+	emit("RET")
+
+	// func scaleAVX2(d *float32, n int, s float32)
+	name = "scaleAVX2"
+	sigs[name] = name + "(d *float32, n int, s float32)"
+	fmt.Fprintf(&out, "\n// d[i] *= s for n (a multiple of 8) values.")
+	text(name, "20")
+	emit("MOVQ d+0(FP), SI")
+	emit("MOVQ n+8(FP), CX")
+	emit("VBROADCASTSS s+16(FP), Y1")
+	emit("SHRQ $3, CX")
+	emit("JZ %s_done", name)
+	label(name + "_loop")
+	emit("VMULPS (SI), Y1, Y0")
+	emit("VMOVUPS Y0, (SI)")
+	emit("ADDQ $32, SI")
+	emit("DECQ CX")
+	emit("JNZ %s_loop", name)
+	label(name + "_done")
+	emit("VZEROUPPER")
+	emit("RET")
+
+	// The constant table.
+	fmt.Fprintf(&out, "\n// Constants, eight copies each:")
+	for i, n := range kNames {
+		if i%8 == 0 {
+			fmt.Fprintf(&out, "\n//")
+		}
+		fmt.Fprintf(&out, " %s", n)
+	}
+	out.WriteString("\n")
+	for i, v := range kVals {
+		for l := 0; l < 8; l++ {
+			fmt.Fprintf(&out, "DATA ·opsK+%d(SB)/4, $0x%08x\n", 32*i+4*l, math.Float32bits(v))
+		}
+	}
+	fmt.Fprintf(&out, "GLOBL ·opsK(SB), RODATA|NOPTR, $%d\n", 32*len(kVals))
+}
