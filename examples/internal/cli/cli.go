@@ -50,7 +50,7 @@ func (c *Command) NewFlagSet() *flag.FlagSet {
 // ModelFlag adds the -model flag every example has.
 func (c *Command) ModelFlag(fs *flag.FlagSet) *string {
 	return fs.String("model", c.DefaultModel,
-		"model `folder or Hub repo id`; a folder runs fully offline")
+		"a local model `folder` (runs fully offline) or a Hugging Face Hub repo id org/name (downloaded into the Hugging Face cache)")
 }
 
 // Parse parses args. When it returns ok false the caller must return code:
