@@ -104,7 +104,9 @@ func TestRunFlags(t *testing.T) {
 
 func TestRunLoadFailureExits(t *testing.T) {
 	done := make(chan error, 1)
-	go func() { done <- run(context.Background(), []string{"-model", "m", "-addr", "127.0.0.1:0"}, io.Discard, fakeLoader(nil), nil) }()
+	go func() {
+		done <- run(context.Background(), []string{"-model", "m", "-addr", "127.0.0.1:0"}, io.Discard, fakeLoader(nil), nil)
+	}()
 	select {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), "fake load failure") {
