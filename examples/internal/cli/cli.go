@@ -186,14 +186,25 @@ func Batches(ctx context.Context, args []string, stdin io.Reader, size int, fn f
 		return fmt.Errorf("batch size must be at least 1, got %d", size)
 	}
 	batch := make([]string, 0, min(size, 1024))
+	done := 0 // items handed to fn so far
+	call := func() error {
+		if err := fn(batch); err != nil {
+			// Errors from below count within the batch; say which inputs.
+			if len(batch) == 1 {
+				return fmt.Errorf("input %d: %w", done+1, err)
+			}
+			return fmt.Errorf("inputs %d-%d: %w", done+1, done+len(batch), err)
+		}
+		done += len(batch)
+		batch = batch[:0]
+		return nil
+	}
 	add := func(item string) error {
 		batch = append(batch, item)
 		if len(batch) < size {
 			return nil
 		}
-		err := fn(batch)
-		batch = batch[:0]
-		return err
+		return call()
 	}
 	var err error
 	if len(args) > 0 {
@@ -209,7 +220,7 @@ func Batches(ctx context.Context, args []string, stdin io.Reader, size int, fn f
 		return err
 	}
 	if len(batch) > 0 {
-		return fn(batch)
+		return call()
 	}
 	return nil
 }

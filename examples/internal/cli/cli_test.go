@@ -192,8 +192,15 @@ func TestBatches(t *testing.T) {
 		t.Errorf("arg batches %q, want %q", got, want)
 	}
 	boom := errors.New("boom")
-	if err := Batches(ctx, []string{"x", "y", "z"}, nil, 1, func([]string) error { return boom }); !errors.Is(err, boom) {
-		t.Errorf("err = %v, want boom", err)
+	calls := 0
+	err := Batches(ctx, []string{"x", "y", "z", "w", "v"}, nil, 2, func([]string) error {
+		if calls++; calls == 2 {
+			return boom
+		}
+		return nil
+	})
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "inputs 3-4") {
+		t.Errorf("err = %v, want boom naming inputs 3-4", err)
 	}
 	if err := Batches(ctx, []string{"x"}, nil, 0, collect); err == nil {
 		t.Error("size 0: want an error")
