@@ -37,7 +37,8 @@ func resolveModel(ctx context.Context, model string, fetch func(context.Context,
 		if ctx.Err() != nil {
 			return "", fmt.Errorf("fetching %s from the Hugging Face Hub: %w", model, ctx.Err())
 		}
-		return "", fmt.Errorf("cannot get %s from the Hugging Face Hub (%v); to run offline, pass -model with a local model folder", model, err)
+		// Name both readings: a mistyped relative folder also lands here.
+		return "", fmt.Errorf("cannot get %s from the Hugging Face Hub (%v), and there is no local folder of that name; to run offline, pass -model with a local model folder", model, err)
 	}
 	return dir, nil
 }
