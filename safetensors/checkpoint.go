@@ -91,8 +91,8 @@ func OpenIndex(indexPath string) (*Checkpoint, error) {
 		}
 		return nil, invalidf(indexPath, "", fmt.Sprintf("index is not a JSON object with a weight_map of strings: %v", err))
 	}
-	if idx.WeightMap == nil {
-		return nil, invalidf(indexPath, "", "index has no weight_map")
+	if len(idx.WeightMap) == 0 {
+		return nil, invalidf(indexPath, "", "index has no weight_map or an empty one")
 	}
 	dir := filepath.Dir(indexPath)
 	// Open shards in a stable order so errors are reproducible.

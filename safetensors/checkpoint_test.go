@@ -96,6 +96,7 @@ func TestCheckpointErrors(t *testing.T) {
 		{"pytorch only", map[string]string{"pytorch_model.bin": "x"}, "unsupported: pytorch_model.bin; convert to safetensors"},
 		{"index not JSON", map[string]string{IndexFileName: "{nope"}, "not valid JSON"},
 		{"index no map", map[string]string{IndexFileName: `{"metadata":{}}`}, "no weight_map"},
+		{"index empty map", map[string]string{IndexFileName: `{"weight_map":{}}`}, "empty"},
 		{"index map wrong type", map[string]string{IndexFileName: `{"weight_map":{"x":3}}`}, "weight_map of strings"},
 		{"shard escapes", map[string]string{IndexFileName: `{"weight_map":{"x":"../evil.safetensors"}}`}, "not a plain file name"},
 		{"shard absolute", map[string]string{IndexFileName: `{"weight_map":{"x":"/etc/passwd"}}`}, "not a plain file name"},
