@@ -785,3 +785,11 @@ func TestMetrics(t *testing.T) {
 		t.Log(text)
 	}
 }
+
+func TestChatTemplate(t *testing.T) {
+	m := fakeModel()
+	m.ChatTemplate = "{% for m in messages %}{{ m.content }}{% endfor %}"
+	ts := newTestServer(t, Config{}, m)
+	code, b := ts.post(t, "/v1/chat/completions", map[string]any{"messages": []map[string]string{{"role": "user", "content": "hi"}}})
+	wantError(t, code, b, 501, "unsupported: rendering chat templates")
+}
