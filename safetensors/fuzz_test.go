@@ -45,6 +45,13 @@ func fixtureFilesQuiet() []string {
 	return nil
 }
 
+// Run each target with, for example,
+//
+//	go test -run '^$' -fuzz '^FuzzHeader$' -fuzztime 60s -fuzzminimizetime 5s ./safetensors
+//
+// On a busy machine the default minimisation (60 s per new input) stalls
+// the run; a short -fuzzminimizetime keeps it executing.
+
 // FuzzHeader feeds arbitrary header bytes to the parser; anything it
 // accepts must describe in-range, non-overlapping, correctly sized tensors.
 func FuzzHeader(f *testing.F) {
