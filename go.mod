@@ -4,7 +4,6 @@ go 1.26.0
 
 require (
 	golang.org/x/sys v0.50.0
+	golang.org/x/text v0.32.0
 	gonum.org/v1/gonum v0.17.0
 )
-
-require golang.org/x/text v0.32.0 // indirect
