@@ -8,12 +8,15 @@ import "sync"
 // the CPU allows, gemm_generic.go otherwise). M = 1 goes to a GEMV kernel that
 // streams the weights once instead.
 
-// Blocking sizes (in elements). A kc×nr sliver of packed B stays in L1, an
-// mc×kc block of packed A in L2, a kc×nc panel of packed B in L2/L3.
+// Blocking sizes (in elements). A kc×nr sliver of packed B stays in L1 while
+// it meets every micro-panel of the mc×kc block of packed A, which stays in L2.
+// The kc×nc panel of packed B lives in L3; nc is large so that A is packed once
+// per kc step for the usual transformer shapes (m ≤ gemmMC) instead of once
+// per column panel.
 const (
 	gemmKC = 256
-	gemmMC = 120
-	gemmNC = 512
+	gemmMC = 144
+	gemmNC = 4096
 )
 
 // gemmImpl is one implementation of the kernels the driver needs. Tests loop
@@ -47,6 +50,10 @@ type gemmImpl struct {
 	// convF16/convBF16 widen len(src) values into dst (used by packing).
 	convF16  func(dst []float32, src []uint16)
 	convBF16 func(dst []float32, src []uint16)
+
+	// gemvP computes y[j] (+)= Σp x[p]·bp[p·nr+j] for j < nr over kc = len(x)
+	// values: M = 1 against one sliver of a PackedWeight.
+	gemvP func(x, bp, y []float32, acc bool)
 }
 
 // bMat is the B operand in any of its storage types.
@@ -178,31 +185,39 @@ func gemmBlock(g *gemmImpl, m, n, k int, a []float32, lda int, b bMat, j0 int, c
 			for ic := 0; ic < m; ic += mc {
 				mcc := min(mc, m-ic)
 				packA(a[ic*lda+pc:], lda, mcc, kc, mr, buf.a)
-				for jr := 0; jr < nc; jr += nr {
-					bp := buf.b[jr*kc : (jr+nr)*kc]
-					nrr := min(nr, nc-jr)
-					for ir := 0; ir < mcc; ir += mr {
-						ap := buf.a[ir*kc : (ir+mr)*kc]
-						mrr := min(mr, mcc-ir)
-						ci := (ic+ir)*ldc + jc + jr
-						if mrr == mr && nrr == nr {
-							g.micro(kc, ap, bp, c[ci:ci+(mr-1)*ldc+nr], ldc, accBlk)
-							continue
-						}
-						// Edge tile: compute into scratch, then copy the valid part.
-						t := buf.tile
-						g.micro(kc, ap, bp, t, nr, false)
-						for i := 0; i < mrr; i++ {
-							row := c[ci+i*ldc : ci+i*ldc+nrr]
-							if accBlk {
-								for j := range row {
-									row[j] += t[i*nr+j]
-								}
-							} else {
-								copy(row, t[i*nr:i*nr+nrr])
-							}
-						}
+				macroKernel(g, mcc, nc, kc, buf.a, buf.b, c[ic*ldc+jc:], ldc, accBlk, buf.tile)
+			}
+		}
+	}
+}
+
+// macroKernel computes the mc×nc block C (+)= Ap·Bp from packed A (mc/mr
+// micro-panels of kc×mr) and packed B (slivers of kc×nr, one after another),
+// tile by tile; edge tiles go through tile (mr×nr scratch).
+func macroKernel(g *gemmImpl, mc, nc, kc int, ap, bp, c []float32, ldc int, acc bool, tile []float32) {
+	mr, nr := g.mr, g.nr
+	for jr := 0; jr < nc; jr += nr {
+		bs := bp[jr*kc : (jr+nr)*kc]
+		nrr := min(nr, nc-jr)
+		for ir := 0; ir < mc; ir += mr {
+			as := ap[ir*kc : (ir+mr)*kc]
+			mrr := min(mr, mc-ir)
+			ci := ir*ldc + jr
+			if mrr == mr && nrr == nr {
+				g.micro(kc, as, bs, c[ci:ci+(mr-1)*ldc+nr], ldc, acc)
+				continue
+			}
+			// Edge tile: compute into scratch, then copy the valid part.
+			g.micro(kc, as, bs, tile, nr, false)
+			for i := 0; i < mrr; i++ {
+				row := c[ci+i*ldc : ci+i*ldc+nrr]
+				t := tile[i*nr : i*nr+nrr]
+				if acc {
+					for j := range row {
+						row[j] += t[j]
 					}
+				} else {
+					copy(row, t)
 				}
 			}
 		}
@@ -210,11 +225,25 @@ func gemmBlock(g *gemmImpl, m, n, k int, a []float32, lda int, b bMat, j0 int, c
 }
 
 // packA copies an mc×kc block of A into micro-panels of mr rows: panel r holds,
-// for each p, the mr values A[r·mr+i][p]. Missing rows are zero.
+// for each p, the mr values A[r·mr+i][p]. Missing rows are zero. Writes are
+// sequential; the mr source rows are read side by side.
 func packA(a []float32, lda, mc, kc, mr int, dst []float32) {
 	for r := 0; r < mc; r += mr {
 		d := dst[r*kc : (r+mr)*kc]
 		rows := min(mr, mc-r)
+		if rows == 6 && mr == 6 {
+			a0 := a[r*lda : r*lda+kc]
+			a1 := a[(r+1)*lda : (r+1)*lda+kc]
+			a2 := a[(r+2)*lda : (r+2)*lda+kc]
+			a3 := a[(r+3)*lda : (r+3)*lda+kc]
+			a4 := a[(r+4)*lda : (r+4)*lda+kc]
+			a5 := a[(r+5)*lda : (r+5)*lda+kc]
+			for p := range a0 {
+				o := d[6*p : 6*p+6 : 6*p+6]
+				o[0], o[1], o[2], o[3], o[4], o[5] = a0[p], a1[p], a2[p], a3[p], a4[p], a5[p]
+			}
+			continue
+		}
 		for i := 0; i < rows; i++ {
 			src := a[(r+i)*lda : (r+i)*lda+kc]
 			for p, v := range src {

@@ -35,6 +35,7 @@ func amd64Impls() ([]*gemmImpl, *gemmImpl) {
 		packT8:    packT8AVX2,
 		convF16:   convU16AVX2Go(convF16AVX2, F16ToF32),
 		convBF16:  convU16AVX2Go(convBF16AVX2, convBF16Generic),
+		gemvP:     gemvPAVX2Go(gemvP16AVX2, 16),
 	}
 	impls = append(impls, avx2)
 	best := avx2
@@ -44,6 +45,7 @@ func amd64Impls() ([]*gemmImpl, *gemmImpl) {
 		avx512.name = "avx512"
 		avx512.nr = 32
 		avx512.micro = microWrap(microAVX512, 6, 32)
+		avx512.gemvP = gemvPAVX2Go(gemvP32AVX2, 32)
 		impls = append(impls, &avx512)
 		best = &avx512
 	}
@@ -58,6 +60,23 @@ func microWrap(k func(kc int, a, b, c *float32, ldc int, acc bool), mr, nr int) 
 		_ = bp[nr*kc-1]
 		_ = c[(mr-1)*ldc+nr-1]
 		k(kc, &ap[0], &bp[0], &c[0], ldc, acc)
+	}
+}
+
+// gemvPAVX2Go adapts a packed-sliver GEMV kernel, checking the extents the
+// assembly trusts.
+func gemvPAVX2Go(kern func(kc int, x, b, y *float32, acc bool), nr int) func(x, bp, y []float32, acc bool) {
+	return func(x, bp, y []float32, acc bool) {
+		kc := len(x)
+		if kc == 0 {
+			if !acc {
+				clear(y[:nr])
+			}
+			return
+		}
+		_ = bp[kc*nr-1]
+		_ = y[nr-1]
+		kern(kc, &x[0], &bp[0], &y[0], acc)
 	}
 }
 
@@ -183,3 +202,9 @@ func convF16AVX2(dst *float32, src *uint16, n int)
 
 //go:noescape
 func convBF16AVX2(dst *float32, src *uint16, n int)
+
+//go:noescape
+func gemvP16AVX2(kc int, x, b, y *float32, acc bool)
+
+//go:noescape
+func gemvP32AVX2(kc int, x, b, y *float32, acc bool)

@@ -28,6 +28,26 @@ var genericImpl = &gemmImpl{
 	},
 	convF16:  F16ToF32,
 	convBF16: convBF16Generic,
+	gemvP:    gemvPGeneric,
+}
+
+// gemvPGeneric is gemmImpl.gemvP for the 4-wide slivers of the generic
+// kernels.
+func gemvPGeneric(x, bp, y []float32, acc bool) {
+	var y0, y1, y2, y3 float32
+	bp = bp[:4*len(x)]
+	for p, xp := range x {
+		b := bp[4*p : 4*p+4 : 4*p+4]
+		y0 += xp * b[0]
+		y1 += xp * b[1]
+		y2 += xp * b[2]
+		y3 += xp * b[3]
+	}
+	y = y[:4]
+	if acc {
+		y0, y1, y2, y3 = y[0]+y0, y[1]+y1, y[2]+y2, y[3]+y3
+	}
+	y[0], y[1], y[2], y[3] = y0, y1, y2, y3
 }
 
 func convBF16Generic(dst []float32, src []uint16) {

@@ -46,6 +46,8 @@ func main() {
 	}
 	conv("F16")
 	conv("BF16")
+	gemvP(16)
+	gemvP(32)
 	os.Stdout.WriteString(out.String())
 }
 
@@ -436,6 +438,67 @@ func conv(dt string) {
 	emit("DECQ CX")
 	emit("JNZ %s_loop", name)
 	label(name + "_done")
+	emit("VZEROUPPER")
+	emit("RET")
+}
+
+// gemvP writes func gemvP<nr>AVX2(kc int, x, b, y *float32, acc bool): y[j]
+// (+)= Σp x[p]·b[p·nr+j] for j < nr, over one sliver of a PackedWeight (the
+// M = 1 product against pre-packed weights: one sequential stream). Even and
+// odd p go to separate accumulators (independent FMA chains), added at the end.
+// Only ymm registers, so the nr = 32 layout of the AVX-512 kernels is served
+// (and tested) by AVX2 code.
+func gemvP(nr int) {
+	name := fmt.Sprintf("gemvP%dAVX2", nr)
+	sigs[name] = name + "(kc int, x, b, y *float32, acc bool)"
+	v := nr / 8
+	text(name, "33")
+	emit("MOVQ kc+0(FP), CX")
+	emit("MOVQ x+8(FP), SI")
+	emit("MOVQ b+16(FP), DI")
+	emit("MOVQ y+24(FP), DX")
+	for i := 0; i < 2*v; i++ {
+		emit("VXORPS Y%d, Y%d, Y%d", i, i, i)
+	}
+	label(name + "_loop2")
+	emit("CMPQ CX, $2")
+	emit("JLT %s_loop1", name)
+	emit("VBROADCASTSS (SI), Y8")
+	emit("VBROADCASTSS 4(SI), Y9")
+	for off := 0; off < 8*nr; off += 64 {
+		emit("PREFETCHT0 %d(DI)", prefetchAhead+off)
+	}
+	for i := 0; i < v; i++ {
+		emit("VFMADD231PS %d(DI), Y8, Y%d", 32*i, i)
+	}
+	for i := 0; i < v; i++ {
+		emit("VFMADD231PS %d(DI), Y9, Y%d", 4*nr+32*i, v+i)
+	}
+	emit("ADDQ $8, SI")
+	emit("ADDQ $%d, DI", 8*nr)
+	emit("SUBQ $2, CX")
+	emit("JMP %s_loop2", name)
+	label(name + "_loop1")
+	emit("TESTQ CX, CX")
+	emit("JZ %s_sum", name)
+	emit("VBROADCASTSS (SI), Y8")
+	for i := 0; i < v; i++ {
+		emit("VFMADD231PS %d(DI), Y8, Y%d", 32*i, i)
+	}
+	label(name + "_sum")
+	for i := 0; i < v; i++ {
+		emit("VADDPS Y%d, Y%d, Y%d", v+i, i, i)
+	}
+	emit("MOVBLZX acc+32(FP), AX")
+	emit("TESTB AL, AL")
+	emit("JZ %s_put", name)
+	for i := 0; i < v; i++ {
+		emit("VADDPS %d(DX), Y%d, Y%d", 32*i, i, i)
+	}
+	label(name + "_put")
+	for i := 0; i < v; i++ {
+		emit("VMOVUPS Y%d, %d(DX)", i, 32*i)
+	}
 	emit("VZEROUPPER")
 	emit("RET")
 }
