@@ -27,9 +27,10 @@ type fakeEmbedder struct {
 	delay     time.Duration // per batch
 	normalize bool
 
-	mu      sync.Mutex
-	batches []int // sizes seen
-	calls   atomic.Int64
+	mu       sync.Mutex
+	batches  []int // sizes seen
+	calls    atomic.Int64
+	canceled atomic.Int64
 }
 
 func (f *fakeEmbedder) Dim() int         { return f.dim }
@@ -63,6 +64,7 @@ func (f *fakeEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, 
 		select {
 		case <-time.After(f.delay):
 		case <-ctx.Done():
+			f.canceled.Add(1)
 			return nil, ctx.Err()
 		}
 	}

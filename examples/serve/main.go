@@ -89,6 +89,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, options, error) {
 		cfg.MaxQueue < 1, cfg.MaxConcurrent < 1, cfg.MaxWaiting < 0, cfg.MaxNewTokens < 1, cfg.MaxInputTokens < 0,
 		cfg.BatchWait < 0, cfg.RequestTimeout < 0:
 		return cfg, o, errors.New("limits must be positive (-max-waiting, -max-input-tokens, -batch-wait and -request-timeout may be 0)")
+	case cfg.MaxQueue < cfg.MaxInputs:
+		return cfg, o, fmt.Errorf("-max-queue (%d) must be at least -max-inputs (%d), or a full request could never be queued", cfg.MaxQueue, cfg.MaxInputs)
 	}
 	return cfg, o, nil
 }

@@ -793,3 +793,32 @@ func TestChatTemplate(t *testing.T) {
 	code, b := ts.post(t, "/v1/chat/completions", map[string]any{"messages": []map[string]string{{"role": "user", "content": "hi"}}})
 	wantError(t, code, b, 501, "unsupported: rendering chat templates")
 }
+
+// TestEmbedCancel: a batch's work is cancelled once every request in it has
+// gone, and queued inputs of gone requests are skipped.
+func TestEmbedCancel(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxBatchSize = 1
+	cfg.RequestTimeout = 150 * time.Millisecond
+	m := fakeModel()
+	emb := m.Embedder.(*fakeEmbedder)
+	emb.delay = 5 * time.Second
+	ts := newTestServer(t, cfg, m)
+	start := time.Now()
+	code, b := ts.post(t, "/v1/embeddings", map[string]any{"input": []string{"a", "b", "c"}})
+	wantError(t, code, b, 504, "timeout")
+	deadline := time.Now().Add(2 * time.Second)
+	for emb.canceled.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the batch of a timed-out request was not cancelled")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := emb.calls.Load(); n != 1 {
+		t.Errorf("%d batches ran; the 2 inputs queued behind the first should have been skipped", n)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("cancellation took %s", d)
+	}
+}
