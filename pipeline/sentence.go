@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/embrace-go/embrace/models"
 	"github.com/embrace-go/embrace/tokenizer"
 )
 
@@ -21,8 +22,14 @@ type SentenceEmbedder struct {
 	enc       *encoder
 	tok       *tokenizer.Tokenizer // with the max_seq_length truncation
 	modes     []string             // pooling modes, concatenated in this order
-	normalize bool
+	post      []postStep           // Dense and Normalize modules after pooling, in order
 	maxSeqLen int
+}
+
+// postStep is a module applied to pooled embeddings: a Dense layer, or L2
+// normalization when dense is nil.
+type postStep struct {
+	dense *models.Dense
 }
 
 // Pooling modes (1_Pooling/config.json).
@@ -118,14 +125,21 @@ func NewSentenceEmbedder(ctx context.Context, nameOrDir string, opt *Options) (*
 	}
 	modelDir := dir
 	modes := []string{PoolMean}
-	normalize := false
+	var post []postStep
+	closeAll := func() {
+		for _, p := range post {
+			if p.dense != nil {
+				p.dense.Close()
+			}
+		}
+	}
 	poolDim := 0
 	if data, err := os.ReadFile(filepath.Join(dir, "modules.json")); err == nil {
 		var mods []stModule
 		if err := json.Unmarshal(data, &mods); err != nil {
 			return nil, fmt.Errorf("pipeline: %s: %w", filepath.Join(dir, "modules.json"), err)
 		}
-		sawTransformer := false
+		sawTransformer, sawPooling := false, false
 		for i, m := range mods {
 			kind := m.Type[strings.LastIndex(m.Type, ".")+1:]
 			switch kind {
@@ -136,6 +150,7 @@ func NewSentenceEmbedder(ctx context.Context, nameOrDir string, opt *Options) (*
 				sawTransformer = true
 				modelDir = filepath.Join(dir, m.Path)
 			case "Pooling":
+				sawPooling = true
 				path := filepath.Join(dir, m.Path, "config.json")
 				data, err := os.ReadFile(path)
 				if err != nil {
@@ -149,25 +164,52 @@ func NewSentenceEmbedder(ctx context.Context, nameOrDir string, opt *Options) (*
 					return nil, fmt.Errorf("pipeline: %w", err)
 				}
 				poolDim = max(pc.Dim, pc.WordDim)
-			case "Normalize":
-				normalize = true
+			case "Dense", "Normalize":
+				if !sawPooling {
+					closeAll()
+					return nil, fmt.Errorf("pipeline: %s: unsupported: %s module before the pooling", filepath.Join(dir, "modules.json"), kind)
+				}
+				if kind == "Normalize" {
+					post = append(post, postStep{})
+					continue
+				}
+				d, err := models.LoadDense(filepath.Join(dir, m.Path))
+				if err != nil {
+					closeAll()
+					return nil, fmt.Errorf("pipeline: %w", err)
+				}
+				post = append(post, postStep{dense: d})
 			default:
+				closeAll()
 				return nil, fmt.Errorf("pipeline: %s: unsupported: sentence-transformers module %q", filepath.Join(dir, "modules.json"), m.Type)
 			}
 		}
 		if !sawTransformer {
+			closeAll()
 			return nil, fmt.Errorf("pipeline: %s: no Transformer module", filepath.Join(dir, "modules.json"))
 		}
 	}
 	e, err := openEncoder(ctx, modelDir, opt)
 	if err != nil {
+		closeAll()
 		return nil, err
 	}
-	s := &SentenceEmbedder{enc: e, modes: modes, normalize: normalize}
+	s := &SentenceEmbedder{enc: e, modes: modes, post: post}
 	cfg := e.model.Config
 	if poolDim != 0 && poolDim != cfg.HiddenSize {
-		e.Close()
+		s.Close()
 		return nil, fmt.Errorf("pipeline: %s: pooling expects embeddings of width %d, the model's hidden size is %d", dir, poolDim, cfg.HiddenSize)
+	}
+	width := len(modes) * cfg.HiddenSize
+	for _, p := range post {
+		if p.dense == nil {
+			continue
+		}
+		if p.dense.In() != width {
+			s.Close()
+			return nil, fmt.Errorf("pipeline: %s: a Dense module takes width %d, it receives %d", dir, p.dense.In(), width)
+		}
+		width = p.dense.Out()
 	}
 	// max_seq_length from sentence_bert_config.json, else the smaller of
 	// the model's positions and the tokenizer's model_max_length.
@@ -176,7 +218,7 @@ func NewSentenceEmbedder(ctx context.Context, nameOrDir string, opt *Options) (*
 	}
 	if data, err := os.ReadFile(filepath.Join(modelDir, "sentence_bert_config.json")); err == nil {
 		if err := json.Unmarshal(data, &sb); err != nil {
-			e.Close()
+			s.Close()
 			return nil, fmt.Errorf("pipeline: %s: not valid JSON: %w", filepath.Join(modelDir, "sentence_bert_config.json"), err)
 		}
 	}
@@ -193,10 +235,25 @@ func NewSentenceEmbedder(ctx context.Context, nameOrDir string, opt *Options) (*
 }
 
 // Close releases the model.
-func (s *SentenceEmbedder) Close() error { return s.enc.Close() }
+func (s *SentenceEmbedder) Close() error {
+	for _, p := range s.post {
+		if p.dense != nil {
+			p.dense.Close()
+		}
+	}
+	return s.enc.Close()
+}
 
 // Dim is the length of the embeddings.
-func (s *SentenceEmbedder) Dim() int { return len(s.modes) * s.enc.model.Config.HiddenSize }
+func (s *SentenceEmbedder) Dim() int {
+	d := len(s.modes) * s.enc.model.Config.HiddenSize
+	for _, p := range s.post {
+		if p.dense != nil {
+			d = p.dense.Out()
+		}
+	}
+	return d
+}
 
 // MaxSeqLength is the token count texts are truncated to.
 func (s *SentenceEmbedder) MaxSeqLength() int { return s.maxSeqLen }
@@ -219,11 +276,23 @@ func (s *SentenceEmbedder) Embed(ctx context.Context, texts []string) ([][]float
 			return err
 		}
 		h := res.LastHiddenState.Float32s()
+		pooled := make([]float32, 0, (hi-lo)*len(s.modes)*d)
 		for i := lo; i < hi; i++ {
 			b := i - lo
 			rows := h[b*in.Seq*d : (b+1)*in.Seq*d]
 			mask := in.AttentionMask[b*in.Seq : (b+1)*in.Seq]
-			out[i] = s.pool(rows, mask, d)
+			pooled = append(pooled, s.pool(rows, mask, d)...)
+		}
+		x, w := pooled, len(s.modes)*d
+		for _, p := range s.post {
+			if p.dense != nil {
+				x, w = p.dense.Apply(x, hi-lo), p.dense.Out()
+			} else {
+				normalizeRows(x, w)
+			}
+		}
+		for i := lo; i < hi; i++ {
+			out[i] = x[(i-lo)*w : (i-lo+1)*w : (i-lo+1)*w]
 		}
 		return nil
 	})
@@ -234,7 +303,7 @@ func (s *SentenceEmbedder) Embed(ctx context.Context, texts []string) ([][]float
 }
 
 // pool reduces token embeddings [S, D] to one vector by the configured
-// modes, then normalizes it when asked.
+// modes.
 func (s *SentenceEmbedder) pool(rows []float32, mask []int, d int) []float32 {
 	emb := make([]float32, 0, len(s.modes)*d)
 	count := 0
@@ -300,17 +369,23 @@ func (s *SentenceEmbedder) pool(rows []float32, mask []int, d int) []float32 {
 			emb = append(emb, float32(x))
 		}
 	}
-	if s.normalize {
+	return emb
+}
+
+// normalizeRows scales each row of width w to unit L2 norm (rows of norm
+// below 1e-12 are divided by 1e-12, as torch's F.normalize does).
+func normalizeRows(xs []float32, w int) {
+	for i := 0; i+w <= len(xs); i += w {
+		row := xs[i : i+w]
 		var ss float64
-		for _, x := range emb {
+		for _, x := range row {
 			ss += float64(x) * float64(x)
 		}
 		n := max(math.Sqrt(ss), 1e-12)
-		for j := range emb {
-			emb[j] = float32(float64(emb[j]) / n)
+		for j := range row {
+			row[j] = float32(float64(row[j]) / n)
 		}
 	}
-	return emb
 }
 
 // FeatureExtractor is the feature-extraction pipeline: the last hidden state

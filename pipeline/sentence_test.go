@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"math"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/embrace-go/embrace/safetensors"
 )
 
 // copyDir copies a fixture folder (files and one level of subfolders).
@@ -193,9 +196,23 @@ func TestBrokenPipelineFolders(t *testing.T) {
 		{"unknown module", func(d string) {
 			writeJSON(t, filepath.Join(d, "modules.json"), []map[string]any{
 				{"path": "", "type": "sentence_transformers.models.Transformer"},
+				{"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+				{"path": "2_CNN", "type": "sentence_transformers.models.CNN"},
+			})
+		}, []string{"unsupported", "CNN"}},
+		{"Dense folder missing", func(d string) {
+			writeJSON(t, filepath.Join(d, "modules.json"), []map[string]any{
+				{"path": "", "type": "sentence_transformers.models.Transformer"},
+				{"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
 				{"path": "2_Dense", "type": "sentence_transformers.models.Dense"},
 			})
-		}, []string{"unsupported", "Dense"}},
+		}, []string{"2_Dense", "config.json"}},
+		{"Dense before pooling", func(d string) {
+			writeJSON(t, filepath.Join(d, "modules.json"), []map[string]any{
+				{"path": "", "type": "sentence_transformers.models.Transformer"},
+				{"path": "2_Dense", "type": "sentence_transformers.models.Dense"},
+			})
+		}, []string{"unsupported", "before the pooling"}},
 		{"unknown pooling mode", func(d string) {
 			writeJSON(t, filepath.Join(d, "1_Pooling", "config.json"), map[string]any{"pooling_mode": "weird"})
 		}, []string{"1_Pooling", "weird"}},
@@ -265,4 +282,91 @@ func TestConcurrentPipelines(t *testing.T) {
 	if _, err := tc.Classify(ctx, text, TokenOptions{}); err == nil {
 		t.Error("cancelled context gave no error")
 	}
+}
+
+// A Dense module after pooling maps the pooled vector through its linear
+// layer and activation before Normalize.
+func TestSentenceDenseModule(t *testing.T) {
+	src := filepath.Join("testdata", "minilm-st")
+	fe, err := NewFeatureExtractor(context.Background(), src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fe.Close()
+	texts := []string{"Hello world!", "Dense layers project embeddings."}
+	feats, err := fe.Extract(context.Background(), texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, out := len(feats[0][0]), 8
+	w := make([]float32, out*d)
+	b := make([]float32, out)
+	for i := range w {
+		w[i] = float32(math.Sin(float64(i))) * 0.3
+	}
+	for i := range b {
+		b[i] = float32(i) * 0.01
+	}
+	dir := copyDir(t, src)
+	os.MkdirAll(filepath.Join(dir, "2_Dense"), 0o755)
+	writeJSON(t, filepath.Join(dir, "2_Dense", "config.json"), map[string]any{
+		"in_features": d, "out_features": out, "bias": true, "activation_function": "torch.nn.modules.activation.Tanh"})
+	err = safetensors.WriteFile(filepath.Join(dir, "2_Dense", "model.safetensors"), []safetensors.TensorView{
+		{Name: "linear.weight", DType: safetensors.F32, Shape: []int{out, d}, Data: f32bytes(w)},
+		{Name: "linear.bias", DType: safetensors.F32, Shape: []int{out}, Data: f32bytes(b)},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(t, filepath.Join(dir, "modules.json"), []map[string]any{
+		{"path": "", "type": "sentence_transformers.models.Transformer"},
+		{"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+		{"path": "2_Dense", "type": "sentence_transformers.models.Dense"},
+		{"path": "3_Normalize", "type": "sentence_transformers.models.Normalize"},
+	})
+	st, err := NewSentenceEmbedder(context.Background(), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if st.Dim() != out {
+		t.Fatalf("Dim %d, want %d", st.Dim(), out)
+	}
+	got, err := st.Embed(context.Background(), texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want [][]float32
+	for _, toks := range feats {
+		mean := make([]float64, d)
+		for _, tk := range toks {
+			for j, v := range tk {
+				mean[j] += float64(v) / float64(len(toks))
+			}
+		}
+		y := make([]float64, out)
+		var ss float64
+		for o := range y {
+			s := float64(b[o])
+			for j := range mean {
+				s += float64(w[o*d+j]) * mean[j]
+			}
+			y[o] = math.Tanh(s)
+			ss += y[o] * y[o]
+		}
+		row := make([]float32, out)
+		for o := range y {
+			row[o] = float32(y[o] / math.Sqrt(ss))
+		}
+		want = append(want, row)
+	}
+	compareEmbeddings(t, got, want)
+}
+
+func f32bytes(xs []float32) []byte {
+	out := make([]byte, 4*len(xs))
+	for i, x := range xs {
+		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(x))
+	}
+	return out
 }
