@@ -24,6 +24,7 @@ type SentenceEmbedder struct {
 	modes     []string             // pooling modes, concatenated in this order
 	post      []postStep           // Dense and Normalize modules after pooling, in order
 	maxSeqLen int
+	lower     bool // sentence_bert_config.json do_lower_case
 }
 
 // postStep is a module applied to pooled embeddings: a Dense layer, or L2
@@ -215,6 +216,7 @@ func NewSentenceEmbedder(ctx context.Context, nameOrDir string, opt *Options) (*
 	// the model's positions and the tokenizer's model_max_length.
 	var sb struct {
 		MaxSeqLength *int `json:"max_seq_length"`
+		DoLowerCase  bool `json:"do_lower_case"`
 	}
 	if data, err := os.ReadFile(filepath.Join(modelDir, "sentence_bert_config.json")); err == nil {
 		if err := json.Unmarshal(data, &sb); err != nil {
@@ -222,6 +224,7 @@ func NewSentenceEmbedder(ctx context.Context, nameOrDir string, opt *Options) (*
 			return nil, fmt.Errorf("pipeline: %s: not valid JSON: %w", filepath.Join(modelDir, "sentence_bert_config.json"), err)
 		}
 	}
+	s.lower = sb.DoLowerCase
 	switch {
 	case sb.MaxSeqLength != nil && *sb.MaxSeqLength > 0:
 		s.maxSeqLen = *sb.MaxSeqLength
@@ -265,7 +268,11 @@ func (s *SentenceEmbedder) Embed(ctx context.Context, texts []string) ([][]float
 	err := chunks(ctx, len(texts), s.enc.batch, func(lo, hi int) error {
 		encs := make([]*tokenizer.Encoding, 0, hi-lo)
 		for i := lo; i < hi; i++ {
-			enc, err := s.tok.Encode(texts[i], true)
+			text := texts[i]
+			if s.lower {
+				text = strings.ToLower(text)
+			}
+			enc, err := s.tok.Encode(text, true)
 			if err != nil {
 				return fmt.Errorf("pipeline: text %d: %w", i, err)
 			}
