@@ -18,7 +18,9 @@ func init() {
 	registerCeilings()
 	for _, s := range [][3]int{{128, 768, 3072}, {128, 3072, 768}, {128, 768, 768}, {512, 768, 768}} {
 		registerSgemm(s[0], s[1], s[2])
+		registerSgemmPacked(s[0], s[1], s[2])
 	}
+	registerGemvPacked(768, 3072)
 	for _, dt := range []tensor.DType{tensor.F32, tensor.F16, tensor.BF16} {
 		registerGemv(dt, 768, 3072)
 	}
@@ -152,6 +154,51 @@ func registerGemv(dt tensor.DType, k, n int) {
 		next := 0
 		return func() error {
 			tensor.MatMulT(y, x, ws[next])
+			next = (next + 1) % len(ws)
+			return nil
+		}, func() { clear(ws) }, nil
+	}, func(sec float64) float64 { return float64(wBytes) / sec / 1e9 })
+	b.gflops = func(sec float64) float64 { return 2 * float64(k) * float64(n) / sec / 1e9 }
+}
+
+// registerSgemmPacked adds sgemm-packed/MxKxN: sgemm with the weight packed
+// once by tensor.PackWeight (outside the timing), through tensor.MatMulTPacked.
+func registerSgemmPacked(m, k, n int) {
+	flops := 2 * float64(m) * float64(k) * float64(n)
+	b := register(fmt.Sprintf("sgemm-packed/%dx%dx%d", m, k, n), "GFLOP/s", func() (func() error, func(), error) {
+		r := rand.New(rand.NewPCG(uint64(m), uint64(n*k)))
+		x := randTensor(r, tensor.F32, m, k)
+		pw, err := tensor.PackWeight(randTensor(r, tensor.F32, n, k))
+		if err != nil {
+			return nil, nil, err
+		}
+		dst := tensor.Zeros(m, n)
+		return func() error { tensor.MatMulTPacked(dst, x, pw); return nil }, nil, nil
+	}, func(sec float64) float64 { return flops / sec / 1e9 })
+	b.gflops = b.value
+}
+
+// registerGemvPacked adds gemv-packed/f32/KxN: gemv/f32 against weights packed
+// by tensor.PackWeight, rotating over ≥ 512 MiB of packed copies.
+func registerGemvPacked(k, n int) {
+	wBytes := k * n * 4
+	b := register(fmt.Sprintf("gemv-packed/f32/%dx%d", k, n), "GB/s", func() (func() error, func(), error) {
+		r := rand.New(rand.NewPCG(uint64(k), uint64(n)))
+		copies := (512<<20 + wBytes - 1) / wBytes
+		w := randTensor(r, tensor.F32, n, k)
+		ws := make([]*tensor.PackedWeight, copies)
+		for i := range ws {
+			pw, err := tensor.PackWeight(w)
+			if err != nil {
+				return nil, nil, err
+			}
+			ws[i] = pw
+		}
+		x := randTensor(r, tensor.F32, 1, k)
+		y := tensor.Zeros(1, n)
+		next := 0
+		return func() error {
+			tensor.MatMulTPacked(y, x, ws[next])
 			next = (next + 1) % len(ws)
 			return nil
 		}, func() { clear(ws) }, nil

@@ -1,6 +1,9 @@
 package tensor
 
-import "sync"
+import (
+	"runtime"
+	"sync"
+)
 
 // This file holds the blocked matrix-product driver shared by every kernel
 // implementation: it packs panels of A and B into contiguous buffers sized for
@@ -108,7 +111,8 @@ func gemmRun(g *gemmImpl, m, n, k int, a []float32, lda int, b bMat, c []float32
 		return
 	}
 	flops := 2 * m * n * k
-	if !par || flops < minParallelFlops {
+	if !par || flops < minParallelFlops || runtime.GOMAXPROCS(0) == 1 {
+		// Also the one-thread case: no closure for parallelFor, no allocation.
 		gemmBlock(g, m, n, k, a, lda, b, 0, c, ldc, acc)
 		return
 	}

@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"fmt"
+	"runtime"
 )
 
 // PackedWeight is a Linear weight [n, k] (the layout MatMulT takes) stored once,
@@ -94,7 +95,8 @@ func gemmPacked(m int, a []float32, lda int, w *PackedWeight, c []float32, ldc i
 		return
 	}
 	flops := 2 * m * n * k
-	if !par || flops < minParallelFlops {
+	if !par || flops < minParallelFlops || runtime.GOMAXPROCS(0) == 1 {
+		// Also the one-thread case: no closure for parallelFor, no allocation.
 		gemmPackedBlock(m, a, lda, w, 0, n, c, ldc)
 		return
 	}
@@ -128,8 +130,11 @@ func gemmPackedBlock(m int, a []float32, lda int, w *PackedWeight, j0, j1 int, c
 	g, k := w.impl, w.k
 	mr, nr := g.mr, g.nr
 	nc := j1 - j0
+	buf := gemmBufs.Get().(*gemmBuf)
+	defer gemmBufs.Put(buf)
+	buf.tile = grow(buf.tile, mr*nr)
 	if m == 1 {
-		var tile [64]float32 // ≥ nr of every implementation
+		tile := buf.tile
 		x := a[:k]
 		for pc := 0; pc < k; pc += gemmKC {
 			kc := min(gemmKC, k-pc)
@@ -153,12 +158,9 @@ func gemmPackedBlock(m int, a []float32, lda int, w *PackedWeight, j0, j1 int, c
 		}
 		return
 	}
-	buf := gemmBufs.Get().(*gemmBuf)
-	defer gemmBufs.Put(buf)
 	mc := (m + (m+gemmMC-1)/gemmMC - 1) / ((m + gemmMC - 1) / gemmMC)
 	mc = (mc + mr - 1) / mr * mr
 	buf.a = grow(buf.a, mc*min(k, gemmKC))
-	buf.tile = grow(buf.tile, mr*nr)
 	for pc := 0; pc < k; pc += gemmKC {
 		kc := min(gemmKC, k-pc)
 		bp := w.data[pc*w.npad+j0*kc : (pc+kc)*w.npad]
