@@ -73,4 +73,14 @@ func TestClassifyTooLong(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "max_position_embeddings") {
 		t.Fatalf("error %v", err)
 	}
+	// With Truncate the long text is cut to the model's length instead.
+	tc, err := NewTextClassifier(context.Background(), filepath.Join("testdata", "bert-cls"), &Options{Truncate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	res, err := tc.Classify(context.Background(), []string{"short", long}, ClassifyOptions{})
+	if err != nil || len(res) != 2 || len(res[1]) != 3 {
+		t.Fatalf("%v %v", res, err)
+	}
 }

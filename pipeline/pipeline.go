@@ -31,6 +31,11 @@ import (
 type Options struct {
 	// BatchSize is how many inputs go through the model at once (default 8).
 	BatchSize int
+	// Truncate cuts texts longer than the model accepts (the smaller of its
+	// positions and the tokenizer's model_max_length) instead of failing on
+	// them, like truncation=True in Hugging Face pipelines. The question
+	// answering and sentence-embedding pipelines always fit their inputs.
+	Truncate bool
 }
 
 func (o *Options) batch() int {
@@ -92,6 +97,16 @@ func openEncoder(ctx context.Context, nameOrDir string, opt *Options, want ...be
 	}
 	e := &encoder{dir: dir, tok: tok, model: m, batch: opt.batch()}
 	e.readTokenizerInfo()
+	if opt != nil && opt.Truncate {
+		limit := m.Config.MaxPositionEmbeddings
+		if m.Config.Family == bert.RoBERTa {
+			limit -= m.Config.PadTokenID + 1 // positions start after the padding index
+		}
+		if e.modelMaxLength > 0 {
+			limit = min(limit, e.modelMaxLength)
+		}
+		e.tok = tok.WithTruncation(&tokenizer.TruncationParams{MaxLength: limit, Strategy: "longest_first"})
+	}
 	return e, nil
 }
 
