@@ -118,4 +118,3 @@ func writeRandomEncoder(dir string, layers, hidden, heads, inner, vocab, positio
 	}
 	return safetensors.WriteFile(filepath.Join(dir, "model.safetensors"), ts, nil)
 }
-
