@@ -198,14 +198,36 @@ func (b *batcher) gather() {
 			}
 			timer.Stop()
 		}
-		select {
-		case b.work <- batch:
-		case <-b.stop:
-			failAll(batch, errShuttingDown)
-			if carry != nil {
-				carry.job.finish(errShuttingDown)
+		// Hand the batch over; while every worker is busy, keep filling it
+		// (there is no point in waiting with a half-empty batch).
+	handover:
+		for {
+			var more <-chan *embedItem
+			if carry == nil && len(batch) < b.maxBatch {
+				more = b.queue
 			}
-			return
+			select {
+			case b.work <- batch:
+				break handover
+			case it := <-more:
+				b.reserved.Add(-1)
+				if it.job.finished() {
+					continue
+				}
+				l := max(longest, it.tokens)
+				if l*(len(batch)+1) > b.maxTokens {
+					carry = it
+					continue
+				}
+				batch = append(batch, it)
+				longest = l
+			case <-b.stop:
+				failAll(batch, errShuttingDown)
+				if carry != nil {
+					carry.job.finish(errShuttingDown)
+				}
+				return
+			}
 		}
 	}
 }

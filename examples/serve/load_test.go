@@ -88,10 +88,14 @@ func loadClient(conns int) *http.Client {
 	}
 }
 
+var loadWords = strings.Fields("the quick brown fox jumps over the lazy dog while a cat sleeps on a mat in Paris")
+
+// embedText is the i-th small input of the load tests (3 to 7 words).
+func embedText(i int) string { return strings.Join(loadWords[i%7:i%7+3+i%5], " ") }
+
 func embedBurst(c *http.Client, base string, n int) loadResult {
-	words := strings.Fields("the quick brown fox jumps over the lazy dog while a cat sleeps on a mat in Paris")
 	return burst(n, func(i int) (int, string) {
-		text := strings.Join(words[i%7:i%7+3+i%5], " ")
+		text := embedText(i)
 		body, _ := json.Marshal(map[string]any{"input": text, "model": "m"})
 		resp, err := c.Post(base+"/v1/embeddings", "application/json", bytes.NewReader(body))
 		if err != nil {
@@ -140,11 +144,11 @@ func streamBurst(c *http.Client, base string, n int) loadResult {
 // concurrent small embedding requests (with dynamic batching, then without)
 // while 50 streamed completions run on a GPT-2 server. No errors are allowed
 // besides 429s, memory stays bounded, and after shutdown no goroutine is left.
-// -short shrinks it to 200 requests and 10 streams.
+// -short (and -race) shrink it to 200 requests and 10 streams.
 func TestLoad(t *testing.T) {
 	root := filepath.Join(fixtures(t), "models")
 	nEmbed, nStream := 2000, 50
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		nEmbed, nStream = 200, 10
 	}
 	before, _ := ourGoroutines()
@@ -199,10 +203,13 @@ func TestLoad(t *testing.T) {
 		defer wg.Done()
 		streams = streamBurst(client, genBase, nStream)
 	}()
-	batched := embedBurst(client, embedBase, nEmbed)
+	mixed := embedBurst(client, embedBase, nEmbed)
 	wg.Wait()
 	stopGen()
 
+	// The batching gain, each side alone on the machine.
+	nGain := nEmbed / 2
+	batched := embedBurst(client, embedBase, nGain)
 	var metrics string
 	if resp, err := client.Get(embedBase + "/metrics"); err == nil {
 		b, _ := io.ReadAll(resp.Body)
@@ -213,24 +220,25 @@ func TestLoad(t *testing.T) {
 
 	unbatchedBase, stopUnbatched := serve("-model", filepath.Join(root, "minilm-st"), "-max-batch-size", "1")
 	embedBurst(client, unbatchedBase, 50)
-	unbatched := embedBurst(client, unbatchedBase, nEmbed)
+	unbatched := embedBurst(client, unbatchedBase, nGain)
 	stopUnbatched()
 
 	client.CloseIdleConnections()
 	close(stopSampling)
 	sampler.Wait()
 
+	t.Logf("embeddings while %d streams run: %s", nStream, mixed)
 	t.Logf("embeddings, dynamic batching: %s", batched)
 	t.Logf("embeddings, no batching:      %s", unbatched)
 	t.Logf("batching gain: %.2fx throughput", batched.perSecond()/unbatched.perSecond())
-	t.Logf("streamed completions (concurrent with the batched burst): %s", streams)
+	t.Logf("streamed completions (alongside the first embedding burst): %s", streams)
 	t.Logf("peak heap in use: %.1f MiB", float64(peak.Load())/(1<<20))
 	for _, line := range strings.Split(metrics, "\n") {
 		if strings.HasPrefix(line, "embrace_batch_size_sum") || strings.HasPrefix(line, "embrace_batch_size_count") {
 			t.Log(line)
 		}
 	}
-	for name, r := range map[string]loadResult{"batched": batched, "unbatched": unbatched, "streams": streams} {
+	for name, r := range map[string]loadResult{"mixed": mixed, "batched": batched, "unbatched": unbatched, "streams": streams} {
 		if r.errs > 0 {
 			t.Errorf("%s: %d errors, first: %s", name, r.errs, r.firstErr)
 		}

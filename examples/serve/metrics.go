@@ -60,7 +60,8 @@ func (m *metrics) observeRequest(route string, status int, errType string, secon
 	code := strconv.Itoa(status)
 	m.mu.Lock()
 	m.requests[[2]string{route, code}]++
-	if status >= 400 {
+	// A stream that fails after its 200 still counts as an error.
+	if status >= 400 || errType != "" {
 		if errType == "" {
 			errType = "http_" + code
 		}
