@@ -173,11 +173,15 @@ func TestLoad(t *testing.T) {
 	}()
 
 	phase := time.Now()
+	client := loadClient(nEmbed + nStream)
 	serve := func(args ...string) (string, func()) {
 		ctx, stop := context.WithCancel(context.Background())
 		base, done := startRun(t, ctx, append(args, "-log-level", "error"), loadModel, io.Discard)
 		waitReady(t, base)
 		return base, func() {
+			// Connections the client dialed but never used count as busy
+			// for 5 s in http.Server.Shutdown; close them first.
+			client.CloseIdleConnections()
 			stop()
 			select {
 			case err := <-done:
@@ -191,7 +195,6 @@ func TestLoad(t *testing.T) {
 		}
 	}
 
-	client := loadClient(nEmbed + nStream)
 	embedBase, stopEmbed := serve("-model", filepath.Join(root, "minilm-st"))
 	genBase, stopGen := serve("-model", filepath.Join(root, "gpt2"), "-max-concurrent", "8")
 
