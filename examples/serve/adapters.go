@@ -1,8 +1,9 @@
 package main
 
 // This file joins the server's small interfaces (model.go) to the library's
-// public API: hub for folders and repo ids, pipeline for the encoder tasks,
-// models/gpt2 + generate for completions, tokenizer for token counts.
+// public API: hub for folders and repo ids, pipeline for every task (the
+// text-generation pipeline streams completions with generate's settings),
+// tokenizer for token counts.
 
 import (
 	"context"
@@ -17,7 +18,6 @@ import (
 	"github.com/embrace-go/embrace/generate"
 	"github.com/embrace-go/embrace/hub"
 	"github.com/embrace-go/embrace/models"
-	"github.com/embrace-go/embrace/models/gpt2"
 	"github.com/embrace-go/embrace/pipeline"
 	"github.com/embrace-go/embrace/tokenizer"
 )
@@ -65,11 +65,11 @@ func loadModel(ctx context.Context, ref string, lo LoadOptions) (m *Model, err e
 		}
 	}
 	if info != nil && info.ModelType == "gpt2" {
-		g, err := loadGenerator(dir)
+		g, err := loadGenerator(ctx, dir)
 		if err != nil {
 			return nil, err
 		}
-		closers = append(closers, g.model.Close)
+		closers = append(closers, g.p.Close)
 		m.Generator = g
 		m.ChatTemplate = chatTemplate(dir)
 		return m, nil
@@ -433,30 +433,20 @@ func (a *fillAdapter) Fill(ctx context.Context, texts []string, topK int, target
 	return out, nil
 }
 
-// genAdapter serves completions with generate.Stream on a GPT-2 model.
+// genAdapter serves completions with the text-generation pipeline's
+// streaming, for both streamed and whole answers, so the two always agree.
 type genAdapter struct {
-	model *gpt2.Model
-	gm    generate.Model
-	tok   *tokenizer.Tokenizer
-	base  generate.Config // generation_config.json's settings
+	p    *pipeline.TextGeneration
+	tok  *tokenizer.Tokenizer // for counting: no truncation, no padding
+	base generate.Config      // generation_config.json's settings
 }
 
-func loadGenerator(dir string) (*genAdapter, error) {
-	m, err := gpt2.Load(dir)
+func loadGenerator(ctx context.Context, dir string) (*genAdapter, error) {
+	p, err := pipeline.NewTextGeneration(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
-	tok, err := tokenizer.FromDir(dir)
-	if err != nil {
-		m.Close()
-		return nil, err
-	}
-	base, err := generate.LoadConfig(dir)
-	if err != nil {
-		m.Close()
-		return nil, err
-	}
-	return &genAdapter{model: m, gm: generate.GPT2(m), tok: tok.WithTruncation(nil).WithPadding(nil), base: base}, nil
+	return &genAdapter{p: p, tok: p.Tokenizer().WithTruncation(nil).WithPadding(nil), base: p.Config()}, nil
 }
 
 func (g *genAdapter) CountTokens(text string) (int, error) {
@@ -467,7 +457,7 @@ func (g *genAdapter) CountTokens(text string) (int, error) {
 	return len(enc.IDs), nil
 }
 
-func (g *genAdapter) MaxTokens() int { return g.gm.MaxPositions() }
+func (g *genAdapter) MaxTokens() int { return g.p.Model().MaxPositions() }
 
 // watchDecoder passes decoding through and remembers the last ids it saw:
 // generate.Stream decodes all generated ids after every step, so the last
@@ -486,14 +476,14 @@ func (d *watchDecoder) Decode(ids []int, skip bool) (string, error) {
 }
 
 func (g *genAdapter) Generate(ctx context.Context, prompt string, p GenerateParams, emit func(string) error) (GenerateResult, error) {
-	enc, err := g.tok.Encode(prompt, true)
+	promptTokens, err := g.CountTokens(prompt)
 	if err != nil {
 		return GenerateResult{}, err
 	}
-	if len(enc.IDs) == 0 {
+	if promptTokens == 0 {
 		return GenerateResult{}, badRequest("prompt", "prompt has no tokens")
 	}
-	dec := &watchDecoder{tok: g.tok}
+	dec := &watchDecoder{tok: g.p.Tokenizer()}
 	cfg := g.base
 	cfg.MaxNewTokens = p.MaxTokens
 	cfg.DoSample = p.Temperature > 0
@@ -509,9 +499,9 @@ func (g *genAdapter) Generate(ctx context.Context, prompt string, p GeneratePara
 	if err := cfg.Validate(); err != nil {
 		return GenerateResult{}, badRequest("", "%v", err)
 	}
-	res := GenerateResult{PromptTokens: len(enc.IDs)}
+	res := GenerateResult{PromptTokens: promptTokens}
 	var text strings.Builder
-	for piece, err := range generate.Stream(ctx, g.gm, enc.IDs, cfg) {
+	for piece, err := range g.p.Stream(ctx, prompt, &cfg) {
 		if err != nil {
 			return res, err
 		}
@@ -525,7 +515,7 @@ func (g *genAdapter) Generate(ctx context.Context, prompt string, p GeneratePara
 	}
 	res.CompletionTokens = len(dec.last)
 	res.FinishReason = "length"
-	full, _ := g.tok.Decode(dec.last, true)
+	full, _ := dec.tok.Decode(dec.last, true)
 	stopped := len(dec.last) > 0 && slices.Contains(cfg.EOSTokenIDs, dec.last[len(dec.last)-1])
 	if stopped || len(full) > text.Len() || len(dec.last) < p.MaxTokens {
 		res.FinishReason = "stop"
