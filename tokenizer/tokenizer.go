@@ -169,6 +169,9 @@ func (t *Tokenizer) WithPadding(p *PaddingParams) *Tokenizer {
 
 // invalidUTF8 reports the first invalid byte offset, or -1.
 func invalidUTF8(s string) int {
+	if utf8.ValidString(s) {
+		return -1 // the common case, checked a word at a time
+	}
 	for i := 0; i < len(s); {
 		if s[i] < utf8.RuneSelf {
 			i++
@@ -200,6 +203,9 @@ type scratch struct {
 	recs2  []rec
 	splits []addedSplit
 	subs   []addedSplit
+	// wordsHigh is the most entries of words ever used: putScratch clears
+	// only those, not the whole capacity.
+	wordsHigh int
 }
 
 func (t *Tokenizer) getScratch() *scratch {
@@ -213,8 +219,9 @@ func (t *Tokenizer) putScratch(s *scratch) {
 	if cap(s.recs) > 1<<16 || cap(s.words) > 1<<14 {
 		return // do not keep huge buffers alive
 	}
-	clear(s.words[:cap(s.words)]) // drop references to the caller's text
+	clear(s.words[:s.wordsHigh]) // drop references to the caller's text
 	s.words = s.words[:0]
+	s.wordsHigh = 0
 	t.pool.Put(s)
 }
 
@@ -261,21 +268,22 @@ func (t *Tokenizer) encodeRecs(text string, seq int, sc *scratch, recs []rec) ([
 			}
 			q := p.sub(sub.a, sub.b)
 			words := sc.words[:0]
+			var err error
 			if t.pre != nil {
-				var err error
-				if words, err = t.pre.split(q, words); err != nil {
-					return recs, err
-				}
+				words, err = t.pre.split(q, words)
 			} else {
 				words = append(words, q)
 			}
 			sc.words = words
+			sc.wordsHigh = max(sc.wordsHigh, len(words))
+			if err != nil {
+				return recs, err
+			}
 			for wi := range words {
 				w := &words[wi]
 				if w.s == "" {
 					continue
 				}
-				var err error
 				if sc.toks, err = t.model.tokenize(w, sc.toks[:0]); err != nil {
 					return recs, err
 				}
