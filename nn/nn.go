@@ -21,6 +21,38 @@ type Linear struct {
 	W      *tensor.Tensor
 	B      *tensor.Tensor
 	Conv1D bool
+
+	packed *tensor.PackedWeight // set by Pack; W stays for inspection
+}
+
+// Pack stores a float32 weight once in the layout the matmul kernels read, so
+// that products no longer transpose or re-block it on every call. It costs a
+// copy of the weight. F16 and BF16 weights are left as they are: packing would
+// widen them to float32 and double the memory traffic of decoding, which is
+// what storing them in half precision saves. Call Pack before the layer is
+// shared between goroutines.
+func (l *Linear) Pack() error {
+	if l.W.DType() != tensor.F32 || l.packed != nil {
+		return nil
+	}
+	w := l.W
+	if l.Conv1D { // PackWeight takes the Linear layout [out, in]
+		in, out := w.Dim(0), w.Dim(1)
+		t := tensor.Zeros(out, in)
+		src, dst := w.Float32s(), t.Float32s()
+		for i := 0; i < in; i++ {
+			for o, v := range src[i*out : (i+1)*out] {
+				dst[o*in+i] = v
+			}
+		}
+		w = t
+	}
+	p, err := tensor.PackWeight(w)
+	if err != nil {
+		return fmt.Errorf("pack linear weight %v: %w", l.W, err)
+	}
+	l.packed = p
+	return nil
 }
 
 // In is the input width.
@@ -41,7 +73,9 @@ func (l *Linear) Out() int {
 
 // Forward computes dst [..., out] = x [..., in] · W (+ B).
 func (l *Linear) Forward(dst, x *tensor.Tensor) {
-	if l.Conv1D {
+	if l.packed != nil {
+		tensor.MatMulTPacked(dst, x, l.packed)
+	} else if l.Conv1D {
 		tensor.MatMul(dst, x, l.W)
 	} else {
 		tensor.MatMulT(dst, x, l.W)

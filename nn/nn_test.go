@@ -53,6 +53,19 @@ func TestLinearLayouts(t *testing.T) {
 		}
 	}
 	near(t, "linear", lin.Float32s(), want)
+	for _, conv1D := range []bool{false, true} {
+		l := &Linear{W: tensor.FromFloat32(w, out, in), B: b}
+		if conv1D {
+			l = &Linear{W: tensor.FromFloat32(wt, in, out), B: b, Conv1D: true}
+		}
+		if err := l.Pack(); err != nil {
+			t.Fatal(err)
+		}
+		if l.packed == nil {
+			t.Fatal("Pack left an F32 weight unpacked")
+		}
+		near(t, "packed linear", l.Apply(x).Float32s(), want)
+	}
 	h := make([]uint16, len(w))
 	tensor.F32ToBF16(h, w)
 	wb := make([]float32, len(w))

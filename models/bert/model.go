@@ -36,10 +36,10 @@ type Embeddings struct {
 // Layer is one post-norm transformer block (BertLayer, DistilBERT's
 // TransformerBlock): attention, add & norm, feed-forward, add & norm.
 type Layer struct {
-	Query, Key, Value, AttnOut *nn.Linear
-	// QKV is Query, Key and Value stacked into one [3D, D] projection, so a
-	// layer makes one matrix product instead of three.
+	// QKV is the checkpoint's query, key and value stacked into one [3D, D]
+	// projection, so a layer makes one matrix product instead of three.
 	QKV      *nn.Linear
+	AttnOut  *nn.Linear
 	AttnNorm *nn.LayerNorm
 	Up, Down *nn.Linear
 	OutNorm  *nn.LayerNorm
@@ -86,12 +86,18 @@ func loadEncoder(cfg *Config, w *weights.Loader) (*Encoder, error) {
 			names = [8]string{"attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
 				"attention.output.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm"}
 		}
-		for j, p := range []**nn.Linear{&l.Query, &l.Key, &l.Value, &l.AttnOut} {
-			if *p, err = lw.Linear(names[j], d, d, true); err != nil {
+		var q, k, v *nn.Linear
+		for j, p := range []**nn.Linear{&q, &k, &v} {
+			if *p, err = lw.UnpackedLinear(names[j], d, d, true); err != nil {
 				return nil, err
 			}
 		}
-		l.QKV = stackLinear(l.Query, l.Key, l.Value)
+		if l.QKV, err = stackLinear(q, k, v); err != nil {
+			return nil, fmt.Errorf("layer %d attention: %w", i, err)
+		}
+		if l.AttnOut, err = lw.Linear(names[3], d, d, true); err != nil {
+			return nil, err
+		}
 		if l.AttnNorm, err = lw.LayerNorm(names[4], d, eps); err != nil {
 			return nil, err
 		}
@@ -234,7 +240,7 @@ func (e *Encoder) Forward(ctx context.Context, in *Input, allHidden bool) (last 
 
 // stackLinear stacks Linear layers of one input width and weight dtype into
 // one whose output is their outputs side by side.
-func stackLinear(ls ...*nn.Linear) *nn.Linear {
+func stackLinear(ls ...*nn.Linear) (*nn.Linear, error) {
 	in, out := ls[0].In(), 0
 	for _, l := range ls {
 		out += l.Out()
@@ -260,7 +266,8 @@ func stackLinear(ls ...*nn.Linear) *nn.Linear {
 		copy(b.Float32s()[row:], l.B.Float32s())
 		row += l.Out()
 	}
-	return &nn.Linear{W: w, B: b}
+	lin := &nn.Linear{W: w, B: b}
+	return lin, lin.Pack()
 }
 
 // buffers are one call's scratch activations, reused by every layer.

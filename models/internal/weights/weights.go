@@ -103,8 +103,22 @@ func (l *Loader) F32(name string, shape ...int) (*tensor.Tensor, error) {
 }
 
 // Linear loads a PyTorch Linear "name.weight" [out, in] and "name.bias" [out]
-// (the bias may be absent when bias is false).
+// (the bias may be absent when bias is false), packed for the matmul kernels
+// (nn.Linear.Pack).
 func (l *Loader) Linear(name string, in, out int, bias bool) (*nn.Linear, error) {
+	lin, err := l.UnpackedLinear(name, in, out, bias)
+	if err != nil {
+		return nil, err
+	}
+	if err := lin.Pack(); err != nil {
+		return nil, fmt.Errorf("%s: tensor %q: %w", l.where, l.Name(name+".weight"), err)
+	}
+	return lin, nil
+}
+
+// UnpackedLinear is Linear without packing, for weights that are combined
+// with others before use.
+func (l *Loader) UnpackedLinear(name string, in, out int, bias bool) (*nn.Linear, error) {
 	s := l.Sub(name)
 	w, err := s.Weight("weight", out, in)
 	if err != nil {
@@ -130,7 +144,11 @@ func (l *Loader) Conv1D(name string, in, out int) (*nn.Linear, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &nn.Linear{W: w, B: b, Conv1D: true}, nil
+	lin := &nn.Linear{W: w, B: b, Conv1D: true}
+	if err := lin.Pack(); err != nil {
+		return nil, fmt.Errorf("%s: tensor %q: %w", l.where, s.Name("weight"), err)
+	}
+	return lin, nil
 }
 
 // LayerNorm loads "name.weight"/"name.bias", or the legacy "name.gamma"/"name.beta".
