@@ -81,15 +81,47 @@ func (p *piece) materialize() {
 	p.align = al
 }
 
+// asciiMap gives the replacement of every ASCII byte: the output byte, or
+// -1 to delete it. Normalizers whose ASCII behaviour is a plain byte map use
+// one so that mapRunes skips the per-rune call on ASCII text.
+type asciiMap [utf8.RuneSelf]int16
+
+// newASCIIMap builds the table of a rune mapper that maps every ASCII rune
+// to at most one ASCII rune.
+func newASCIIMap(f func(r rune, out []rune) []rune) *asciiMap {
+	var m asciiMap
+	var buf [8]rune
+	for c := range rune(utf8.RuneSelf) {
+		out := f(c, buf[:0])
+		switch {
+		case len(out) == 0:
+			m[c] = -1
+		case len(out) == 1 && out[0] < utf8.RuneSelf:
+			m[c] = int16(out[0])
+		default:
+			panic("tokenizer: newASCIIMap: ASCII rune maps outside ASCII") // programming error
+		}
+	}
+	return &m
+}
+
 // mapRunes rewrites the piece code point by code point: f appends the
-// replacement runes of each source rune. Replacement runes inherit the
-// source rune's alignment. While every replacement keeps its byte length,
-// an identity alignment stays implicit (no per-byte table).
-func (p *piece) mapRunes(f func(r rune, out []rune) []rune) {
+// replacement runes of each source rune (am, when not nil, replaces f for
+// ASCII bytes). Replacement runes inherit the source rune's alignment.
+// While every replacement keeps its byte length, an identity alignment
+// stays implicit (no per-byte table).
+func (p *piece) mapRunes(f func(r rune, out []rune) []rune, am *asciiMap) {
 	s := p.s
 	var buf [8]rune
 	i := 0
 	for i < len(s) {
+		if c := s[i]; c < utf8.RuneSelf && am != nil {
+			if am[c] != int16(c) {
+				break
+			}
+			i++
+			continue
+		}
 		r, w := decodeRune(s, i)
 		out := f(r, buf[:0])
 		if len(out) != 1 || out[0] != r {
@@ -108,21 +140,44 @@ func (p *piece) mapRunes(f func(r rune, out []rune) []rune) {
 		al = make([]Offset, i, len(s)+8)
 		copy(al, p.align[:i])
 	}
+	// spell out the alignment of what was written so far (still the
+	// identity), once positions start to shift.
+	makeExplicit := func() {
+		al = make([]Offset, len(b), len(s)+8)
+		for k := 0; k < len(b); {
+			_, kw := utf8.DecodeRune(b[k:])
+			for x := 0; x < kw; x++ {
+				al[k+x] = Offset{p.base + k, p.base + k + kw}
+			}
+			k += kw
+		}
+		explicit = true
+	}
 	for i < len(s) {
+		if c := s[i]; c < utf8.RuneSelf && am != nil {
+			m := am[c]
+			if m < 0 {
+				if !explicit {
+					makeExplicit()
+				}
+				i++
+				continue
+			}
+			b = append(b, byte(m))
+			if explicit {
+				if p.align != nil {
+					al = append(al, p.align[i])
+				} else {
+					al = append(al, Offset{p.base + i, p.base + i + 1})
+				}
+			}
+			i++
+			continue
+		}
 		r, w := decodeRune(s, i)
 		out := f(r, buf[:0])
 		if !explicit && (len(out) != 1 || utf8.RuneLen(out[0]) != w) {
-			// Positions shift from here on: spell out the alignment of
-			// what was written so far (it is still the identity).
-			al = make([]Offset, len(b), len(s)+8)
-			for k := 0; k < len(b); {
-				_, kw := utf8.DecodeRune(b[k:])
-				for x := 0; x < kw; x++ {
-					al[k+x] = Offset{p.base + k, p.base + k + kw}
-				}
-				k += kw
-			}
-			explicit = true
+			makeExplicit()
 		}
 		var src Offset
 		if explicit {
@@ -217,9 +272,21 @@ func lowerRune(r rune, out []rune) []rune {
 }
 
 func (n *bertNormalizer) normalize(p *piece) error {
-	p.mapRunes(n.mapRune)
+	p.mapRunes(n.mapRune, bertASCII[b2i(n.cleanText)*2+b2i(n.lowercase)])
 	return nil
 }
+
+// bertASCII holds the BertNormalizer's ASCII tables by clean_text*2 +
+// lowercase (the other options leave ASCII alone).
+var bertASCII = [4]*asciiMap{
+	newASCIIMap((&bertNormalizer{}).mapRune),
+	newASCIIMap((&bertNormalizer{lowercase: true}).mapRune),
+	newASCIIMap((&bertNormalizer{cleanText: true}).mapRune),
+	newASCIIMap((&bertNormalizer{cleanText: true, lowercase: true}).mapRune),
+}
+
+// lowerASCII is the ASCII table of lowerRune.
+var lowerASCII = newASCIIMap(lowerRune)
 
 // mapRune applies clean_text, Chinese padding, accent stripping and
 // lowercasing to one rune (the passes Hugging Face runs one after the
@@ -322,7 +389,7 @@ func nfdPiece(p *piece, f norm.Form) {
 			out = append(out, d)
 		}
 		return out
-	})
+	}, nil)
 }
 
 // normalizePiece applies any normal form. Composing forms work segment by
@@ -373,7 +440,7 @@ func (n normForm) normalize(p *piece) error { normalizePiece(p, n.f); return nil
 
 type lowercaseNorm struct{}
 
-func (lowercaseNorm) normalize(p *piece) error { p.mapRunes(lowerRune); return nil }
+func (lowercaseNorm) normalize(p *piece) error { p.mapRunes(lowerRune, lowerASCII); return nil }
 
 type stripAccentsNorm struct{}
 
@@ -383,7 +450,7 @@ func (stripAccentsNorm) normalize(p *piece) error {
 			return out
 		}
 		return append(out, r)
-	})
+	}, nil)
 	return nil
 }
 

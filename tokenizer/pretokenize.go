@@ -306,14 +306,27 @@ func (bertPre) split(p piece, out []piece) ([]piece, error) {
 	s := p.s
 	start := -1
 	for i := 0; i < len(s); {
-		r, w := decodeRune(s, i)
-		switch {
-		case isSpace(r):
+		var cls uint8
+		w := 1
+		if c := s[i]; c < utf8.RuneSelf {
+			cls = asciiClass[c]
+		} else {
+			var r rune
+			r, w = utf8.DecodeRuneInString(s[i:])
+			switch {
+			case isSpace(r):
+				cls = clsSpace
+			case isBertPunct(r):
+				cls = clsPunct
+			}
+		}
+		switch cls {
+		case clsSpace:
 			if start >= 0 {
 				out = append(out, p.sub(start, i))
 				start = -1
 			}
-		case isBertPunct(r):
+		case clsPunct:
 			if start >= 0 {
 				out = append(out, p.sub(start, i))
 				start = -1
@@ -331,6 +344,26 @@ func (bertPre) split(p piece, out []piece) ([]piece, error) {
 	}
 	return out, nil
 }
+
+// ASCII byte classes for the BERT pre-tokenizer.
+const (
+	clsOther = iota
+	clsSpace
+	clsPunct
+)
+
+// asciiClass classifies every ASCII byte as isSpace / isBertPunct do.
+var asciiClass = func() (t [utf8.RuneSelf]uint8) {
+	for c := range rune(utf8.RuneSelf) {
+		switch {
+		case isSpace(c):
+			t[c] = clsSpace
+		case isBertPunct(c):
+			t[c] = clsPunct
+		}
+	}
+	return t
+}()
 
 // whitespaceSplitPre splits on white space, dropping it.
 type whitespaceSplitPre struct{}
