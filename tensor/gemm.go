@@ -3,6 +3,7 @@ package tensor
 import (
 	"runtime"
 	"sync"
+	"unsafe"
 )
 
 // This file holds the blocked matrix-product driver shared by every kernel
@@ -28,10 +29,12 @@ type gemmImpl struct {
 	name   string
 	mr, nr int // register tile of the micro-kernel
 
-	// micro computes the mr×nr tile C = Ap·Bp (C += Ap·Bp when acc) over kc,
-	// where Ap holds kc groups of mr values of A (packed) and Bp kc groups
-	// of nr values of B (packed). C has row stride ldc.
-	micro func(kc int, ap, bp, c []float32, ldc int, acc bool)
+	// micro computes the mr×nr tile C = A·Bp (C += A·Bp when acc) over kc,
+	// where A is mr rows of kc values read in place (row stride lda) and Bp
+	// holds kc groups of nr values of B (packed). C has row stride ldc. pf is
+	// an address to prefetch from (kc/4 cache lines), a hint only: it is
+	// never dereferenced by Go code and may point anywhere.
+	micro func(kc int, a []float32, lda int, bp, c []float32, ldc int, acc bool, pf uintptr)
 
 	// gemvT* compute y[j] = Σp x[p]·B[j·ldb+p] for j < n (y[j] += … when
 	// acc): M = 1 against a [n,k] weight, one streaming pass over B.
@@ -150,7 +153,7 @@ func gemmRun(g *gemmImpl, m, n, k int, a []float32, lda int, b bMat, c []float32
 // gemmBuf is the per-goroutine scratch of the blocked path, recycled through
 // a sync.Pool so that steady-state products do not allocate.
 type gemmBuf struct {
-	a, b, tile []float32
+	a, b, tile []float32 // a: the zero-padded last row panel of A
 }
 
 var gemmBufs = sync.Pool{New: func() any { return new(gemmBuf) }}
@@ -177,42 +180,66 @@ func gemmBlock(g *gemmImpl, m, n, k int, a []float32, lda int, b bMat, j0 int, c
 	mc = (mc + mr - 1) / mr * mr
 	kcMax := min(k, gemmKC)
 	ncMax := min((n+nr-1)/nr*nr, gemmNC)
-	buf.a = grow(buf.a, mc*kcMax)
 	buf.b = grow(buf.b, ncMax*kcMax)
 	buf.tile = grow(buf.tile, mr*nr)
 	for jc := 0; jc < n; jc += gemmNC {
 		nc := min(gemmNC, n-jc)
 		for pc := 0; pc < k; pc += gemmKC {
 			kc := min(gemmKC, k-pc)
-			packB(g, b, pc, kc, j0+jc, nc, buf.b)
 			accBlk := acc || pc > 0
+			packB(g, b, pc, kc, j0+jc, nc, buf.b)
 			for ic := 0; ic < m; ic += mc {
 				mcc := min(mc, m-ic)
-				packA(a[ic*lda+pc:], lda, mcc, kc, mr, buf.a)
-				macroKernel(g, mcc, nc, kc, buf.a, buf.b, c[ic*ldc+jc:], ldc, accBlk, buf.tile)
+				macroKernel(g, mcc, nc, kc, a[ic*lda+pc:], lda, buf.b, c[ic*ldc+jc:], ldc, accBlk, buf)
 			}
 		}
 	}
 }
 
-// macroKernel computes the mc×nc block C (+)= Ap·Bp from packed A (mc/mr
-// micro-panels of kc×mr) and packed B (slivers of kc×nr, one after another),
-// tile by tile; edge tiles go through tile (mr×nr scratch).
-func macroKernel(g *gemmImpl, mc, nc, kc int, ap, bp, c []float32, ldc int, acc bool, tile []float32) {
+// macroKernel computes the mc×nc block C (+)= A·Bp from A in place (row
+// stride lda, starting at the block's first row and column) and packed B
+// (slivers of kc×nr, one after another), tile by tile. The rows of a last,
+// partial micro-panel are copied into zero-padded scratch so the kernel never
+// reads past A; edge tiles of C go through buf.tile (mr×nr scratch).
+func macroKernel(g *gemmImpl, mc, nc, kc int, a []float32, lda int, bp, c []float32, ldc int, acc bool, buf *gemmBuf) {
 	mr, nr := g.mr, g.nr
+	full := mc / mr * mr
+	if full < mc {
+		buf.a = grow(buf.a, mr*kc)
+		for i := 0; i < mr; i++ {
+			row := buf.a[i*kc : (i+1)*kc]
+			if full+i < mc {
+				copy(row, a[(full+i)*lda:(full+i)*lda+kc])
+			} else {
+				clear(row)
+			}
+		}
+	}
+	tile := buf.tile
+	// Each micro call prefetches kc/4 cache lines; consecutive row panels
+	// cover consecutive parts of the memory after the current sliver, which
+	// is the next sliver (or, for a PackedWeight, the next block's first).
+	sliver := uintptr(nr * kc * 4)
+	step := uintptr(kc / 4 * 64)
 	for jr := 0; jr < nc; jr += nr {
 		bs := bp[jr*kc : (jr+nr)*kc]
 		nrr := min(nr, nc-jr)
+		pf := uintptr(unsafe.Pointer(&bs[0])) + sliver
 		for ir := 0; ir < mc; ir += mr {
-			as := ap[ir*kc : (ir+mr)*kc]
+			ai, ldai := a[ir*lda:], lda
+			if ir >= full {
+				ai, ldai = buf.a, kc
+			}
 			mrr := min(mr, mc-ir)
 			ci := ir*ldc + jr
 			if mrr == mr && nrr == nr {
-				g.micro(kc, as, bs, c[ci:ci+(mr-1)*ldc+nr], ldc, acc)
+				g.micro(kc, ai, ldai, bs, c[ci:ci+(mr-1)*ldc+nr], ldc, acc, pf)
+				pf += step
 				continue
 			}
 			// Edge tile: compute into scratch, then copy the valid part.
-			g.micro(kc, as, bs, tile, nr, false)
+			g.micro(kc, ai, ldai, bs, tile, nr, false, pf)
+			pf += step
 			for i := 0; i < mrr; i++ {
 				row := c[ci+i*ldc : ci+i*ldc+nrr]
 				t := tile[i*nr : i*nr+nrr]
@@ -223,40 +250,6 @@ func macroKernel(g *gemmImpl, mc, nc, kc int, ap, bp, c []float32, ldc int, acc 
 				} else {
 					copy(row, t)
 				}
-			}
-		}
-	}
-}
-
-// packA copies an mc×kc block of A into micro-panels of mr rows: panel r holds,
-// for each p, the mr values A[r·mr+i][p]. Missing rows are zero. Writes are
-// sequential; the mr source rows are read side by side.
-func packA(a []float32, lda, mc, kc, mr int, dst []float32) {
-	for r := 0; r < mc; r += mr {
-		d := dst[r*kc : (r+mr)*kc]
-		rows := min(mr, mc-r)
-		if rows == 6 && mr == 6 {
-			a0 := a[r*lda : r*lda+kc]
-			a1 := a[(r+1)*lda : (r+1)*lda+kc]
-			a2 := a[(r+2)*lda : (r+2)*lda+kc]
-			a3 := a[(r+3)*lda : (r+3)*lda+kc]
-			a4 := a[(r+4)*lda : (r+4)*lda+kc]
-			a5 := a[(r+5)*lda : (r+5)*lda+kc]
-			for p := range a0 {
-				o := d[6*p : 6*p+6 : 6*p+6]
-				o[0], o[1], o[2], o[3], o[4], o[5] = a0[p], a1[p], a2[p], a3[p], a4[p], a5[p]
-			}
-			continue
-		}
-		for i := 0; i < rows; i++ {
-			src := a[(r+i)*lda : (r+i)*lda+kc]
-			for p, v := range src {
-				d[p*mr+i] = v
-			}
-		}
-		for i := rows; i < mr; i++ {
-			for p := 0; p < kc; p++ {
-				d[p*mr+i] = 0
 			}
 		}
 	}

@@ -57,16 +57,19 @@ func convBF16Generic(dst []float32, src []uint16) {
 	}
 }
 
-// microGeneric is the 4×4 micro-kernel (see gemmImpl.micro).
-func microGeneric(kc int, ap, bp, c []float32, ldc int, acc bool) {
+// microGeneric is the 4×4 micro-kernel (see gemmImpl.micro); it has no use
+// for the prefetch hint.
+func microGeneric(kc int, a []float32, lda int, bp, c []float32, ldc int, acc bool, _ uintptr) {
 	var c00, c01, c02, c03, c10, c11, c12, c13 float32
 	var c20, c21, c22, c23, c30, c31, c32, c33 float32
-	ap = ap[:4*kc]
+	a0s := a[:kc]
+	a1s := a[lda : lda+kc]
+	a2s := a[2*lda : 2*lda+kc]
+	a3s := a[3*lda : 3*lda+kc]
 	bp = bp[:4*kc]
-	for p := 0; p < kc; p++ {
-		a := ap[4*p : 4*p+4 : 4*p+4]
+	for p := range a0s {
 		b := bp[4*p : 4*p+4 : 4*p+4]
-		a0, a1, a2, a3 := a[0], a[1], a[2], a[3]
+		a0, a1, a2, a3 := a0s[p], a1s[p], a2s[p], a3s[p]
 		b0, b1, b2, b3 := b[0], b[1], b[2], b[3]
 		c00 += a0 * b0
 		c01 += a0 * b1

@@ -160,14 +160,12 @@ func gemmPackedBlock(m int, a []float32, lda int, w *PackedWeight, j0, j1 int, c
 	}
 	mc := (m + (m+gemmMC-1)/gemmMC - 1) / ((m + gemmMC - 1) / gemmMC)
 	mc = (mc + mr - 1) / mr * mr
-	buf.a = grow(buf.a, mc*min(k, gemmKC))
 	for pc := 0; pc < k; pc += gemmKC {
 		kc := min(gemmKC, k-pc)
 		bp := w.data[pc*w.npad+j0*kc : (pc+kc)*w.npad]
 		for ic := 0; ic < m; ic += mc {
 			mcc := min(mc, m-ic)
-			packA(a[ic*lda+pc:], lda, mcc, kc, mr, buf.a)
-			macroKernel(g, mcc, nc, kc, buf.a, bp, c[ic*ldc+j0:], ldc, pc > 0, buf.tile)
+			macroKernel(g, mcc, nc, kc, a[ic*lda+pc:], lda, bp, c[ic*ldc+j0:], ldc, pc > 0, buf)
 		}
 	}
 }

@@ -37,8 +37,8 @@ func main() {
 		os.Stdout.WriteString(out.String())
 		return
 	}
-	micro("microAVX2", "Y", 32)
-	micro("microAVX512", "Z", 64)
+	micro("microAVX2", "Y", 32, 6)
+	micro("microAVX512", "Z", 64, 8)
 	for _, dt := range []string{"F32", "F16", "BF16"} {
 		gemvT(dt)
 		gemvN(dt)
@@ -51,57 +51,94 @@ func main() {
 	os.Stdout.WriteString(out.String())
 }
 
-// micro writes the 6×(2·lanes) micro-kernel:
-// func name(kc int, a, b, c *float32, ldc int, acc bool)
-// Accumulators R0..R11 (row i in R2i, R2i+1), B in R12, R13, A broadcast in R14.
-func micro(name, r string, vbytes int) {
-	sigs[name] = name + "(kc int, a, b, c *float32, ldc int, acc bool)"
-	text(name, "41")
+// aRow returns the address of row i of A at byte offset off, for rows up to
+// 8: SI is row 0, R8 the row stride in bytes, R11 three strides and R10 row 3.
+func aRow(i, off int) string {
+	switch i {
+	case 0:
+		return fmt.Sprintf("%d(SI)", off)
+	case 1:
+		return fmt.Sprintf("%d(SI)(R8*1)", off)
+	case 2:
+		return fmt.Sprintf("%d(SI)(R8*2)", off)
+	case 3:
+		return fmt.Sprintf("%d(R10)", off)
+	case 4:
+		return fmt.Sprintf("%d(SI)(R8*4)", off)
+	case 5:
+		return fmt.Sprintf("%d(R10)(R8*2)", off)
+	case 6:
+		return fmt.Sprintf("%d(SI)(R11*2)", off)
+	case 7:
+		return fmt.Sprintf("%d(R10)(R8*4)", off)
+	}
+	panic("aRow: more than 8 rows")
+}
+
+// micro writes the mr×(2·lanes) micro-kernel:
+// func name(kc int, a *float32, lda int, b, c *float32, ldc int, acc bool, pf uintptr)
+// A is read in place (row stride lda elements), B packed (kc groups of
+// 2·lanes values). Accumulators R0..R(2mr-1) (row i in R2i, R2i+1), B in the
+// next two registers, the A broadcast in the one after. Each four steps of p
+// prefetch one cache line at pf onwards: the caller points it at the B sliver
+// it needs next, which otherwise arrives from memory at the first use.
+func micro(name, r string, vbytes, mr int) {
+	sigs[name] = name + "(kc int, a *float32, lda int, b, c *float32, ldc int, acc bool, pf uintptr)"
+	text(name, "64")
 	emit("MOVQ kc+0(FP), CX")
 	emit("MOVQ a+8(FP), SI")
-	emit("MOVQ b+16(FP), DI")
-	emit("MOVQ c+24(FP), DX")
-	emit("MOVQ ldc+32(FP), BX")
+	emit("MOVQ lda+16(FP), R8")
+	emit("SHLQ $2, R8")
+	emit("LEAQ (R8)(R8*2), R11")
+	emit("LEAQ (SI)(R11*1), R10")
+	emit("MOVQ b+24(FP), DI")
+	emit("MOVQ c+32(FP), DX")
+	emit("MOVQ ldc+40(FP), BX")
 	emit("SHLQ $2, BX")
-	for i := 0; i < 12; i++ {
+	emit("MOVQ pf+56(FP), R9")
+	for i := 0; i < 2*mr; i++ {
 		emit("VXORPS %s%d, %s%d, %s%d", r, i, r, i, r, i)
 	}
 	// Four steps of p per iteration with fixed offsets, then single steps.
 	label(name + "_loop4")
 	emit("CMPQ CX, $4")
 	emit("JLT %s_loop1", name)
+	emit("PREFETCHT0 (R9)")
 	for u := 0; u < 4; u++ {
-		microStep(r, vbytes, 24*u, 2*vbytes*u)
+		microStep(r, vbytes, mr, 4*u, 2*vbytes*u)
 	}
-	emit("ADDQ $96, SI")
+	emit("ADDQ $64, R9")
+	emit("ADDQ $16, SI")
+	emit("ADDQ $16, R10")
 	emit("ADDQ $%d, DI", 8*vbytes)
 	emit("SUBQ $4, CX")
 	emit("JMP %s_loop4", name)
 	label(name + "_loop1")
 	emit("TESTQ CX, CX")
 	emit("JLE %s_store", name)
-	microStep(r, vbytes, 0, 0)
-	emit("ADDQ $24, SI")
+	microStep(r, vbytes, mr, 0, 0)
+	emit("ADDQ $4, SI")
+	emit("ADDQ $4, R10")
 	emit("ADDQ $%d, DI", 2*vbytes)
 	emit("DECQ CX")
 	emit("JMP %s_loop1", name)
 	label(name + "_store")
-	emit("MOVBLZX acc+40(FP), AX")
+	emit("MOVBLZX acc+48(FP), AX")
 	emit("TESTB AL, AL")
 	emit("JZ %s_put", name)
-	emit("MOVQ DX, R8")
-	for i := 0; i < 6; i++ {
-		emit("VADDPS (R8), %s%d, %s%d", r, 2*i, r, 2*i)
-		emit("VADDPS %d(R8), %s%d, %s%d", vbytes, r, 2*i+1, r, 2*i+1)
-		if i < 5 {
-			emit("ADDQ BX, R8")
+	emit("MOVQ DX, R12")
+	for i := 0; i < mr; i++ {
+		emit("VADDPS (R12), %s%d, %s%d", r, 2*i, r, 2*i)
+		emit("VADDPS %d(R12), %s%d, %s%d", vbytes, r, 2*i+1, r, 2*i+1)
+		if i < mr-1 {
+			emit("ADDQ BX, R12")
 		}
 	}
 	label(name + "_put")
-	for i := 0; i < 6; i++ {
+	for i := 0; i < mr; i++ {
 		emit("VMOVUPS %s%d, (DX)", r, 2*i)
 		emit("VMOVUPS %s%d, %d(DX)", r, 2*i+1, vbytes)
-		if i < 5 {
+		if i < mr-1 {
 			emit("ADDQ BX, DX")
 		}
 	}
@@ -109,14 +146,16 @@ func micro(name, r string, vbytes int) {
 	emit("RET")
 }
 
-// microStep is one p of the micro-kernel: A at aoff(SI), B at boff(DI).
-func microStep(r string, vbytes, aoff, boff int) {
-	emit("VMOVUPS %d(DI), %s12", boff, r)
-	emit("VMOVUPS %d(DI), %s13", boff+vbytes, r)
-	for i := 0; i < 6; i++ {
-		emit("VBROADCASTSS %d(SI), %s14", aoff+4*i, r)
-		emit("VFMADD231PS %s12, %s14, %s%d", r, r, r, 2*i)
-		emit("VFMADD231PS %s13, %s14, %s%d", r, r, r, 2*i+1)
+// microStep is one p of the micro-kernel: A at byte offset aoff of each row,
+// B at boff(DI).
+func microStep(r string, vbytes, mr, aoff, boff int) {
+	b0, b1, bc := 2*mr, 2*mr+1, 2*mr+2
+	emit("VMOVUPS %d(DI), %s%d", boff, r, b0)
+	emit("VMOVUPS %d(DI), %s%d", boff+vbytes, r, b1)
+	for i := 0; i < mr; i++ {
+		emit("VBROADCASTSS %s, %s%d", aRow(i, aoff), r, bc)
+		emit("VFMADD231PS %s%d, %s%d, %s%d", r, b0, r, bc, r, 2*i)
+		emit("VFMADD231PS %s%d, %s%d, %s%d", r, b1, r, bc, r, 2*i+1)
 	}
 }
 
