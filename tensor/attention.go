@@ -2,7 +2,6 @@ package tensor
 
 import (
 	"fmt"
-	"math"
 	"sync"
 )
 
@@ -34,8 +33,35 @@ type AttentionParams struct {
 	QOffset int
 }
 
-// scorePool recycles score buffers so steady-state decoding does not allocate.
-var scorePool = sync.Pool{New: func() any { return new([]float32) }}
+// attnScratch is one goroutine's score rows [SeqQ, SeqK] and the softmax
+// normalizers of those rows [SeqQ].
+type attnScratch struct {
+	scores, inv []float32
+}
+
+// scratchPool and attnTasks recycle the per-call state, so that attention
+// allocates nothing in the steady state (prefill and decoding alike).
+var (
+	scratchPool = sync.Pool{New: func() any { return new(attnScratch) }}
+	attnTasks   = sync.Pool{New: func() any { return new(attnTask) }}
+)
+
+// attnTask is the body of Attention's parallel loop over (sequence, head).
+type attnTask struct {
+	out, q, k, v []float32
+	p            AttentionParams
+}
+
+func (t *attnTask) run(lo, hi int) {
+	p := &t.p
+	ws := scratchPool.Get().(*attnScratch)
+	ws.scores = grow(ws.scores, p.SeqQ*p.SeqK)
+	ws.inv = grow(ws.inv, p.SeqQ)
+	for bh := lo; bh < hi; bh++ {
+		attendHead(t.out, t.q, t.k, t.v, p, bh/p.Heads, bh%p.Heads, ws)
+	}
+	scratchPool.Put(ws)
+}
 
 // Attention computes out = softmax(Q·Kᵀ·scale + mask)·V for every sequence and
 // head. The softmax follows PyTorch: a query row whose keys are all masked with
@@ -56,47 +82,42 @@ func Attention(out, q, k, v []float32, p AttentionParams) {
 	if p.SeqK == 0 {
 		panic("tensor: Attention with no keys")
 	}
-	parallelFor(p.Batch*p.Heads, 1, func(lo, hi int) {
-		bufp := scorePool.Get().(*[]float32)
-		need := p.SeqQ * p.SeqK
-		if cap(*bufp) < need {
-			*bufp = make([]float32, need)
-		}
-		scores := (*bufp)[:need]
-		for bh := lo; bh < hi; bh++ {
-			attendHead(out, q, k, v, &p, bh/p.Heads, bh%p.Heads, scores)
-		}
-		scorePool.Put(bufp)
-	})
+	t := attnTasks.Get().(*attnTask)
+	t.out, t.q, t.k, t.v, t.p = out, q, k, v, p
+	parallelRun(p.Batch*p.Heads, 1, t)
+	*t = attnTask{}
+	attnTasks.Put(t)
 }
 
-func attendHead(out, q, k, v []float32, p *AttentionParams, b, h int, scores []float32) {
+// attendHead computes one head of one sequence: the score rows by one
+// product, each row's scale, mask and softmax numerators in one fused pass
+// (scoreRow), the product with V, and the softmax normalization applied to
+// the HeadDim-wide output row rather than the SeqK-wide score row.
+func attendHead(out, q, k, v []float32, p *AttentionParams, b, h int, ws *attnScratch) {
 	d := p.HeadDim
 	qo := b*p.QBatchStride + h*d
 	ko := b*p.KBatchStride + h*d
 	vo := b*p.VBatchStride + h*d
 	oo := b*p.OutBatchStride + h*d
+	scores, inv := ws.scores, ws.inv
 	// scores[SeqQ, SeqK] = Q_h · K_hᵀ
 	gemmF32Serial(p.SeqQ, p.SeqK, d, q[qo:], p.QRowStride, k[ko:], p.KRowStride, true, scores, p.SeqK, false)
-	negInf := float32(math.Inf(-1))
-	for i := 0; i < p.SeqQ; i++ {
-		row := scores[i*p.SeqK : (i+1)*p.SeqK]
-		for j := range row {
-			row[j] *= p.Scale
-		}
-		if p.KeyMask != nil {
-			m := p.KeyMask[b*p.KeyMaskStride : b*p.KeyMaskStride+p.SeqK]
-			for j := range row {
-				row[j] += m[j]
-			}
-		}
-		if p.Causal {
-			for j := i + p.QOffset + 1; j < p.SeqK; j++ {
-				row[j] = negInf
-			}
-		}
-		SoftmaxRow(row)
+	var mask []float32
+	if p.KeyMask != nil {
+		mask = p.KeyMask[b*p.KeyMaskStride : b*p.KeyMaskStride+p.SeqK]
 	}
-	// out[SeqQ, d] = scores · V_h
+	ops := opsDefault
+	for i := 0; i < p.SeqQ; i++ {
+		lim := p.SeqK
+		if p.Causal {
+			lim = min(max(i+p.QOffset+1, 0), p.SeqK)
+		}
+		inv[i] = ops.scoreRow(scores[i*p.SeqK:(i+1)*p.SeqK], mask, p.Scale, lim)
+	}
+	// out[SeqQ, d] = scores · V_h, then each row times its 1/Σ.
 	gemmF32Serial(p.SeqQ, d, p.SeqK, scores, p.SeqK, v[vo:], p.VRowStride, false, out[oo:], p.OutRowStride, false)
+	for i := 0; i < p.SeqQ; i++ {
+		o := oo + i*p.OutRowStride
+		ops.scale(out[o:o+d], inv[i])
+	}
 }

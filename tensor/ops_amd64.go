@@ -22,6 +22,12 @@ func amd64OpsImpls() ([]*opsImpl, *opsImpl) {
 		name:       "avx2",
 		act:        activateAVX2,
 		softmaxRow: softmaxRowAVX2,
+		add:        addAVX2,
+		add3:       add3RowAVX2,
+		scale:      func(d []float32, s float32) { vec8(kScale, d, s) },
+		biasAct:    biasActAVX2,
+		layerNorm:  layerNormRowAVX2,
+		scoreRow:   scoreRowAVX2,
 	}
 	return append(impls, avx2), avx2
 }
@@ -112,6 +118,219 @@ func softmaxRowAVX2(row []float32) {
 	}
 	vec8(kScale, row, float32(1/sum))
 }
+
+// unaryBiasAVX2 is unaryAVX2 with a bias added first (no kScale).
+func unaryBiasAVX2(kern int, p, b *float32, n int) {
+	switch kern {
+	case kGELU:
+		geluBiasAVX2(p, b, n)
+	case kGELUTanh:
+		geluTanhBiasAVX2(p, b, n)
+	case kSiLU:
+		siluBiasAVX2(p, b, n)
+	case kTanh:
+		tanhBiasAVX2(p, b, n)
+	}
+}
+
+func vec8Bias(kern int, d, b []float32) {
+	b = b[:len(d)]
+	n8 := len(d) &^ 7
+	if n8 > 0 {
+		unaryBiasAVX2(kern, &d[0], &b[0], n8)
+	}
+	if n8 < len(d) {
+		var buf, bb [8]float32
+		copy(buf[:], d[n8:])
+		copy(bb[:], b[n8:])
+		unaryBiasAVX2(kern, &buf[0], &bb[0], 8)
+		copy(d[n8:], buf[:])
+	}
+}
+
+func biasActAVX2(a Activation, d, bias []float32) {
+	switch a {
+	case GELU:
+		vec8Bias(kGELU, d, bias)
+	case GELUTanh:
+		vec8Bias(kGELUTanh, d, bias)
+	case SiLU:
+		vec8Bias(kSiLU, d, bias)
+	case Tanh:
+		vec8Bias(kTanh, d, bias)
+	default:
+		addAVX2(d, d, bias)
+		activateGeneric(a, d)
+	}
+}
+
+func addAVX2(dst, a, b []float32) {
+	n := len(a)
+	b, dst = b[:n], dst[:n]
+	n8 := n &^ 7
+	if n8 > 0 {
+		add2AVX2(&dst[0], &a[0], &b[0], n8)
+	}
+	for i := n8; i < n; i++ {
+		dst[i] = a[i] + b[i]
+	}
+}
+
+func add3RowAVX2(dst, a, b, c []float32) {
+	n := len(a)
+	b, c, dst = b[:n], c[:n], dst[:n]
+	n8 := n &^ 7
+	if n8 > 0 {
+		add3AVX2(&dst[0], &a[0], &b[0], &c[0], n8)
+	}
+	for i := n8; i < n; i++ {
+		dst[i] = a[i] + (b[i] + c[i])
+	}
+}
+
+// layerNormRowAVX2 is layerNormRowGeneric in three passes over the row: the
+// residual add with the float64 sum, the float64 sum of squared deviations,
+// and the normalization.
+func layerNormRowAVX2(dst, x, r, c, g, b []float32, eps float32) {
+	n := len(x)
+	n8 := n &^ 7
+	var sum float64
+	switch {
+	case r != nil && c != nil:
+		r, c = r[:n], c[:n]
+		if n8 > 0 {
+			sum = add3SumAVX2(&x[0], &r[0], &c[0], n8)
+		}
+		for j := n8; j < n; j++ {
+			x[j] += r[j] + c[j]
+			sum += float64(x[j])
+		}
+	case r != nil:
+		r = r[:n]
+		if n8 > 0 {
+			sum = add2SumAVX2(&x[0], &r[0], n8)
+		}
+		for j := n8; j < n; j++ {
+			x[j] += r[j]
+			sum += float64(x[j])
+		}
+	default:
+		if n8 > 0 {
+			sum = sumAVX2(&x[0], n8)
+		}
+		for _, v := range x[n8:] {
+			sum += float64(v)
+		}
+	}
+	mean := sum / float64(n)
+	var ss float64
+	if n8 > 0 {
+		ss = sqDevAVX2(&x[0], n8, mean)
+	}
+	for _, v := range x[n8:] {
+		d := float64(v) - mean
+		ss += d * d
+	}
+	m := float32(mean)
+	s := float32(1 / math.Sqrt(ss/float64(n)+float64(eps)))
+	if b == nil {
+		normRowGeneric(dst, x, g, nil, m, s)
+		return
+	}
+	dst, g, b = dst[:n], g[:n], b[:n]
+	if n8 > 0 {
+		normAVX2(&dst[0], &x[0], &g[0], &b[0], n8, m, s)
+	}
+	normRowGeneric(dst[n8:], x[n8:], g[n8:], b[n8:], m, s)
+}
+
+// scoreRowAVX2 is scoreRowGeneric: scale, mask and maximum in one pass,
+// exp and sum in a second.
+func scoreRowAVX2(row, mask []float32, scale float32, lim int) float32 {
+	clear(row[lim:])
+	row = row[:lim]
+	n8 := lim &^ 7
+	negInf := float32(math.Inf(-1))
+	mx := negInf
+	if mask != nil {
+		mask = mask[:lim]
+		if n8 > 0 {
+			mx = scaleMaskMaxAVX2(&row[0], &mask[0], n8, scale)
+		}
+		for j := n8; j < lim; j++ {
+			y := row[j]*scale + mask[j]
+			row[j] = y
+			if y > mx {
+				mx = y
+			}
+		}
+	} else {
+		if n8 > 0 {
+			mx = scaleMaxAVX2(&row[0], n8, scale)
+		}
+		for j := n8; j < lim; j++ {
+			y := row[j] * scale
+			row[j] = y
+			if y > mx {
+				mx = y
+			}
+		}
+	}
+	if mx == negInf {
+		clear(row)
+		return 0
+	}
+	var sum float64
+	if n8 > 0 {
+		sum = expSumAVX2(&row[0], n8, mx)
+	}
+	if n8 < lim {
+		buf := [8]float32{negInf, negInf, negInf, negInf, negInf, negInf, negInf, negInf}
+		copy(buf[:], row[n8:])
+		sum += expSumAVX2(&buf[0], 8, mx)
+		copy(row[n8:], buf[:])
+	}
+	return float32(1 / sum)
+}
+
+//go:noescape
+func geluBiasAVX2(d, b *float32, n int)
+
+//go:noescape
+func geluTanhBiasAVX2(d, b *float32, n int)
+
+//go:noescape
+func siluBiasAVX2(d, b *float32, n int)
+
+//go:noescape
+func tanhBiasAVX2(d, b *float32, n int)
+
+//go:noescape
+func add2AVX2(dst, a, b *float32, n int)
+
+//go:noescape
+func add3AVX2(dst, a, b, c *float32, n int)
+
+//go:noescape
+func sumAVX2(x *float32, n int) float64
+
+//go:noescape
+func add2SumAVX2(x, r *float32, n int) float64
+
+//go:noescape
+func add3SumAVX2(x, r, c *float32, n int) float64
+
+//go:noescape
+func sqDevAVX2(x *float32, n int, mean float64) float64
+
+//go:noescape
+func normAVX2(dst, x, gamma, beta *float32, n int, m, s float32)
+
+//go:noescape
+func scaleMaxAVX2(d *float32, n int, s float32) float32
+
+//go:noescape
+func scaleMaskMaxAVX2(d, m *float32, n int, s float32) float32
 
 //go:noescape
 func geluAVX2(d *float32, n int)

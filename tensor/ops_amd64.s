@@ -73,6 +73,79 @@ geluAVX2_done:
 	VZEROUPPER
 	RET
 
+// d[i] = x·Φ(x) (exact GELU) for n (a multiple of 8) values.
+// With the bias b[i] added to d[i] first.
+// func geluBiasAVX2(d, b *float32, n int)
+TEXT ·geluBiasAVX2(SB), NOSPLIT, $0-24
+	MOVQ d+0(FP), SI
+	MOVQ b+8(FP), BX
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ geluBiasAVX2_done
+geluBiasAVX2_loop:
+	VMOVUPS (SI), Y0
+	VADDPS (BX), Y0, Y0
+	ADDQ $32, BX
+	VANDPS ·opsK+128(SB), Y0, Y1
+	VCMPPS $1, ·opsK+1152(SB), Y1, Y10
+	VMINPS ·opsK+1152(SB), Y1, Y1
+	VMOVUPS ·opsK+1120(SB), Y2
+	VFMADD213PS ·opsK+0(SB), Y1, Y2
+	VMOVUPS ·opsK+0(SB), Y3
+	VDIVPS Y2, Y3, Y3
+	VMOVUPS ·opsK+1056(SB), Y4
+	VFMADD213PS ·opsK+1088(SB), Y3, Y4
+	VMOVUPS ·opsK+1024(SB), Y5
+	VFMADD213PS ·opsK+992(SB), Y4, Y5
+	VFMADD213PS ·opsK+960(SB), Y4, Y5
+	VFMADD213PS ·opsK+928(SB), Y4, Y5
+	VFMADD213PS ·opsK+896(SB), Y4, Y5
+	VFMADD213PS ·opsK+864(SB), Y4, Y5
+	VFMADD213PS ·opsK+832(SB), Y4, Y5
+	VFMADD213PS ·opsK+800(SB), Y4, Y5
+	VFMADD213PS ·opsK+768(SB), Y4, Y5
+	VFMADD213PS ·opsK+736(SB), Y4, Y5
+	VFMADD213PS ·opsK+704(SB), Y4, Y5
+	VFMADD213PS ·opsK+672(SB), Y4, Y5
+	VFMADD213PS ·opsK+640(SB), Y4, Y5
+	VMULPS Y1, Y1, Y6
+	VMOVAPS Y6, Y7
+	VFMSUB231PS Y1, Y1, Y7
+	VMULPS ·opsK+64(SB), Y6, Y6
+	VMAXPS ·opsK+192(SB), Y6, Y6
+	VMOVUPS ·opsK+256(SB), Y8
+	VFMADD213PS ·opsK+288(SB), Y6, Y8
+	VSUBPS ·opsK+288(SB), Y8, Y9
+	VFNMADD231PS ·opsK+320(SB), Y9, Y6
+	VFNMADD231PS ·opsK+352(SB), Y9, Y6
+	VMOVUPS ·opsK+608(SB), Y9
+	VFMADD213PS ·opsK+576(SB), Y6, Y9
+	VFMADD213PS ·opsK+544(SB), Y6, Y9
+	VFMADD213PS ·opsK+512(SB), Y6, Y9
+	VFMADD213PS ·opsK+480(SB), Y6, Y9
+	VFMADD213PS ·opsK+448(SB), Y6, Y9
+	VFMADD213PS ·opsK+416(SB), Y6, Y9
+	VFMADD213PS ·opsK+384(SB), Y6, Y9
+	VPSLLD $23, Y8, Y8
+	VPADDD Y8, Y9, Y6
+	VMULPS ·opsK+32(SB), Y7, Y7
+	VFNMADD231PS Y7, Y6, Y6
+	VMULPS Y3, Y5, Y5
+	VMULPS Y6, Y5, Y5
+	VMULPS ·opsK+32(SB), Y5, Y5
+	VANDPS Y10, Y5, Y5
+	VMOVUPS ·opsK+0(SB), Y1
+	VSUBPS Y5, Y1, Y1
+	VBLENDVPS Y0, Y5, Y1, Y1
+	VMULPS Y1, Y0, Y0
+	VMOVUPS Y0, (SI)
+	ADDQ $32, SI
+	DECQ CX
+	JNZ geluBiasAVX2_loop
+geluBiasAVX2_done:
+	VZEROUPPER
+	RET
+
 // d[i] = ½x(1 + tanh(√(2/π)(x + 0.044715x³))) = x·σ(2u) for n (a multiple of 8) values.
 // func geluTanhAVX2(d *float32, n int)
 TEXT ·geluTanhAVX2(SB), NOSPLIT, $0-16
@@ -126,6 +199,63 @@ geluTanhAVX2_done:
 	VZEROUPPER
 	RET
 
+// d[i] = ½x(1 + tanh(√(2/π)(x + 0.044715x³))) = x·σ(2u) for n (a multiple of 8) values.
+// With the bias b[i] added to d[i] first.
+// func geluTanhBiasAVX2(d, b *float32, n int)
+TEXT ·geluTanhBiasAVX2(SB), NOSPLIT, $0-24
+	MOVQ d+0(FP), SI
+	MOVQ b+8(FP), BX
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ geluTanhBiasAVX2_done
+geluTanhBiasAVX2_loop:
+	VMOVUPS (SI), Y0
+	VADDPS (BX), Y0, Y0
+	ADDQ $32, BX
+	VMAXPS ·opsK+1600(SB), Y0, Y9
+	VMINPS ·opsK+1632(SB), Y9, Y9
+	VMULPS Y9, Y9, Y1
+	VMOVAPS Y1, Y11
+	VFMSUB231PS Y9, Y9, Y11
+	VMOVUPS ·opsK+1536(SB), Y2
+	VFMADD213PS ·opsK+1504(SB), Y1, Y2
+	VMULPS Y9, Y2, Y12
+	VMOVAPS Y12, Y13
+	VFMSUB231PS Y9, Y2, Y13
+	VMULPS ·opsK+1536(SB), Y11, Y11
+	VFMADD231PS Y9, Y11, Y13
+	VMOVAPS Y12, Y2
+	VXORPS ·opsK+160(SB), Y2, Y2
+	VCMPPS $1, ·opsK+224(SB), Y2, Y10
+	VMAXPS ·opsK+192(SB), Y2, Y2
+	VMINPS ·opsK+224(SB), Y2, Y2
+	VMOVUPS ·opsK+256(SB), Y3
+	VFMADD213PS ·opsK+288(SB), Y2, Y3
+	VSUBPS ·opsK+288(SB), Y3, Y4
+	VFNMADD231PS ·opsK+320(SB), Y4, Y2
+	VFNMADD231PS ·opsK+352(SB), Y4, Y2
+	VMOVUPS ·opsK+608(SB), Y4
+	VFMADD213PS ·opsK+576(SB), Y2, Y4
+	VFMADD213PS ·opsK+544(SB), Y2, Y4
+	VFMADD213PS ·opsK+512(SB), Y2, Y4
+	VFMADD213PS ·opsK+480(SB), Y2, Y4
+	VFMADD213PS ·opsK+448(SB), Y2, Y4
+	VFMADD213PS ·opsK+416(SB), Y2, Y4
+	VFMADD213PS ·opsK+384(SB), Y2, Y4
+	VPSLLD $23, Y3, Y3
+	VPADDD Y3, Y4, Y2
+	VFNMADD231PS Y13, Y2, Y2
+	VADDPS ·opsK+0(SB), Y2, Y2
+	VDIVPS Y2, Y0, Y0
+	VANDPS Y10, Y0, Y0
+	VMOVUPS Y0, (SI)
+	ADDQ $32, SI
+	DECQ CX
+	JNZ geluTanhBiasAVX2_loop
+geluTanhBiasAVX2_done:
+	VZEROUPPER
+	RET
+
 // d[i] = x·σ(x) for n (a multiple of 8) values.
 // func siluAVX2(d *float32, n int)
 TEXT ·siluAVX2(SB), NOSPLIT, $0-16
@@ -163,6 +293,50 @@ siluAVX2_loop:
 	DECQ CX
 	JNZ siluAVX2_loop
 siluAVX2_done:
+	VZEROUPPER
+	RET
+
+// d[i] = x·σ(x) for n (a multiple of 8) values.
+// With the bias b[i] added to d[i] first.
+// func siluBiasAVX2(d, b *float32, n int)
+TEXT ·siluBiasAVX2(SB), NOSPLIT, $0-24
+	MOVQ d+0(FP), SI
+	MOVQ b+8(FP), BX
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ siluBiasAVX2_done
+siluBiasAVX2_loop:
+	VMOVUPS (SI), Y0
+	VADDPS (BX), Y0, Y0
+	ADDQ $32, BX
+	VMOVAPS Y0, Y2
+	VXORPS ·opsK+160(SB), Y2, Y2
+	VCMPPS $1, ·opsK+224(SB), Y2, Y10
+	VMAXPS ·opsK+192(SB), Y2, Y2
+	VMINPS ·opsK+224(SB), Y2, Y2
+	VMOVUPS ·opsK+256(SB), Y3
+	VFMADD213PS ·opsK+288(SB), Y2, Y3
+	VSUBPS ·opsK+288(SB), Y3, Y4
+	VFNMADD231PS ·opsK+320(SB), Y4, Y2
+	VFNMADD231PS ·opsK+352(SB), Y4, Y2
+	VMOVUPS ·opsK+608(SB), Y4
+	VFMADD213PS ·opsK+576(SB), Y2, Y4
+	VFMADD213PS ·opsK+544(SB), Y2, Y4
+	VFMADD213PS ·opsK+512(SB), Y2, Y4
+	VFMADD213PS ·opsK+480(SB), Y2, Y4
+	VFMADD213PS ·opsK+448(SB), Y2, Y4
+	VFMADD213PS ·opsK+416(SB), Y2, Y4
+	VFMADD213PS ·opsK+384(SB), Y2, Y4
+	VPSLLD $23, Y3, Y3
+	VPADDD Y3, Y4, Y2
+	VADDPS ·opsK+0(SB), Y2, Y2
+	VDIVPS Y2, Y0, Y0
+	VANDPS Y10, Y0, Y0
+	VMOVUPS Y0, (SI)
+	ADDQ $32, SI
+	DECQ CX
+	JNZ siluBiasAVX2_loop
+siluBiasAVX2_done:
 	VZEROUPPER
 	RET
 
@@ -218,6 +392,65 @@ tanhAVX2_loop:
 	DECQ CX
 	JNZ tanhAVX2_loop
 tanhAVX2_done:
+	VZEROUPPER
+	RET
+
+// d[i] = tanh(x) for n (a multiple of 8) values.
+// With the bias b[i] added to d[i] first.
+// func tanhBiasAVX2(d, b *float32, n int)
+TEXT ·tanhBiasAVX2(SB), NOSPLIT, $0-24
+	MOVQ d+0(FP), SI
+	MOVQ b+8(FP), BX
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ tanhBiasAVX2_done
+tanhBiasAVX2_loop:
+	VMOVUPS (SI), Y0
+	VADDPS (BX), Y0, Y0
+	ADDQ $32, BX
+	VANDPS ·opsK+128(SB), Y0, Y1
+	VMULPS ·opsK+96(SB), Y1, Y2
+	VMAXPS ·opsK+192(SB), Y2, Y2
+	VMOVUPS ·opsK+256(SB), Y3
+	VFMADD213PS ·opsK+288(SB), Y2, Y3
+	VSUBPS ·opsK+288(SB), Y3, Y4
+	VFNMADD231PS ·opsK+320(SB), Y4, Y2
+	VFNMADD231PS ·opsK+352(SB), Y4, Y2
+	VMOVUPS ·opsK+608(SB), Y4
+	VFMADD213PS ·opsK+576(SB), Y2, Y4
+	VFMADD213PS ·opsK+544(SB), Y2, Y4
+	VFMADD213PS ·opsK+512(SB), Y2, Y4
+	VFMADD213PS ·opsK+480(SB), Y2, Y4
+	VFMADD213PS ·opsK+448(SB), Y2, Y4
+	VFMADD213PS ·opsK+416(SB), Y2, Y4
+	VFMADD213PS ·opsK+384(SB), Y2, Y4
+	VPSLLD $23, Y3, Y3
+	VPADDD Y3, Y4, Y2
+	VMOVUPS ·opsK+0(SB), Y3
+	VSUBPS Y2, Y3, Y3
+	VADDPS ·opsK+0(SB), Y2, Y2
+	VDIVPS Y2, Y3, Y3
+	VANDPS ·opsK+160(SB), Y0, Y4
+	VORPS Y4, Y3, Y3
+	VMULPS Y0, Y0, Y5
+	VMOVUPS ·opsK+1408(SB), Y8
+	VFMADD213PS ·opsK+1440(SB), Y5, Y8
+	VMOVUPS ·opsK+1376(SB), Y6
+	VFMADD213PS ·opsK+1344(SB), Y8, Y6
+	VFMADD213PS ·opsK+1312(SB), Y8, Y6
+	VFMADD213PS ·opsK+1280(SB), Y8, Y6
+	VFMADD213PS ·opsK+1248(SB), Y8, Y6
+	VFMADD213PS ·opsK+1216(SB), Y8, Y6
+	VFMADD213PS ·opsK+1184(SB), Y8, Y6
+	VMULPS Y5, Y6, Y6
+	VFMADD213PS Y0, Y0, Y6
+	VCMPPS $1, ·opsK+1472(SB), Y1, Y7
+	VBLENDVPS Y7, Y6, Y3, Y0
+	VMOVUPS Y0, (SI)
+	ADDQ $32, SI
+	DECQ CX
+	JNZ tanhBiasAVX2_loop
+tanhBiasAVX2_done:
 	VZEROUPPER
 	RET
 
@@ -311,6 +544,262 @@ scaleAVX2_loop:
 	DECQ CX
 	JNZ scaleAVX2_loop
 scaleAVX2_done:
+	VZEROUPPER
+	RET
+
+// dst[i] = a[i] + b[i] for n (a multiple of 8) values; dst may alias a or b.
+// func add2AVX2(dst, a, b *float32, n int)
+TEXT ·add2AVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+	XORQ AX, AX
+	SHLQ $2, CX
+	JZ add2AVX2_done
+add2AVX2_loop:
+	VMOVUPS (DX)(AX*1), Y0
+	VADDPS (SI)(AX*1), Y0, Y0
+	VMOVUPS Y0, (DI)(AX*1)
+	ADDQ $32, AX
+	CMPQ AX, CX
+	JLT add2AVX2_loop
+add2AVX2_done:
+	VZEROUPPER
+	RET
+
+// dst[i] = a[i] + (b[i] + c[i]) for n (a multiple of 8) values; dst may alias any input.
+// func add3AVX2(dst, a, b, c *float32, n int)
+TEXT ·add3AVX2(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ c+24(FP), R8
+	MOVQ n+32(FP), CX
+	XORQ AX, AX
+	SHLQ $2, CX
+	JZ add3AVX2_done
+add3AVX2_loop:
+	VMOVUPS (DX)(AX*1), Y0
+	VADDPS (R8)(AX*1), Y0, Y0
+	VADDPS (SI)(AX*1), Y0, Y0
+	VMOVUPS Y0, (DI)(AX*1)
+	ADDQ $32, AX
+	CMPQ AX, CX
+	JLT add3AVX2_loop
+add3AVX2_done:
+	VZEROUPPER
+	RET
+
+// The sum of n (a multiple of 8) values, accumulated in float64.
+// func sumAVX2(x *float32, n int) float64
+TEXT ·sumAVX2(SB), NOSPLIT, $0-24
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VXORPD Y12, Y12, Y12
+	VXORPD Y13, Y13, Y13
+	SHRQ $3, CX
+	JZ sumAVX2_sum
+sumAVX2_loop:
+	VMOVUPS (SI), Y0
+	VCVTPS2PD X0, Y4
+	VEXTRACTF128 $1, Y0, X5
+	VCVTPS2PD X5, Y5
+	VADDPD Y4, Y12, Y12
+	VADDPD Y5, Y13, Y13
+	ADDQ $32, SI
+	DECQ CX
+	JNZ sumAVX2_loop
+sumAVX2_sum:
+	VADDPD Y13, Y12, Y12
+	VEXTRACTF128 $1, Y12, X13
+	VADDPD X13, X12, X12
+	VHADDPD X12, X12, X12
+	VMOVSD X12, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// x[i] += r[i] for n (a multiple of 8) values; returns Σ x[i] (new values),
+// accumulated in float64.
+// func add2SumAVX2(x, r *float32, n int) float64
+TEXT ·add2SumAVX2(SB), NOSPLIT, $0-32
+	MOVQ x+0(FP), SI
+	MOVQ r+8(FP), DX
+	MOVQ n+16(FP), CX
+	VXORPD Y12, Y12, Y12
+	VXORPD Y13, Y13, Y13
+	SHRQ $3, CX
+	JZ add2SumAVX2_sum
+add2SumAVX2_loop:
+	VMOVUPS (DX), Y0
+	VADDPS (SI), Y0, Y0
+	VMOVUPS Y0, (SI)
+	ADDQ $32, DX
+	VCVTPS2PD X0, Y4
+	VEXTRACTF128 $1, Y0, X5
+	VCVTPS2PD X5, Y5
+	VADDPD Y4, Y12, Y12
+	VADDPD Y5, Y13, Y13
+	ADDQ $32, SI
+	DECQ CX
+	JNZ add2SumAVX2_loop
+add2SumAVX2_sum:
+	VADDPD Y13, Y12, Y12
+	VEXTRACTF128 $1, Y12, X13
+	VADDPD X13, X12, X12
+	VHADDPD X12, X12, X12
+	VMOVSD X12, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// x[i] = x[i] + (r[i] + c[i]) for n (a multiple of 8) values; returns Σ x[i]
+// (new values), accumulated in float64.
+// func add3SumAVX2(x, r, c *float32, n int) float64
+TEXT ·add3SumAVX2(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ r+8(FP), DX
+	MOVQ c+16(FP), R8
+	MOVQ n+24(FP), CX
+	VXORPD Y12, Y12, Y12
+	VXORPD Y13, Y13, Y13
+	SHRQ $3, CX
+	JZ add3SumAVX2_sum
+add3SumAVX2_loop:
+	VMOVUPS (DX), Y0
+	VADDPS (R8), Y0, Y0
+	VADDPS (SI), Y0, Y0
+	VMOVUPS Y0, (SI)
+	ADDQ $32, DX
+	ADDQ $32, R8
+	VCVTPS2PD X0, Y4
+	VEXTRACTF128 $1, Y0, X5
+	VCVTPS2PD X5, Y5
+	VADDPD Y4, Y12, Y12
+	VADDPD Y5, Y13, Y13
+	ADDQ $32, SI
+	DECQ CX
+	JNZ add3SumAVX2_loop
+add3SumAVX2_sum:
+	VADDPD Y13, Y12, Y12
+	VEXTRACTF128 $1, Y12, X13
+	VADDPD X13, X12, X12
+	VHADDPD X12, X12, X12
+	VMOVSD X12, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// Σ (x[i] − mean)² over n (a multiple of 8) values, in float64.
+// func sqDevAVX2(x *float32, n int, mean float64) float64
+TEXT ·sqDevAVX2(SB), NOSPLIT, $0-32
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VBROADCASTSD mean+16(FP), Y15
+	VXORPD Y12, Y12, Y12
+	VXORPD Y13, Y13, Y13
+	SHRQ $3, CX
+	JZ sqDevAVX2_sum
+sqDevAVX2_loop:
+	VCVTPS2PD (SI), Y4
+	VCVTPS2PD 16(SI), Y5
+	VSUBPD Y15, Y4, Y4
+	VSUBPD Y15, Y5, Y5
+	VFMADD231PD Y4, Y4, Y12
+	VFMADD231PD Y5, Y5, Y13
+	ADDQ $32, SI
+	DECQ CX
+	JNZ sqDevAVX2_loop
+sqDevAVX2_sum:
+	VADDPD Y13, Y12, Y12
+	VEXTRACTF128 $1, Y12, X13
+	VADDPD X13, X12, X12
+	VHADDPD X12, X12, X12
+	VMOVSD X12, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// dst[i] = (x[i] − m)·s·gamma[i] + beta[i] for n (a multiple of 8) values; dst may
+// alias x.
+// func normAVX2(dst, x, gamma, beta *float32, n int, m, s float32)
+TEXT ·normAVX2(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ gamma+16(FP), DX
+	MOVQ beta+24(FP), R8
+	MOVQ n+32(FP), CX
+	VBROADCASTSS m+40(FP), Y14
+	VBROADCASTSS s+44(FP), Y15
+	XORQ AX, AX
+	SHLQ $2, CX
+	JZ normAVX2_done
+normAVX2_loop:
+	VMOVUPS (SI)(AX*1), Y0
+	VSUBPS Y14, Y0, Y0
+	VMULPS Y15, Y0, Y0
+	VMOVUPS (DX)(AX*1), Y1
+	VFMADD213PS (R8)(AX*1), Y1, Y0
+	VMOVUPS Y0, (DI)(AX*1)
+	ADDQ $32, AX
+	CMPQ AX, CX
+	JLT normAVX2_loop
+normAVX2_done:
+	VZEROUPPER
+	RET
+
+// d[i] *= s for n (a multiple of 8) values; returns the largest (-Inf for n = 0).
+// func scaleMaxAVX2(d *float32, n int, s float32) float32
+TEXT ·scaleMaxAVX2(SB), NOSPLIT, $0-28
+	MOVQ d+0(FP), SI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS s+16(FP), Y15
+	VMOVUPS ·opsK+1568(SB), Y1
+	SHRQ $3, CX
+	JZ scaleMaxAVX2_reduce
+scaleMaxAVX2_loop:
+	VMULPS (SI), Y15, Y0
+	VMOVUPS Y0, (SI)
+	VMAXPS Y0, Y1, Y1
+	ADDQ $32, SI
+	DECQ CX
+	JNZ scaleMaxAVX2_loop
+scaleMaxAVX2_reduce:
+	VEXTRACTF128 $1, Y1, X0
+	VMAXPS X0, X1, X1
+	VMOVHLPS X1, X1, X0
+	VMAXPS X0, X1, X1
+	VPSHUFD $1, X1, X0
+	VMAXPS X0, X1, X1
+	VMOVSS X1, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// d[i] = d[i]·s + m[i] for n (a multiple of 8) values; returns the largest
+// (-Inf for n = 0).
+// func scaleMaskMaxAVX2(d, m *float32, n int, s float32) float32
+TEXT ·scaleMaskMaxAVX2(SB), NOSPLIT, $0-36
+	MOVQ d+0(FP), SI
+	MOVQ m+8(FP), DX
+	MOVQ n+16(FP), CX
+	VBROADCASTSS s+24(FP), Y15
+	VMOVUPS ·opsK+1568(SB), Y1
+	SHRQ $3, CX
+	JZ scaleMaskMaxAVX2_reduce
+scaleMaskMaxAVX2_loop:
+	VMOVUPS (DX), Y0
+	VFMADD231PS (SI), Y15, Y0
+	ADDQ $32, DX
+	VMOVUPS Y0, (SI)
+	VMAXPS Y0, Y1, Y1
+	ADDQ $32, SI
+	DECQ CX
+	JNZ scaleMaskMaxAVX2_loop
+scaleMaskMaxAVX2_reduce:
+	VEXTRACTF128 $1, Y1, X0
+	VMAXPS X0, X1, X1
+	VMOVHLPS X1, X1, X0
+	VMAXPS X0, X1, X1
+	VPSHUFD $1, X1, X0
+	VMAXPS X0, X1, X1
+	VMOVSS X1, ret+32(FP)
 	VZEROUPPER
 	RET
 

@@ -20,10 +20,23 @@ type workerPool struct {
 
 var pool = &workerPool{workCh: make(chan *parJob)}
 
-// parJob is one parallelFor call: chunks are claimed with next and counted
-// off with done, so whoever is free takes the next chunk.
+// parTask is the body of a parallel loop: run does items [lo, hi). A caller
+// that must not allocate passes a pointer to a pooled or long-lived struct
+// (parallelRun); a closure (parallelFor) escapes to the heap because the
+// workers see it.
+type parTask interface{ run(lo, hi int) }
+
+// funcTask adapts a closure to parTask; a func value converts to an
+// interface without allocating.
+type funcTask func(lo, hi int)
+
+func (f funcTask) run(lo, hi int) { f(lo, hi) }
+
+// parJob is one parallel loop: chunks are claimed with next and counted
+// off with done, so whoever is free takes the next chunk. Jobs are recycled
+// through jobPool.
 type parJob struct {
-	fn      func(lo, hi int)
+	task    parTask
 	n       int
 	chunk   int
 	nChunks int64
@@ -39,7 +52,7 @@ func (j *parJob) run() {
 			return
 		}
 		lo := int(c) * j.chunk
-		j.fn(lo, min(lo+j.chunk, j.n))
+		j.task.run(lo, min(lo+j.chunk, j.n))
 	}
 }
 
@@ -80,13 +93,24 @@ func (p *workerPool) reserveIdle() bool {
 	}
 }
 
+var jobPool = sync.Pool{New: func() any { return new(parJob) }}
+
 // parallelFor splits [0,n) into chunks of at least grain and runs fn on them,
 // on the calling goroutine and on idle workers of the persistent pool,
 // returning when all are done. The number of goroutines used follows
 // runtime.GOMAXPROCS(0) at call time. Work is only handed to workers that are
 // idle, so a call from inside fn (or from another goroutine while the pool is
 // busy) runs on the caller inline instead of waiting: nesting never deadlocks.
+// The closure fn is heap-allocated at the call site; parallelRun is the
+// allocation-free form.
 func parallelFor(n, grain int, fn func(lo, hi int)) {
+	parallelRun(n, grain, funcTask(fn))
+}
+
+// parallelRun is parallelFor with the body as a parTask. It allocates
+// nothing in the steady state (jobs are pooled), so a caller that keeps its
+// task in a sync.Pool or in long-lived state does not allocate either.
+func parallelRun(n, grain int, t parTask) {
 	if n <= 0 {
 		return
 	}
@@ -94,7 +118,7 @@ func parallelFor(n, grain int, fn func(lo, hi int)) {
 	procs := runtime.GOMAXPROCS(0)
 	maxChunks := n / grain // so every chunk has at least grain items
 	if procs <= 1 || maxChunks <= 1 {
-		fn(0, n)
+		t.run(0, n)
 		return
 	}
 	// A few chunks per thread let a fast thread take over a slow one's share
@@ -102,7 +126,9 @@ func parallelFor(n, grain int, fn func(lo, hi int)) {
 	nChunks := min(maxChunks, procs*4)
 	chunk := (n + nChunks - 1) / nChunks
 	nChunks = (n + chunk - 1) / chunk
-	j := &parJob{fn: fn, n: n, chunk: chunk, nChunks: int64(nChunks)}
+	j := jobPool.Get().(*parJob)
+	j.task, j.n, j.chunk, j.nChunks = t, n, chunk, int64(nChunks)
+	j.next.Store(0)
 	pool.ensure(procs - 1)
 	helpers := min(procs-1, nChunks-1)
 	for h := 0; h < helpers; h++ {
@@ -113,5 +139,9 @@ func parallelFor(n, grain int, fn func(lo, hi int)) {
 		pool.workCh <- j
 	}
 	j.run()
+	// Every helper has called Done after its last touch of j, so j can be
+	// reused once Wait returns.
 	j.wg.Wait()
+	j.task = nil
+	jobPool.Put(j)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strings"
 )
 
 // The element-wise kernels of tensor/ops_amd64.s: exp, the activations and
@@ -215,24 +216,46 @@ func ops() {
 	kc("m20", -20)
 	kc("p20", 20)
 
+	// unary writes name(d, n) and, fused with the bias add that precedes
+	// an activation in a feed-forward block, nameBias(d, b, n): d[i] =
+	// f(d[i] + b[i]), which saves a pass over the activations. The bodies
+	// use Y0..Y13 and no general registers besides SI, BX and CX.
 	unary := func(name, doc string, body func()) {
-		sigs[name] = name + "(d *float32, n int)"
-		fmt.Fprintf(&out, "\n// %s", doc)
-		text(name, "16")
-		emit("MOVQ d+0(FP), SI")
-		emit("MOVQ n+8(FP), CX")
-		emit("SHRQ $3, CX")
-		emit("JZ %s_done", name)
-		label(name + "_loop")
-		emit("VMOVUPS (SI), Y0")
-		body()
-		emit("VMOVUPS Y0, (SI)")
-		emit("ADDQ $32, SI")
-		emit("DECQ CX")
-		emit("JNZ %s_loop", name)
-		label(name + "_done")
-		emit("VZEROUPPER")
-		emit("RET")
+		for _, bias := range []bool{false, true} {
+			fn, frame := name, "16"
+			if bias {
+				fn, frame = strings.TrimSuffix(name, "AVX2")+"BiasAVX2", "24"
+				sigs[fn] = fn + "(d, b *float32, n int)"
+				fmt.Fprintf(&out, "\n// %s\n// With the bias b[i] added to d[i] first.", doc)
+			} else {
+				sigs[fn] = fn + "(d *float32, n int)"
+				fmt.Fprintf(&out, "\n// %s", doc)
+			}
+			text(fn, frame)
+			emit("MOVQ d+0(FP), SI")
+			if bias {
+				emit("MOVQ b+8(FP), BX")
+				emit("MOVQ n+16(FP), CX")
+			} else {
+				emit("MOVQ n+8(FP), CX")
+			}
+			emit("SHRQ $3, CX")
+			emit("JZ %s_done", fn)
+			label(fn + "_loop")
+			emit("VMOVUPS (SI), Y0")
+			if bias {
+				emit("VADDPS (BX), Y0, Y0")
+				emit("ADDQ $32, BX")
+			}
+			body()
+			emit("VMOVUPS Y0, (SI)")
+			emit("ADDQ $32, SI")
+			emit("DECQ CX")
+			emit("JNZ %s_loop", fn)
+			label(fn + "_done")
+			emit("VZEROUPPER")
+			emit("RET")
+		}
 	}
 
 	unary("geluAVX2", "d[i] = x·Φ(x) (exact GELU) for n (a multiple of 8) values.", func() {
@@ -419,6 +442,9 @@ func ops() {
 	emit("VZEROUPPER")
 	emit("RET")
 
+	rowOps()
+	scoreOps()
+
 	// The constant table.
 	fmt.Fprintf(&out, "\n// Constants, eight copies each:")
 	for i, n := range kNames {
@@ -434,4 +460,237 @@ func ops() {
 		}
 	}
 	fmt.Fprintf(&out, "GLOBL ·opsK(SB), RODATA|NOPTR, $%d\n", 32*len(kVals))
+}
+
+// sumPD emits the float64 accumulation of the eight floats in Y0 into Y12
+// (low four) and Y13 (high four), using Y4 and Y5.
+func sumPD() {
+	emit("VCVTPS2PD X0, Y4")
+	emit("VEXTRACTF128 $1, Y0, X5")
+	emit("VCVTPS2PD X5, Y5")
+	emit("VADDPD Y4, Y12, Y12")
+	emit("VADDPD Y5, Y13, Y13")
+}
+
+// reducePD emits the sum of Y12 and Y13's lanes into ret (a float64 result).
+func reducePD(ret string) {
+	emit("VADDPD Y13, Y12, Y12")
+	emit("VEXTRACTF128 $1, Y12, X13")
+	emit("VADDPD X13, X12, X12")
+	emit("VHADDPD X12, X12, X12")
+	emit("VMOVSD X12, %s", ret)
+}
+
+// rowOps writes the memory-bound row kernels behind Add, AddBias and
+// LayerNorm (plain and fused with the residual add), on whole vectors of
+// eight; the Go side does the tails.
+func rowOps() {
+	// add2AVX2 / add3AVX2: dst = a + b, dst = a + (b + c).
+	for _, three := range []bool{false, true} {
+		name, frame := "add2AVX2", "32"
+		sigs[name] = name + "(dst, a, b *float32, n int)"
+		doc := "dst[i] = a[i] + b[i] for n (a multiple of 8) values; dst may alias a or b."
+		if three {
+			name, frame = "add3AVX2", "40"
+			sigs[name] = name + "(dst, a, b, c *float32, n int)"
+			doc = "dst[i] = a[i] + (b[i] + c[i]) for n (a multiple of 8) values; dst may alias any input."
+		}
+		fmt.Fprintf(&out, "\n// %s", doc)
+		text(name, frame)
+		emit("MOVQ dst+0(FP), DI")
+		emit("MOVQ a+8(FP), SI")
+		emit("MOVQ b+16(FP), DX")
+		if three {
+			emit("MOVQ c+24(FP), R8")
+			emit("MOVQ n+32(FP), CX")
+		} else {
+			emit("MOVQ n+24(FP), CX")
+		}
+		emit("XORQ AX, AX")
+		emit("SHLQ $2, CX")
+		emit("JZ %s_done", name)
+		label(name + "_loop")
+		emit("VMOVUPS (DX)(AX*1), Y0")
+		if three {
+			emit("VADDPS (R8)(AX*1), Y0, Y0")
+		}
+		emit("VADDPS (SI)(AX*1), Y0, Y0")
+		emit("VMOVUPS Y0, (DI)(AX*1)")
+		emit("ADDQ $32, AX")
+		emit("CMPQ AX, CX")
+		emit("JLT %s_loop", name)
+		label(name + "_done")
+		emit("VZEROUPPER")
+		emit("RET")
+	}
+
+	// sumAVX2, add2SumAVX2, add3SumAVX2: the first pass of LayerNorm, with
+	// the residual (and bias) added in the same pass: x[i] += r[i] (+ c[i]),
+	// returning Σ x[i] accumulated in float64 as the generic code does.
+	for _, extra := range []int{0, 1, 2} {
+		name, frame := "sumAVX2", "24"
+		sigs[name] = name + "(x *float32, n int) float64"
+		doc := "The sum of n (a multiple of 8) values, accumulated in float64."
+		switch extra {
+		case 1:
+			name, frame = "add2SumAVX2", "32"
+			sigs[name] = name + "(x, r *float32, n int) float64"
+			doc = "x[i] += r[i] for n (a multiple of 8) values; returns Σ x[i] (new values),\n// accumulated in float64."
+		case 2:
+			name, frame = "add3SumAVX2", "40"
+			sigs[name] = name + "(x, r, c *float32, n int) float64"
+			doc = "x[i] = x[i] + (r[i] + c[i]) for n (a multiple of 8) values; returns Σ x[i]\n// (new values), accumulated in float64."
+		}
+		fmt.Fprintf(&out, "\n// %s", doc)
+		text(name, frame)
+		emit("MOVQ x+0(FP), SI")
+		nOff := 8 * (1 + extra)
+		if extra >= 1 {
+			emit("MOVQ r+8(FP), DX")
+		}
+		if extra == 2 {
+			emit("MOVQ c+16(FP), R8")
+		}
+		emit("MOVQ n+%d(FP), CX", nOff)
+		emit("VXORPD Y12, Y12, Y12")
+		emit("VXORPD Y13, Y13, Y13")
+		emit("SHRQ $3, CX")
+		emit("JZ %s_sum", name)
+		label(name + "_loop")
+		switch extra {
+		case 0:
+			emit("VMOVUPS (SI), Y0")
+		case 1:
+			emit("VMOVUPS (DX), Y0")
+			emit("VADDPS (SI), Y0, Y0")
+			emit("VMOVUPS Y0, (SI)")
+			emit("ADDQ $32, DX")
+		case 2:
+			emit("VMOVUPS (DX), Y0")
+			emit("VADDPS (R8), Y0, Y0")
+			emit("VADDPS (SI), Y0, Y0")
+			emit("VMOVUPS Y0, (SI)")
+			emit("ADDQ $32, DX")
+			emit("ADDQ $32, R8")
+		}
+		sumPD()
+		emit("ADDQ $32, SI")
+		emit("DECQ CX")
+		emit("JNZ %s_loop", name)
+		label(name + "_sum")
+		reducePD(fmt.Sprintf("ret+%d(FP)", nOff+8))
+		emit("VZEROUPPER")
+		emit("RET")
+	}
+
+	// sqDevAVX2: Σ (x[i] − mean)², in float64 throughout (the second pass of
+	// LayerNorm; the row is in L1 by now).
+	name := "sqDevAVX2"
+	sigs[name] = name + "(x *float32, n int, mean float64) float64"
+	fmt.Fprintf(&out, "\n// Σ (x[i] − mean)² over n (a multiple of 8) values, in float64.")
+	text(name, "32")
+	emit("MOVQ x+0(FP), SI")
+	emit("MOVQ n+8(FP), CX")
+	emit("VBROADCASTSD mean+16(FP), Y15")
+	emit("VXORPD Y12, Y12, Y12")
+	emit("VXORPD Y13, Y13, Y13")
+	emit("SHRQ $3, CX")
+	emit("JZ %s_sum", name)
+	label(name + "_loop")
+	emit("VCVTPS2PD (SI), Y4")
+	emit("VCVTPS2PD 16(SI), Y5")
+	emit("VSUBPD Y15, Y4, Y4")
+	emit("VSUBPD Y15, Y5, Y5")
+	emit("VFMADD231PD Y4, Y4, Y12")
+	emit("VFMADD231PD Y5, Y5, Y13")
+	emit("ADDQ $32, SI")
+	emit("DECQ CX")
+	emit("JNZ %s_loop", name)
+	label(name + "_sum")
+	reducePD("ret+24(FP)")
+	emit("VZEROUPPER")
+	emit("RET")
+
+	// normAVX2: the last pass of LayerNorm.
+	name = "normAVX2"
+	sigs[name] = name + "(dst, x, gamma, beta *float32, n int, m, s float32)"
+	fmt.Fprintf(&out, "\n// dst[i] = (x[i] − m)·s·gamma[i] + beta[i] for n (a multiple of 8) values; dst may\n// alias x.")
+	text(name, "48")
+	emit("MOVQ dst+0(FP), DI")
+	emit("MOVQ x+8(FP), SI")
+	emit("MOVQ gamma+16(FP), DX")
+	emit("MOVQ beta+24(FP), R8")
+	emit("MOVQ n+32(FP), CX")
+	emit("VBROADCASTSS m+40(FP), Y14")
+	emit("VBROADCASTSS s+44(FP), Y15")
+	emit("XORQ AX, AX")
+	emit("SHLQ $2, CX")
+	emit("JZ %s_done", name)
+	label(name + "_loop")
+	emit("VMOVUPS (SI)(AX*1), Y0")
+	emit("VSUBPS Y14, Y0, Y0")
+	emit("VMULPS Y15, Y0, Y0")
+	emit("VMOVUPS (DX)(AX*1), Y1")
+	emit("VFMADD213PS (R8)(AX*1), Y1, Y0")
+	emit("VMOVUPS Y0, (DI)(AX*1)")
+	emit("ADDQ $32, AX")
+	emit("CMPQ AX, CX")
+	emit("JLT %s_loop", name)
+	label(name + "_done")
+	emit("VZEROUPPER")
+	emit("RET")
+}
+
+// scoreOps writes the first pass of the attention softmax: scale, add the key
+// mask and find the row maximum in one go, so each score row is read three
+// times (this pass, exp-and-sum, and nothing more: the normalisation is applied
+// to the much shorter output row).
+func scoreOps() {
+	for _, masked := range []bool{false, true} {
+		name, frame, ret := "scaleMaxAVX2", "28", "ret+24(FP)"
+		sigs[name] = name + "(d *float32, n int, s float32) float32"
+		doc := "d[i] *= s for n (a multiple of 8) values; returns the largest (-Inf for n = 0)."
+		if masked {
+			name, frame, ret = "scaleMaskMaxAVX2", "36", "ret+32(FP)"
+			sigs[name] = name + "(d, m *float32, n int, s float32) float32"
+			doc = "d[i] = d[i]·s + m[i] for n (a multiple of 8) values; returns the largest\n// (-Inf for n = 0)."
+		}
+		fmt.Fprintf(&out, "\n// %s", doc)
+		text(name, frame)
+		emit("MOVQ d+0(FP), SI")
+		if masked {
+			emit("MOVQ m+8(FP), DX")
+			emit("MOVQ n+16(FP), CX")
+			emit("VBROADCASTSS s+24(FP), Y15")
+		} else {
+			emit("MOVQ n+8(FP), CX")
+			emit("VBROADCASTSS s+16(FP), Y15")
+		}
+		emit("VMOVUPS %s, Y1", k("negInf"))
+		emit("SHRQ $3, CX")
+		emit("JZ %s_reduce", name)
+		label(name + "_loop")
+		if masked {
+			emit("VMOVUPS (DX), Y0")
+			emit("VFMADD231PS (SI), Y15, Y0")
+			emit("ADDQ $32, DX")
+		} else {
+			emit("VMULPS (SI), Y15, Y0")
+		}
+		emit("VMOVUPS Y0, (SI)")
+		emit("VMAXPS Y0, Y1, Y1")
+		emit("ADDQ $32, SI")
+		emit("DECQ CX")
+		emit("JNZ %s_loop", name)
+		label(name + "_reduce")
+		emit("VEXTRACTF128 $1, Y1, X0")
+		emit("VMAXPS X0, X1, X1")
+		emit("VMOVHLPS X1, X1, X0")
+		emit("VMAXPS X0, X1, X1")
+		emit("VPSHUFD $1, X1, X0")
+		emit("VMAXPS X0, X1, X1")
+		emit("VMOVSS X1, %s", ret)
+		emit("VZEROUPPER")
+		emit("RET")
+	}
 }
