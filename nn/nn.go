@@ -73,6 +73,16 @@ func (l *Linear) Out() int {
 
 // Forward computes dst [..., out] = x [..., in] · W (+ B).
 func (l *Linear) Forward(dst, x *tensor.Tensor) {
+	l.ForwardNoBias(dst, x)
+	if l.B != nil {
+		tensor.AddBias(dst, l.B)
+	}
+}
+
+// ForwardNoBias computes dst [..., out] = x [..., in] · W without adding B,
+// for callers that fold the bias into the pass that follows (ForwardAct,
+// LayerNorm.AddNorm, tensor.AddResidual), saving a pass over dst.
+func (l *Linear) ForwardNoBias(dst, x *tensor.Tensor) {
 	if l.packed != nil {
 		tensor.MatMulTPacked(dst, x, l.packed)
 	} else if l.Conv1D {
@@ -80,8 +90,16 @@ func (l *Linear) Forward(dst, x *tensor.Tensor) {
 	} else {
 		tensor.MatMulT(dst, x, l.W)
 	}
+}
+
+// ForwardAct computes dst [..., out] = act(x [..., in] · W + B), the bias
+// added in the activation's pass.
+func (l *Linear) ForwardAct(dst, x *tensor.Tensor, act tensor.Activation) {
+	l.ForwardNoBias(dst, x)
 	if l.B != nil {
-		tensor.AddBias(dst, l.B)
+		act.ApplyBias(dst, l.B)
+	} else {
+		act.Apply(dst)
 	}
 }
 
@@ -104,6 +122,15 @@ type LayerNorm struct {
 // Forward writes the normalized x into dst, which may be x itself.
 func (n *LayerNorm) Forward(dst, x *tensor.Tensor) {
 	tensor.LayerNorm(dst, x, n.Weight, n.Bias, n.Eps)
+}
+
+// AddNorm is a residual connection and this norm in one pass: x += r (+
+// bias, nil for none: the bias of the projection r came from without it,
+// see Linear.ForwardNoBias), then dst = LayerNorm(x). dst may be x itself
+// (post-norm, BERT: x = LN(x + r + b)) or another tensor (pre-norm, GPT-2:
+// the residual stream x goes on and dst feeds the next sub-layer).
+func (n *LayerNorm) AddNorm(dst, x, r, bias *tensor.Tensor) {
+	tensor.AddLayerNorm(dst, x, r, bias, n.Weight, n.Bias, n.Eps)
 }
 
 // Embedding is a lookup table [vocab, D] (F32, F16 or BF16).
@@ -145,10 +172,17 @@ type MLP struct {
 }
 
 // Forward computes dst [N, D] from x [N, D]; it allocates the [N, inner]
-// intermediate.
+// intermediate (ForwardInto does not).
 func (m *MLP) Forward(dst, x *tensor.Tensor) {
-	h := m.Up.Apply(x)
-	m.Act.Apply(h)
+	shape := append([]int(nil), x.Shape()...)
+	shape[len(shape)-1] = m.Up.Out()
+	m.ForwardInto(dst, x, tensor.Zeros(shape...))
+}
+
+// ForwardInto is Forward with the intermediate h [..., inner] given by the
+// caller.
+func (m *MLP) ForwardInto(dst, x, h *tensor.Tensor) {
+	m.Up.ForwardAct(h, x, m.Act)
 	m.Down.Forward(dst, h)
 }
 
@@ -159,8 +193,19 @@ func MaskBias(mask []int) []float32 {
 	if mask == nil {
 		return nil
 	}
-	out := make([]float32, len(mask))
+	return MaskBiasInto(make([]float32, len(mask)), mask)
+}
+
+// MaskBiasInto is MaskBias writing into dst (at least len(mask) long), for
+// callers that reuse the buffer; it returns dst[:len(mask)], or nil for a nil
+// mask.
+func MaskBiasInto(dst []float32, mask []int) []float32 {
+	if mask == nil {
+		return nil
+	}
+	out := dst[:len(mask)]
 	for i, m := range mask {
+		out[i] = 0
 		if m == 0 {
 			out[i] = -math.MaxFloat32
 		}

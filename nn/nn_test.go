@@ -126,3 +126,66 @@ func TestKVCacheMatchesFullAttention(t *testing.T) {
 		t.Fatal("Append past capacity succeeded")
 	}
 }
+
+// The fused forms (bias folded into the activation or into the residual add
+// and norm) must give what the separate steps give.
+func TestFusedForms(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	const in, out, rows = 33, 17, 5
+	for _, withBias := range []bool{true, false} {
+		l := &Linear{W: tensor.FromFloat32(rnd(r, out*in), out, in)}
+		if withBias {
+			l.B = tensor.FromFloat32(rnd(r, out), out)
+		}
+		x := tensor.FromFloat32(rnd(r, rows*in), rows, in)
+		for _, act := range []tensor.Activation{tensor.GELU, tensor.GELUTanh, tensor.ReLU} {
+			want := l.Apply(x)
+			act.Apply(want)
+			got := tensor.Zeros(rows, out)
+			l.ForwardAct(got, x, act)
+			near(t, "ForwardAct", got.Float32s(), want.Float32s())
+		}
+
+		// Residual add and norm: x = LN(x + (r·W + B)) in one call, as
+		// in three (pre-norm keeps the sum in x and writes LN elsewhere).
+		norm := &LayerNorm{Weight: tensor.FromFloat32(rnd(r, out), out), Bias: tensor.FromFloat32(rnd(r, out), out), Eps: 1e-5}
+		res := tensor.FromFloat32(rnd(r, rows*out), rows, out)
+		proj := l.Apply(x)
+		wantSum := tensor.Zeros(rows, out)
+		tensor.Add(wantSum, res, proj)
+		want := tensor.Zeros(rows, out)
+		norm.Forward(want, wantSum)
+		noBias := tensor.Zeros(rows, out)
+		l.ForwardNoBias(noBias, x)
+		sum := res.Clone()
+		got := tensor.Zeros(rows, out)
+		norm.AddNorm(got, sum, noBias, l.B)
+		near(t, "AddNorm pre-norm", got.Float32s(), want.Float32s())
+		near(t, "AddNorm residual", sum.Float32s(), wantSum.Float32s())
+		post := res.Clone()
+		norm.AddNorm(post, post, noBias, l.B)
+		near(t, "AddNorm post-norm", post.Float32s(), want.Float32s())
+	}
+
+	m := &MLP{
+		Up:   &Linear{W: tensor.FromFloat32(rnd(r, 19*7), 19, 7), B: tensor.FromFloat32(rnd(r, 19), 19)},
+		Down: &Linear{W: tensor.FromFloat32(rnd(r, 7*19), 7, 19), B: tensor.FromFloat32(rnd(r, 7), 7)},
+		Act:  tensor.GELU,
+	}
+	x := tensor.FromFloat32(rnd(r, 3*7), 3, 7)
+	h := m.Up.Apply(x)
+	m.Act.Apply(h)
+	want := m.Down.Apply(h)
+	got := tensor.Zeros(3, 7)
+	m.Forward(got, x)
+	near(t, "MLP", got.Float32s(), want.Float32s())
+
+	buf := []float32{5, 5, 5, 5}
+	bias := MaskBiasInto(buf, []int{1, 0, 1})
+	if len(bias) != 3 || bias[0] != 0 || bias[1] != -math.MaxFloat32 || bias[2] != 0 {
+		t.Fatalf("MaskBiasInto = %v", bias)
+	}
+	if MaskBiasInto(buf, nil) != nil {
+		t.Fatal("MaskBiasInto of a nil mask is not nil")
+	}
+}

@@ -318,7 +318,7 @@ func TestInputErrors(t *testing.T) {
 // RoBERTa numbers positions from padding_idx+1 over non-pad tokens only.
 func TestRobertaPositions(t *testing.T) {
 	e := &Encoder{Config: &Config{Family: RoBERTa, PadTokenID: 1}}
-	got := e.positionIDs(&Input{Batch: 2, Seq: 4, InputIDs: []int{0, 5, 2, 1, 1, 0, 5, 2}})
+	got := e.positionIDs(&Input{Batch: 2, Seq: 4, InputIDs: []int{0, 5, 2, 1, 1, 0, 5, 2}}, make([]int, 8))
 	want := []int{2, 3, 4, 1, 1, 2, 3, 4}
 	for i := range want {
 		if got[i] != want[i] {

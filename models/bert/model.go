@@ -5,7 +5,8 @@
 // from a scoped weight loader so the tensor names fall out of the structure.
 //
 // A Model is immutable after loading and safe for concurrent use; each
-// Forward call allocates its own activations.
+// Forward call allocates its outputs and takes its scratch activations from
+// a pool that concurrent calls do not share.
 //
 // Shapes in comments: B batch, S sequence length, N = B·S rows, D hidden size,
 // I intermediate size, V vocabulary, H heads.
@@ -18,6 +19,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/embrace-go/embrace/models/internal/weights"
 	"github.com/embrace-go/embrace/nn"
@@ -51,6 +53,11 @@ type Encoder struct {
 	Config     *Config
 	Embeddings *Embeddings
 	Layers     []*Layer
+
+	// work recycles the scratch of finished Forward calls (*workspace):
+	// concurrent calls each take their own, and a stream of calls allocates
+	// only its outputs.
+	work sync.Pool
 }
 
 func loadEncoder(cfg *Config, w *weights.Loader) (*Encoder, error) {
@@ -170,11 +177,12 @@ func (in *Input) check(cfg *Config) error {
 	return nil
 }
 
-// positionIDs returns the position of every token: 0..S-1 for BERT and
-// DistilBERT; for RoBERTa, padding_idx+1 onwards counted over non-pad tokens
-// only (pads keep padding_idx), as create_position_ids_from_input_ids does.
-func (e *Encoder) positionIDs(in *Input) []int {
-	pos := make([]int, len(in.InputIDs))
+// positionIDs writes the position of every token into pos: 0..S-1 for BERT
+// and DistilBERT; for RoBERTa, padding_idx+1 onwards counted over non-pad
+// tokens only (pads keep padding_idx), as create_position_ids_from_input_ids
+// does.
+func (e *Encoder) positionIDs(in *Input, pos []int) []int {
+	pos = pos[:len(in.InputIDs)]
 	pad := e.Config.PadTokenID
 	for b := 0; b < in.Batch; b++ {
 		row := in.InputIDs[b*in.Seq : (b+1)*in.Seq]
@@ -203,18 +211,21 @@ func (e *Encoder) Forward(ctx context.Context, in *Input, allHidden bool) (last 
 		return nil, nil, err
 	}
 	n, d := in.Batch*in.Seq, cfg.HiddenSize
+	ws := e.workspace(n)
+	defer e.work.Put(ws)
 	// Embeddings: x [N, D] = word + position (+ type), then LayerNorm.
 	x := tensor.Zeros(n, d)
 	if err := e.Embeddings.Word.Forward(x, in.InputIDs); err != nil {
 		return nil, nil, fmt.Errorf("bert: %w", err)
 	}
-	if err := e.Embeddings.Position.AddTo(x, e.positionIDs(in)); err != nil {
+	if err := e.Embeddings.Position.AddTo(x, e.positionIDs(in, ws.pos)); err != nil {
 		return nil, nil, fmt.Errorf("bert: position %w", err)
 	}
 	if e.Embeddings.TokenType != nil {
 		types := in.TokenTypeIDs
 		if types == nil {
-			types = make([]int, n)
+			types = ws.types[:n]
+			clear(types)
 		}
 		if err := e.Embeddings.TokenType.AddTo(x, types); err != nil {
 			return nil, nil, fmt.Errorf("bert: token type %w", err)
@@ -224,18 +235,62 @@ func (e *Encoder) Forward(ctx context.Context, in *Input, allHidden bool) (last 
 	if allHidden {
 		hidden = append(hidden, x.Clone().Reshape(in.Batch, in.Seq, d))
 	}
-	bias := nn.MaskBias(in.AttentionMask)
-	buf := newBuffers(n, d, cfg.IntermediateSize)
+	bias := nn.MaskBiasInto(ws.bias, in.AttentionMask)
 	for _, l := range e.Layers {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
 		}
-		l.forward(x, buf, in.Batch, in.Seq, cfg.NumAttentionHeads, bias)
+		l.forward(x, &ws.buffers, in.Batch, in.Seq, cfg.NumAttentionHeads, bias)
 		if allHidden {
 			hidden = append(hidden, x.Clone().Reshape(in.Batch, in.Seq, d))
 		}
 	}
 	return x.Reshape(in.Batch, in.Seq, d), hidden, nil
+}
+
+// workspace is one Forward call's scratch for N rows: the layer buffers and
+// the per-token rows. Its backing arrays are reused by later calls of any
+// size they can hold.
+type workspace struct {
+	n int // rows the tensors are shaped for
+	buffers
+	pos, types []int
+	bias       []float32
+}
+
+// workspace takes a recycled workspace (or a new one) and shapes it for n
+// rows.
+func (e *Encoder) workspace(n int) *workspace {
+	ws, _ := e.work.Get().(*workspace)
+	if ws == nil {
+		ws = new(workspace)
+	}
+	if ws.n == n && ws.qkv != nil {
+		return ws
+	}
+	cfg := e.Config
+	d, inner := cfg.HiddenSize, cfg.IntermediateSize
+	ws.n = n
+	ws.qkv = reuse(ws.qkv, n, 3*d)
+	ws.ctx = reuse(ws.ctx, n, d)
+	ws.tmp = reuse(ws.tmp, n, d)
+	ws.inter = reuse(ws.inter, n, inner)
+	if cap(ws.pos) < n {
+		ws.pos, ws.types, ws.bias = make([]int, n), make([]int, n), make([]float32, n)
+	}
+	return ws
+}
+
+// reuse returns a [rows, cols] tensor on t's backing array when it is large
+// enough, else a new one. The contents are not cleared: every buffer is
+// written in full before it is read.
+func reuse(t *tensor.Tensor, rows, cols int) *tensor.Tensor {
+	if t != nil {
+		if s := t.Float32s(); cap(s) >= rows*cols {
+			return tensor.FromFloat32(s[:rows*cols], rows, cols)
+		}
+	}
+	return tensor.Zeros(rows, cols)
 }
 
 // stackLinear stacks Linear layers of one input width and weight dtype into
@@ -277,11 +332,9 @@ type buffers struct {
 	inter    *tensor.Tensor // [N, I]
 }
 
-func newBuffers(n, d, inner int) *buffers {
-	return &buffers{qkv: tensor.Zeros(n, 3*d), ctx: tensor.Zeros(n, d), tmp: tensor.Zeros(n, d), inter: tensor.Zeros(n, inner)}
-}
-
-// forward updates x [N, D] in place through one block.
+// forward updates x [N, D] in place through one block. The biases of the
+// attention output, up and down projections are added in the pass that
+// follows each product (residual add and norm, activation).
 func (l *Layer) forward(x *tensor.Tensor, b *buffers, batch, seq, heads int, keyBias []float32) {
 	d := x.Dim(-1)
 	// Self-attention: ctx [N, D] = softmax(q·kᵀ/√Dh + mask)·v per head.
@@ -290,16 +343,13 @@ func (l *Layer) forward(x *tensor.Tensor, b *buffers, batch, seq, heads int, key
 	qkv := b.qkv.Float32s()
 	nn.SelfAttention(b.ctx.Float32s(), qkv, qkv[d:], qkv[2*d:], 3*d, 3*d, 3*d,
 		batch, seq, heads, d/heads, keyBias, false)
-	// x = LayerNorm(ctx·Woᵀ + bo + x)
-	l.AttnOut.Forward(b.tmp, b.ctx)
-	tensor.Add(x, x, b.tmp)
-	l.AttnNorm.Forward(x, x)
-	// x = LayerNorm(act(x·Wupᵀ)·Wdownᵀ + x)
-	l.Up.Forward(b.inter, x)
-	l.Act.Apply(b.inter)
-	l.Down.Forward(b.tmp, b.inter)
-	tensor.Add(x, x, b.tmp)
-	l.OutNorm.Forward(x, x)
+	// x = LayerNorm(x + (ctx·Woᵀ + bo))
+	l.AttnOut.ForwardNoBias(b.tmp, b.ctx)
+	l.AttnNorm.AddNorm(x, x, b.tmp, l.AttnOut.B)
+	// x = LayerNorm(x + (act(x·Wupᵀ + bup)·Wdownᵀ + bdown))
+	l.Up.ForwardAct(b.inter, x, l.Act)
+	l.Down.ForwardNoBias(b.tmp, b.inter)
+	l.OutNorm.AddNorm(x, x, b.tmp, l.Down.B)
 }
 
 // Model is an encoder with the head its config.json names.

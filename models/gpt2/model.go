@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/embrace-go/embrace/models/internal/weights"
 	"github.com/embrace-go/embrace/nn"
@@ -33,6 +34,10 @@ type Model struct {
 	head   *tensor.Tensor // [V, D]: wte when tied, else lm_head.weight
 	act    tensor.Activation
 	ck     *safetensors.Checkpoint // kept open: weights alias its mapped memory
+
+	// work recycles the scratch of finished Forward and Prefill calls
+	// (*scratch); concurrent calls each take their own.
+	work sync.Pool
 }
 
 // Config returns a copy of the model's configuration.
@@ -258,8 +263,9 @@ func (m *Model) Forward(ctx context.Context, in Input) (*Output, error) {
 	if err := m.embed(x, in.IDs, pos); err != nil {
 		return nil, err
 	}
-	sc := newScratch(n, d, m.cfg.Inner())
-	bias := nn.MaskBias(in.Mask)
+	sc := m.scratch(n)
+	defer m.work.Put(sc)
+	bias := nn.MaskBiasInto(sc.bias, in.Mask)
 	for li := range m.blocks {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -282,32 +288,77 @@ func (m *Model) Forward(ctx context.Context, in Input) (*Output, error) {
 	return &Output{Logits: logits, LastHidden: x.Reshape(b, s, d)}, nil
 }
 
-// scratch holds the per-layer intermediates for N rows.
+// scratch holds the per-layer intermediates for N rows, and the per-token
+// rows of a call.
 type scratch struct {
 	h, qkv, ctx, tmp, mlp *tensor.Tensor
+	n                     int // rows the tensors are shaped for
+	x                     *tensor.Tensor
+	pos                   []int
+	bias                  []float32
 }
 
 func newScratch(n, d, inner int) *scratch {
-	return &scratch{
-		h:   tensor.Zeros(n, d),
-		qkv: tensor.Zeros(n, 3*d),
-		ctx: tensor.Zeros(n, d),
-		tmp: tensor.Zeros(n, d),
-		mlp: tensor.Zeros(n, inner),
+	sc := new(scratch)
+	sc.shape(n, d, inner)
+	return sc
+}
+
+// shape sizes the buffers for n rows, reusing the backing arrays that are
+// large enough.
+func (sc *scratch) shape(n, d, inner int) {
+	if sc.n == n && sc.h != nil {
+		return
 	}
+	sc.n = n
+	sc.h = reuse(sc.h, n, d)
+	sc.qkv = reuse(sc.qkv, n, 3*d)
+	sc.ctx = reuse(sc.ctx, n, d)
+	sc.tmp = reuse(sc.tmp, n, d)
+	sc.mlp = reuse(sc.mlp, n, inner)
+	sc.x = reuse(sc.x, n, d)
+	if cap(sc.pos) < n {
+		sc.pos, sc.bias = make([]int, n), make([]float32, n)
+	}
+	sc.pos, sc.bias = sc.pos[:n], sc.bias[:n]
+}
+
+// scratch takes a recycled scratch (or a new one) shaped for n rows; the
+// caller puts it back in m.work when done.
+func (m *Model) scratch(n int) *scratch {
+	sc, _ := m.work.Get().(*scratch)
+	if sc == nil {
+		sc = new(scratch)
+	}
+	sc.shape(n, m.cfg.NEmbd, m.cfg.Inner())
+	return sc
+}
+
+// reuse returns a [rows, cols] tensor on t's backing array when it is large
+// enough, else a new one. The contents are not cleared: every buffer is
+// written in full before it is read.
+func reuse(t *tensor.Tensor, rows, cols int) *tensor.Tensor {
+	if t != nil {
+		if s := t.Float32s(); cap(s) >= rows*cols {
+			return tensor.FromFloat32(s[:rows*cols], rows, cols)
+		}
+	}
+	return tensor.Zeros(rows, cols)
 }
 
 // blockForward updates the residual stream x [N, D] through one layer;
 // attend turns the fused qkv rows [N, 3D] into the attention output [N, D].
+// The biases of c_proj, c_fc and mlp.c_proj are added in the pass after
+// each product (residual add and ln_2, activation, residual add).
 func (m *Model) blockForward(blk *block, x *tensor.Tensor, sc *scratch, attend func(qkv, out []float32)) {
 	blk.ln1.Forward(sc.h, x)
 	blk.attn.Forward(sc.qkv, sc.h)
 	attend(sc.qkv.Float32s(), sc.ctx.Float32s())
-	blk.proj.Forward(sc.tmp, sc.ctx)
-	tensor.Add(x, x, sc.tmp)
-	blk.ln2.Forward(sc.h, x)
-	blk.fc.Forward(sc.mlp, sc.h)
-	m.act.Apply(sc.mlp)
-	blk.out.Forward(sc.tmp, sc.mlp)
-	tensor.Add(x, x, sc.tmp)
+	// x += ctx·Wproj + bproj; h = ln_2(x)
+	blk.proj.ForwardNoBias(sc.tmp, sc.ctx)
+	blk.ln2.AddNorm(sc.h, x, sc.tmp, blk.proj.B)
+	// x += act(h·Wfc + bfc)·Wout + bout
+	blk.fc.ForwardAct(sc.mlp, sc.h, m.act)
+	blk.out.ForwardNoBias(sc.tmp, sc.mlp)
+	tensor.AddResidual(x, sc.tmp, blk.out.B)
 }

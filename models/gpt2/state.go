@@ -29,7 +29,6 @@ type State struct {
 	x      *tensor.Tensor // [B, D]
 	sc     *scratch
 	logits *tensor.Tensor // [B, V]
-	scores []float32      // one attention row, cap long
 }
 
 // NewState returns an empty state for batch sequences of up to capacity
@@ -55,7 +54,6 @@ func (m *Model) NewState(batch, capacity int) (*State, error) {
 		x:       tensor.Zeros(batch, d),
 		sc:      newScratch(batch, d, m.cfg.Inner()),
 		logits:  tensor.Zeros(batch, m.cfg.VocabSize),
-		scores:  make([]float32, capacity),
 	}
 	for range m.blocks {
 		s.caches = append(s.caches, nn.NewKVCache(batch, capacity, d))
@@ -102,7 +100,9 @@ func (s *State) Prefill(ctx context.Context, ids, mask []int) ([]float32, error)
 	m := s.m
 	d := m.cfg.NEmbd
 	n := b * seq
-	pos := make([]int, n)
+	sc := m.scratch(n)
+	defer m.work.Put(sc)
+	pos := sc.pos
 	for r := 0; r < b; r++ {
 		p := s.nextPos[r]
 		for i := 0; i < seq; i++ {
@@ -116,7 +116,7 @@ func (s *State) Prefill(ctx context.Context, ids, mask []int) ([]float32, error)
 			}
 		}
 	}
-	x := tensor.Zeros(n, d)
+	x := sc.x
 	if err := m.embed(x, ids, pos); err != nil {
 		s.rollback(start) // undo the mask entries set above
 		return nil, err
@@ -128,7 +128,6 @@ func (s *State) Prefill(ctx context.Context, ids, mask []int) ([]float32, error)
 			}
 		}
 	}
-	sc := newScratch(n, d, m.cfg.Inner())
 	for li := range m.blocks {
 		if err := ctx.Err(); err != nil {
 			s.rollback(start)
@@ -216,7 +215,7 @@ func (s *State) Step(ctx context.Context, ids []int) ([]float32, error) {
 		m.blockForward(blk, s.x, s.sc, func(qkv, out []float32) {
 			// Cannot fail: capacity was checked above.
 			_ = c.Append(qkv[d:], qkv[2*d:], 3*d, 1)
-			s.attendOne(c, qkv, out, blk.scale)
+			c.Attend(out, qkv, 3*d, 1, m.cfg.NHead, s.bias, blk.scale)
 		})
 	}
 	for r := range s.nextPos {
@@ -225,31 +224,4 @@ func (s *State) Step(ctx context.Context, ids []int) ([]float32, error) {
 	m.lnF.Forward(s.x, s.x)
 	tensor.MatMulT(s.logits, s.x, m.head)
 	return s.logits.Float32s(), nil
-}
-
-// attendOne is attention for one new query per sequence against the whole
-// cache, done head by head with GEMV products into the state's score row so
-// it allocates nothing. qkv holds B fused rows [3D]; out gets B rows [D].
-func (s *State) attendOne(c *nn.KVCache, qkv, out []float32, scale float32) {
-	d := s.m.cfg.NEmbd
-	heads, dh := s.m.cfg.NHead, s.m.cfg.HeadDim()
-	n := c.Len
-	scores := s.scores[:n]
-	for b := 0; b < s.batch; b++ {
-		base := b * c.Cap * d
-		bias := s.bias[b*s.cap : b*s.cap+n]
-		for h := 0; h < heads; h++ {
-			q := qkv[b*3*d+h*dh : b*3*d+(h+1)*dh]
-			k := c.K[base+h*dh:]
-			v := c.V[base+h*dh:]
-			// scores[j] = q · K[j] over the cached positions (keys are rows of stride d).
-			tensor.Gemm(1, n, dh, q, dh, k, d, true, scores, n, false)
-			for j := range scores {
-				scores[j] = scores[j]*scale + bias[j]
-			}
-			tensor.SoftmaxRow(scores)
-			// out_h = Σj scores[j] · V[j]
-			tensor.Gemm(1, dh, n, scores, n, v, d, false, out[b*d+h*dh:], dh, false)
-		}
-	}
 }
