@@ -13,14 +13,12 @@ import (
 // streams the weights once instead.
 
 // Blocking sizes (in elements). A kc×nr sliver of packed B stays in L1 while
-// it meets every micro-panel of the mc×kc block of packed A, which stays in L2.
-// The kc×nc panel of packed B lives in L3; nc is large so that A is packed once
-// per kc step for the usual transformer shapes (m ≤ gemmMC) instead of once
-// per column panel.
+// it meets every row panel of the mc×kc block of A (read in place), which
+// stays in L2 beside the kc×nc panel of packed B that the row blocks share.
 const (
 	gemmKC = 256
 	gemmMC = 144
-	gemmNC = 4096
+	gemmNC = 1024
 )
 
 // gemmImpl is one implementation of the kernels the driver needs. Tests loop

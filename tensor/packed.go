@@ -43,7 +43,7 @@ func packWeight(g *gemmImpl, w *Tensor) (*PackedWeight, error) {
 	}
 	n, k := w.shape[0], w.shape[1]
 	npad := (n + g.nr - 1) / g.nr * g.nr
-	pw := &PackedWeight{impl: g, n: n, k: k, npad: npad, data: make([]float32, npad*k)}
+	pw := &PackedWeight{impl: g, n: n, k: k, npad: npad, data: makeF32(npad * k)}
 	if n == 0 {
 		return pw, nil
 	}
@@ -160,12 +160,21 @@ func gemmPackedBlock(m int, a []float32, lda int, w *PackedWeight, j0, j1 int, c
 	}
 	mc := (m + (m+gemmMC-1)/gemmMC - 1) / ((m + gemmMC - 1) / gemmMC)
 	mc = (mc + mr - 1) / mr * mr
+	// With several row blocks, columns go in panels of gemmNC so that the
+	// part of B they share stays in L2 from one row block to the next.
+	ncb := nc
+	if m > mc {
+		ncb = gemmNC
+	}
 	for pc := 0; pc < k; pc += gemmKC {
 		kc := min(gemmKC, k-pc)
-		bp := w.data[pc*w.npad+j0*kc : (pc+kc)*w.npad]
-		for ic := 0; ic < m; ic += mc {
-			mcc := min(mc, m-ic)
-			macroKernel(g, mcc, nc, kc, a[ic*lda+pc:], lda, bp, c[ic*ldc+j0:], ldc, pc > 0, buf)
+		for jc := j0; jc < j1; jc += ncb {
+			ncc := min(ncb, j1-jc)
+			bp := w.data[pc*w.npad+jc*kc : (pc+kc)*w.npad]
+			for ic := 0; ic < m; ic += mc {
+				mcc := min(mc, m-ic)
+				macroKernel(g, mcc, ncc, kc, a[ic*lda+pc:], lda, bp, c[ic*ldc+jc:], ldc, pc > 0, buf)
+			}
 		}
 	}
 }

@@ -99,9 +99,9 @@ func New(dtype DType, shape ...int) *Tensor {
 	t := &Tensor{dtype: dtype, shape: append([]int(nil), shape...)}
 	switch dtype {
 	case F32:
-		t.f32 = make([]float32, n)
+		t.f32 = makeF32(n)
 	case F16, BF16:
-		t.u16 = make([]uint16, n)
+		t.u16 = makeU16(n)
 	case I64:
 		t.i64 = make([]int64, n)
 	case I32:
@@ -324,8 +324,15 @@ func (t *Tensor) Rows(lo, hi int) *Tensor {
 func (t *Tensor) Clone() *Tensor {
 	c := *t
 	c.shape = append([]int(nil), t.shape...)
-	c.f32 = append([]float32(nil), t.f32...)
-	c.u16 = append([]uint16(nil), t.u16...)
+	c.f32, c.u16 = nil, nil
+	if t.f32 != nil {
+		c.f32 = makeF32(len(t.f32))
+		copy(c.f32, t.f32)
+	}
+	if t.u16 != nil {
+		c.u16 = makeU16(len(t.u16))
+		copy(c.u16, t.u16)
+	}
 	c.i64 = append([]int64(nil), t.i64...)
 	c.i32 = append([]int32(nil), t.i32...)
 	return &c
