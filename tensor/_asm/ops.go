@@ -126,6 +126,52 @@ func horner(name string, d int, v, p int) {
 	}
 }
 
+// estrin emits p = Σ name_j·v^j into Yp, with v in Yv, by Estrin's scheme:
+// pairs c_2i + c_2i+1·v, then pairs of those with v², v⁴, ... The chain of
+// dependent FMAs is about log2(d) long instead of d (Horner), which lets the
+// core overlap more of consecutive vectors: these kernels are latency-bound.
+// It uses the registers of scratch (⌈(d+1)/2⌉ + ⌈log2(d+1)⌉ − 1 of them),
+// none of which may be v or p.
+func estrin(name string, d int, v, p int, scratch []int) {
+	c := func(j int) string { return k(fmt.Sprintf("%s%d", name, j)) }
+	free := append([]int(nil), scratch...)
+	alloc := func() int {
+		if len(free) == 0 {
+			panic("estrin: out of scratch registers for " + name)
+		}
+		r := free[0]
+		free = free[1:]
+		return r
+	}
+	var terms []int
+	for j := 0; j <= d; j += 2 {
+		r := alloc()
+		if j+1 <= d {
+			emit("VMOVUPS %s, Y%d", c(j+1), r)
+			emit("VFMADD213PS %s, Y%d, Y%d", c(j), v, r)
+		} else {
+			emit("VMOVUPS %s, Y%d", c(j), r)
+		}
+		terms = append(terms, r)
+	}
+	pow := v
+	for len(terms) > 1 {
+		sq := alloc()
+		emit("VMULPS Y%d, Y%d, Y%d", pow, pow, sq)
+		pow = sq
+		var next []int
+		for i := 0; i < len(terms); i += 2 {
+			if i+1 < len(terms) {
+				emit("VFMADD231PS Y%d, Y%d, Y%d", terms[i+1], pow, terms[i])
+				free = append(free, terms[i+1])
+			}
+			next = append(next, terms[i])
+		}
+		terms = next
+	}
+	emit("VMOVAPS Y%d, Y%d", terms[0], p)
+}
+
 // Limits of the exp argument: above expHi the result would overflow, below
 // expLo 2^n would leave the normal range (the scaling adds n to the exponent
 // field, which is only right for normal results).
@@ -139,13 +185,13 @@ const (
 // trick so that n's integer value sits in the low bits), exp(r) comes from its
 // degree-7 Taylor polynomial (truncation below 1e-8 relative) and 2^n is added
 // to the exponent bits.
-func expY(x, a, n int) {
+func expY(x, a, n int, scratch []int) {
 	emit("VMOVUPS %s, Y%d", k("log2e"), a)
 	emit("VFMADD213PS %s, Y%d, Y%d", k("magic"), x, a)
 	emit("VSUBPS %s, Y%d, Y%d", k("magic"), a, n)
 	emit("VFNMADD231PS %s, Y%d, Y%d", k("ln2hi"), n, x)
 	emit("VFNMADD231PS %s, Y%d, Y%d", k("ln2lo"), n, x)
-	horner("exp", 7, x, n)
+	estrin("exp", 7, x, n, scratch)
 	emit("VPSLLD $23, Y%d, Y%d", a, a)
 	emit("VPADDD Y%d, Y%d, Y%d", a, n, x)
 }
@@ -271,7 +317,7 @@ func ops() {
 		// g(t) in Y5.
 		emit("VMOVUPS %s, Y4", k("gA"))
 		emit("VFMADD213PS %s, Y3, Y4", k("gB"))
-		horner("g", gDeg, 4, 5)
+		estrin("g", gDeg, 4, 5, []int{2, 6, 7, 8, 9, 11, 12, 13, 14, 15})
 		// e^{−x²/2} with x² = hi + lo exactly (hi in Y6, lo in Y7), so
 		// that the rounding of x² does not get amplified by the exp.
 		emit("VMULPS Y1, Y1, Y6")
@@ -279,7 +325,7 @@ func ops() {
 		emit("VFMSUB231PS Y1, Y1, Y7")
 		emit("VMULPS %s, Y6, Y6", k("mhalf"))
 		emit("VMAXPS %s, Y6, Y6", k("expLo"))
-		expY(6, 8, 9)
+		expY(6, 8, 9, []int{1, 2, 4, 11, 12, 13})
 		emit("VMULPS %s, Y7, Y7", k("half"))
 		emit("VFNMADD231PS Y7, Y6, Y6")
 		// ½·t·g·e = Φ(−|x|) in Y5; Φ(x) is that for x < 0, 1 − that otherwise.
@@ -303,7 +349,7 @@ func ops() {
 		emit("VCMPPS $1, %s, Y%d, Y10", k("expHi"), y)
 		emit("VMAXPS %s, Y%d, Y%d", k("expLo"), y, y)
 		emit("VMINPS %s, Y%d, Y%d", k("expHi"), y, y)
-		expY(y, 3, 4)
+		expY(y, 3, 4, []int{5, 6, 7, 8, 11, 12})
 		if lo >= 0 {
 			emit("VFNMADD231PS Y%d, Y%d, Y%d", lo, y, y)
 		}
@@ -340,7 +386,7 @@ func ops() {
 		emit("VANDPS %s, Y0, Y1", k("abs"))
 		emit("VMULPS %s, Y1, Y2", k("mtwo"))
 		emit("VMAXPS %s, Y2, Y2", k("expLo"))
-		expY(2, 3, 4)
+		expY(2, 3, 4, []int{5, 6, 7, 8, 9, 11})
 		emit("VMOVUPS %s, Y3", k("one"))
 		emit("VSUBPS Y2, Y3, Y3")
 		emit("VADDPS %s, Y2, Y2", k("one"))
@@ -351,7 +397,7 @@ func ops() {
 		emit("VMULPS Y0, Y0, Y5")
 		emit("VMOVUPS %s, Y8", k("qA"))
 		emit("VFMADD213PS %s, Y5, Y8", k("qB"))
-		horner("q", qDeg, 8, 6)
+		estrin("q", qDeg, 8, 6, []int{2, 4, 7, 9, 10, 11})
 		emit("VMULPS Y5, Y6, Y6")
 		emit("VFMADD213PS Y0, Y0, Y6")
 		emit("VCMPPS $1, %s, Y1, Y7", k("tanhSmall"))
@@ -375,7 +421,7 @@ func ops() {
 	emit("VSUBPS Y15, Y0, Y0")
 	emit("VCMPPS $0x1D, %s, Y0, Y7", k("expLo")) // GE_OQ: false for NaN and below expLo
 	emit("VMAXPS %s, Y0, Y0", k("expLo"))
-	expY(0, 2, 3)
+	expY(0, 2, 3, []int{1, 4, 5, 6, 8, 9})
 	emit("VANDPS Y7, Y0, Y0")
 	emit("VMOVUPS Y0, (SI)")
 	emit("VCVTPS2PD X0, Y4")
