@@ -42,6 +42,7 @@ const (
 	kSiLU
 	kTanh
 	kScale
+	kReLU
 )
 
 func unaryAVX2(kern int, p *float32, n int, s float32) {
@@ -56,6 +57,8 @@ func unaryAVX2(kern int, p *float32, n int, s float32) {
 		tanhAVX2(p, n)
 	case kScale:
 		scaleAVX2(p, n, s)
+	case kReLU:
+		reluAVX2(p, n)
 	}
 }
 
@@ -82,6 +85,8 @@ func activateAVX2(a Activation, d []float32) {
 		vec8(kSiLU, d, 0)
 	case Tanh:
 		vec8(kTanh, d, 0)
+	case ReLU:
+		vec8(kReLU, d, 0)
 	default:
 		activateGeneric(a, d)
 	}
@@ -130,6 +135,8 @@ func unaryBiasAVX2(kern int, p, b *float32, n int) {
 		siluBiasAVX2(p, b, n)
 	case kTanh:
 		tanhBiasAVX2(p, b, n)
+	case kReLU:
+		reluBiasAVX2(p, b, n)
 	}
 }
 
@@ -158,6 +165,8 @@ func biasActAVX2(a Activation, d, bias []float32) {
 		vec8Bias(kSiLU, d, bias)
 	case Tanh:
 		vec8Bias(kTanh, d, bias)
+	case ReLU:
+		vec8Bias(kReLU, d, bias)
 	default:
 		addAVX2(d, d, bias)
 		activateGeneric(a, d)
@@ -292,6 +301,12 @@ func scoreRowAVX2(row, mask []float32, scale float32, lim int) float32 {
 	}
 	return float32(1 / sum)
 }
+
+//go:noescape
+func reluAVX2(d *float32, n int)
+
+//go:noescape
+func reluBiasAVX2(d, b *float32, n int)
 
 //go:noescape
 func geluBiasAVX2(d, b *float32, n int)

@@ -300,6 +300,50 @@ geluTanhBiasAVX2_done:
 	VZEROUPPER
 	RET
 
+// d[i] = max(0, x) for n (a multiple of 8) values; NaN and −0 pass through, as
+// in the generic x < 0 test.
+// func reluAVX2(d *float32, n int)
+TEXT ·reluAVX2(SB), NOSPLIT, $0-16
+	MOVQ d+0(FP), SI
+	MOVQ n+8(FP), CX
+	SHRQ $3, CX
+	JZ reluAVX2_done
+reluAVX2_loop:
+	VMOVUPS (SI), Y0
+	VXORPS Y1, Y1, Y1
+	VMAXPS Y0, Y1, Y0
+	VMOVUPS Y0, (SI)
+	ADDQ $32, SI
+	DECQ CX
+	JNZ reluAVX2_loop
+reluAVX2_done:
+	VZEROUPPER
+	RET
+
+// d[i] = max(0, x) for n (a multiple of 8) values; NaN and −0 pass through, as
+// in the generic x < 0 test.
+// With the bias b[i] added to d[i] first.
+// func reluBiasAVX2(d, b *float32, n int)
+TEXT ·reluBiasAVX2(SB), NOSPLIT, $0-24
+	MOVQ d+0(FP), SI
+	MOVQ b+8(FP), BX
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ reluBiasAVX2_done
+reluBiasAVX2_loop:
+	VMOVUPS (SI), Y0
+	VADDPS (BX), Y0, Y0
+	ADDQ $32, BX
+	VXORPS Y1, Y1, Y1
+	VMAXPS Y0, Y1, Y0
+	VMOVUPS Y0, (SI)
+	ADDQ $32, SI
+	DECQ CX
+	JNZ reluBiasAVX2_loop
+reluBiasAVX2_done:
+	VZEROUPPER
+	RET
+
 // d[i] = x·σ(x) for n (a multiple of 8) values.
 // func siluAVX2(d *float32, n int)
 TEXT ·siluAVX2(SB), NOSPLIT, $0-16

@@ -378,6 +378,12 @@ func ops() {
 		emit("VMOVAPS Y12, Y2")
 		sigmoidTimesX(2, 13)
 	})
+	unary("reluAVX2", "d[i] = max(0, x) for n (a multiple of 8) values; NaN and −0 pass through, as\n// in the generic x < 0 test.", func() {
+		// MAXPS returns its second source when the first is not greater:
+		// max(0, NaN) = NaN, max(0, −0) = −0.
+		emit("VXORPS Y1, Y1, Y1")
+		emit("VMAXPS Y0, Y1, Y0")
+	})
 	unary("siluAVX2", "d[i] = x·σ(x) for n (a multiple of 8) values.", func() {
 		emit("VMOVAPS Y0, Y2")
 		sigmoidTimesX(2, -1)
