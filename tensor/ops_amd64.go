@@ -29,7 +29,127 @@ func amd64OpsImpls() ([]*opsImpl, *opsImpl) {
 		layerNorm:  layerNormRowAVX2,
 		scoreRow:   scoreRowAVX2,
 	}
-	return append(impls, avx2), avx2
+	impls = append(impls, avx2)
+	if !cpu.X86.HasAVX512F {
+		return impls, avx2
+	}
+	// The compute-bound kernels (GELU, tanh-GELU, SiLU, softmax's exp) in
+	// sixteen lanes; the memory-bound ones stay AVX2.
+	avx512 := *avx2
+	avx512.name = "avx512"
+	avx512.act = activateAVX512
+	avx512.biasAct = biasActAVX512
+	avx512.softmaxRow = func(row []float32) { softmaxRowVec(row, true) }
+	avx512.scoreRow = func(row, mask []float32, scale float32, lim int) float32 {
+		return scoreRowVec(row, mask, scale, lim, true)
+	}
+	return append(impls, &avx512), &avx512
+}
+
+func activateAVX512(a Activation, d []float32) {
+	switch a {
+	case GELU:
+		vec16(kGELU, d, nil)
+	case GELUTanh:
+		vec16(kGELUTanh, d, nil)
+	case SiLU:
+		vec16(kSiLU, d, nil)
+	default:
+		activateAVX2(a, d)
+	}
+}
+
+func biasActAVX512(a Activation, d, bias []float32) {
+	switch a {
+	case GELU:
+		vec16(kGELU, d, bias)
+	case GELUTanh:
+		vec16(kGELUTanh, d, bias)
+	case SiLU:
+		vec16(kSiLU, d, bias)
+	default:
+		biasActAVX2(a, d, bias)
+	}
+}
+
+// unaryAVX512 runs kernel kern (kGELU, kGELUTanh or kSiLU) on n (a
+// multiple of 16) values at p, with the bias at b added first unless b is
+// nil.
+func unaryAVX512(kern int, p, b *float32, n int) {
+	switch {
+	case kern == kGELU && b == nil:
+		geluAVX512(p, n)
+	case kern == kGELU:
+		geluBiasAVX512(p, b, n)
+	case kern == kGELUTanh && b == nil:
+		geluTanhAVX512(p, n)
+	case kern == kGELUTanh:
+		geluTanhBiasAVX512(p, b, n)
+	case kern == kSiLU && b == nil:
+		siluAVX512(p, n)
+	case kern == kSiLU:
+		siluBiasAVX512(p, b, n)
+	}
+}
+
+// vec16 is vec8 in sixteen lanes, with an optional bias row.
+func vec16(kern int, d, bias []float32) {
+	n16 := len(d) &^ 15
+	if bias != nil {
+		bias = bias[:len(d)]
+	}
+	if n16 > 0 {
+		var pb *float32
+		if bias != nil {
+			pb = &bias[0]
+		}
+		unaryAVX512(kern, &d[0], pb, n16)
+	}
+	if n16 < len(d) {
+		var buf, bb [16]float32
+		copy(buf[:], d[n16:])
+		var pb *float32
+		if bias != nil {
+			copy(bb[:], bias[n16:])
+			pb = &bb[0]
+		}
+		unaryAVX512(kern, &buf[0], pb, 16)
+		copy(d[n16:], buf[:])
+	}
+}
+
+// expSumVec replaces row by exp(row − mx) and returns the sum, in float64,
+// with the eight- or sixteen-lane kernel; the tail goes through the same
+// kernel padded with -Inf.
+func expSumVec(row []float32, mx float32, w16 bool) float64 {
+	lanes := 8
+	if w16 {
+		lanes = 16
+	}
+	nv := len(row) / lanes * lanes
+	var sum float64
+	if nv > 0 {
+		if w16 {
+			sum = expSumAVX512(&row[0], nv, mx)
+		} else {
+			sum = expSumAVX2(&row[0], nv, mx)
+		}
+	}
+	if nv < len(row) {
+		negInf := float32(math.Inf(-1))
+		var buf [16]float32
+		for i := range buf {
+			buf[i] = negInf
+		}
+		copy(buf[:], row[nv:])
+		if w16 {
+			sum += expSumAVX512(&buf[0], 16, mx)
+		} else {
+			sum += expSumAVX2(&buf[0], 8, mx)
+		}
+		copy(row[nv:], buf[:])
+	}
+	return sum
 }
 
 // The AVX2 kernels work on whole vectors of eight; the tail goes through the
@@ -92,7 +212,9 @@ func activateAVX2(a Activation, d []float32) {
 	}
 }
 
-func softmaxRowAVX2(row []float32) {
+func softmaxRowAVX2(row []float32) { softmaxRowVec(row, false) }
+
+func softmaxRowVec(row []float32, w16 bool) {
 	if len(row) == 0 {
 		return
 	}
@@ -111,16 +233,7 @@ func softmaxRowAVX2(row []float32) {
 		clear(row)
 		return
 	}
-	var sum float64
-	if n8 > 0 {
-		sum = expSumAVX2(&row[0], n8, mx)
-	}
-	if n8 < len(row) {
-		buf := [8]float32{negInf, negInf, negInf, negInf, negInf, negInf, negInf, negInf}
-		copy(buf[:], row[n8:])
-		sum += expSumAVX2(&buf[0], 8, mx)
-		copy(row[n8:], buf[:])
-	}
+	sum := expSumVec(row, mx, w16)
 	vec8(kScale, row, float32(1/sum))
 }
 
@@ -256,6 +369,10 @@ func layerNormRowAVX2(dst, x, r, c, g, b []float32, eps float32) {
 // scoreRowAVX2 is scoreRowGeneric: scale, mask and maximum in one pass,
 // exp and sum in a second.
 func scoreRowAVX2(row, mask []float32, scale float32, lim int) float32 {
+	return scoreRowVec(row, mask, scale, lim, false)
+}
+
+func scoreRowVec(row, mask []float32, scale float32, lim int, w16 bool) float32 {
 	clear(row[lim:])
 	row = row[:lim]
 	n8 := lim &^ 7
@@ -289,17 +406,7 @@ func scoreRowAVX2(row, mask []float32, scale float32, lim int) float32 {
 		clear(row)
 		return 0
 	}
-	var sum float64
-	if n8 > 0 {
-		sum = expSumAVX2(&row[0], n8, mx)
-	}
-	if n8 < lim {
-		buf := [8]float32{negInf, negInf, negInf, negInf, negInf, negInf, negInf, negInf}
-		copy(buf[:], row[n8:])
-		sum += expSumAVX2(&buf[0], 8, mx)
-		copy(row[n8:], buf[:])
-	}
-	return float32(1 / sum)
+	return float32(1 / expSumVec(row, mx, w16))
 }
 
 //go:noescape
@@ -361,6 +468,27 @@ func tanhAVX2(d *float32, n int)
 
 //go:noescape
 func expSumAVX2(d *float32, n int, mx float32) float64
+
+//go:noescape
+func expSumAVX512(d *float32, n int, mx float32) float64
+
+//go:noescape
+func geluAVX512(d *float32, n int)
+
+//go:noescape
+func geluBiasAVX512(d, b *float32, n int)
+
+//go:noescape
+func geluTanhAVX512(d *float32, n int)
+
+//go:noescape
+func geluTanhBiasAVX512(d, b *float32, n int)
+
+//go:noescape
+func siluAVX512(d *float32, n int)
+
+//go:noescape
+func siluBiasAVX512(d, b *float32, n int)
 
 //go:noescape
 func maxAVX2(d *float32, n int) float32

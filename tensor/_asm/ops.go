@@ -118,22 +118,44 @@ func polyConsts(name string, coef []float64) int {
 	return len(coef) - 1
 }
 
-// horner emits p = Σ name_j·v^j into Yp, with v in Yv.
-func horner(name string, d int, v, p int) {
-	emit("VMOVUPS %s, Y%d", k(fmt.Sprintf("%s%d", name, d)), p)
-	for j := d - 1; j >= 0; j-- {
-		emit("VFMADD213PS %s, Y%d, Y%d", k(fmt.Sprintf("%s%d", name, j)), v, p)
+// wide switches the helpers below from AVX2 (Y registers, constants read as
+// eight copies) to AVX-512 (Z registers, constants broadcast from their first
+// copy with the .BCST form of the instruction).
+var wide bool
+
+// vr names vector register i at the current width.
+func vr(i int) string {
+	if wide {
+		return fmt.Sprintf("Z%d", i)
+	}
+	return fmt.Sprintf("Y%d", i)
+}
+
+// bc is instruction ins in the form that takes a constant memory operand.
+func bc(ins string) string {
+	if wide {
+		return ins + ".BCST"
+	}
+	return ins
+}
+
+// ldk loads constant name into every lane of register r.
+func ldk(name string, r int) {
+	if wide {
+		emit("VBROADCASTSS %s, Z%d", k(name), r)
+	} else {
+		emit("VMOVUPS %s, Y%d", k(name), r)
 	}
 }
 
-// estrin emits p = Σ name_j·v^j into Yp, with v in Yv, by Estrin's scheme:
-// pairs c_2i + c_2i+1·v, then pairs of those with v², v⁴, ... The chain of
-// dependent FMAs is about log2(d) long instead of d (Horner), which lets the
-// core overlap more of consecutive vectors: these kernels are latency-bound.
-// It uses the registers of scratch (⌈(d+1)/2⌉ + ⌈log2(d+1)⌉ − 1 of them),
-// none of which may be v or p.
+// estrin emits p = Σ name_j·v^j into register p, with v in register v, by
+// Estrin's scheme: pairs c_2i + c_2i+1·v, then pairs of those with v², v⁴,
+// ... The chain of dependent FMAs is about log2(d) long instead of d
+// (Horner), which lets the core overlap more of consecutive vectors: these
+// kernels are latency-bound. It uses the registers of scratch
+// (⌈(d+1)/2⌉ + ⌈log2(d+1)⌉ − 1 of them), none of which may be v or p.
 func estrin(name string, d int, v, p int, scratch []int) {
-	c := func(j int) string { return k(fmt.Sprintf("%s%d", name, j)) }
+	c := func(j int) string { return fmt.Sprintf("%s%d", name, j) }
 	free := append([]int(nil), scratch...)
 	alloc := func() int {
 		if len(free) == 0 {
@@ -146,30 +168,28 @@ func estrin(name string, d int, v, p int, scratch []int) {
 	var terms []int
 	for j := 0; j <= d; j += 2 {
 		r := alloc()
+		ldk(c(min(j+1, d)), r)
 		if j+1 <= d {
-			emit("VMOVUPS %s, Y%d", c(j+1), r)
-			emit("VFMADD213PS %s, Y%d, Y%d", c(j), v, r)
-		} else {
-			emit("VMOVUPS %s, Y%d", c(j), r)
+			emit("%s %s, %s, %s", bc("VFMADD213PS"), k(c(j)), vr(v), vr(r))
 		}
 		terms = append(terms, r)
 	}
 	pow := v
 	for len(terms) > 1 {
 		sq := alloc()
-		emit("VMULPS Y%d, Y%d, Y%d", pow, pow, sq)
+		emit("VMULPS %s, %s, %s", vr(pow), vr(pow), vr(sq))
 		pow = sq
 		var next []int
 		for i := 0; i < len(terms); i += 2 {
 			if i+1 < len(terms) {
-				emit("VFMADD231PS Y%d, Y%d, Y%d", terms[i+1], pow, terms[i])
+				emit("VFMADD231PS %s, %s, %s", vr(terms[i+1]), vr(pow), vr(terms[i]))
 				free = append(free, terms[i+1])
 			}
 			next = append(next, terms[i])
 		}
 		terms = next
 	}
-	emit("VMOVAPS Y%d, Y%d", terms[0], p)
+	emit("VMOVAPS %s, %s", vr(terms[0]), vr(p))
 }
 
 // Limits of the exp argument: above expHi the result would overflow, below
@@ -186,14 +206,14 @@ const (
 // degree-7 Taylor polynomial (truncation below 1e-8 relative) and 2^n is added
 // to the exponent bits.
 func expY(x, a, n int, scratch []int) {
-	emit("VMOVUPS %s, Y%d", k("log2e"), a)
-	emit("VFMADD213PS %s, Y%d, Y%d", k("magic"), x, a)
-	emit("VSUBPS %s, Y%d, Y%d", k("magic"), a, n)
-	emit("VFNMADD231PS %s, Y%d, Y%d", k("ln2hi"), n, x)
-	emit("VFNMADD231PS %s, Y%d, Y%d", k("ln2lo"), n, x)
+	ldk("log2e", a)
+	emit("%s %s, %s, %s", bc("VFMADD213PS"), k("magic"), vr(x), vr(a))
+	emit("%s %s, %s, %s", bc("VSUBPS"), k("magic"), vr(a), vr(n))
+	emit("%s %s, %s, %s", bc("VFNMADD231PS"), k("ln2hi"), vr(n), vr(x))
+	emit("%s %s, %s, %s", bc("VFNMADD231PS"), k("ln2lo"), vr(n), vr(x))
 	estrin("exp", 7, x, n, scratch)
-	emit("VPSLLD $23, Y%d, Y%d", a, a)
-	emit("VPADDD Y%d, Y%d, Y%d", a, n, x)
+	emit("VPSLLD $23, %s, %s", vr(a), vr(a))
+	emit("VPADDD %s, %s, %s", vr(a), vr(n), vr(x))
 }
 
 // Fitted constants shared between the generator and its report.
@@ -496,6 +516,9 @@ func ops() {
 
 	rowOps()
 	scoreOps()
+	wide = true
+	wideOps(gDeg)
+	wide = false
 
 	// The constant table.
 	fmt.Fprintf(&out, "\n// Constants, eight copies each:")
@@ -745,4 +768,154 @@ func scoreOps() {
 		emit("VZEROUPPER")
 		emit("RET")
 	}
+}
+
+// wideOps writes the AVX-512 forms of the compute-bound element-wise kernels
+// (GELU, tanh-GELU, SiLU and the softmax exp), sixteen lanes at a time: the
+// same arithmetic as the AVX2 bodies, with masks in K registers instead of
+// vectors. They work on whole vectors of sixteen; the Go side pads the tail.
+func wideOps(gDeg int) {
+	unary := func(name, doc string, body func()) {
+		for _, bias := range []bool{false, true} {
+			fn, frame := name, "16"
+			if bias {
+				fn, frame = strings.TrimSuffix(name, "AVX512")+"BiasAVX512", "24"
+				sigs[fn] = fn + "(d, b *float32, n int)"
+				fmt.Fprintf(&out, "\n// %s\n// With the bias b[i] added to d[i] first.", doc)
+			} else {
+				sigs[fn] = fn + "(d *float32, n int)"
+				fmt.Fprintf(&out, "\n// %s", doc)
+			}
+			text(fn, frame)
+			emit("MOVQ d+0(FP), SI")
+			if bias {
+				emit("MOVQ b+8(FP), BX")
+				emit("MOVQ n+16(FP), CX")
+			} else {
+				emit("MOVQ n+8(FP), CX")
+			}
+			emit("SHRQ $4, CX")
+			emit("JZ %s_done", fn)
+			label(fn + "_loop")
+			emit("VMOVUPS (SI), Z0")
+			if bias {
+				emit("VADDPS (BX), Z0, Z0")
+				emit("ADDQ $64, BX")
+			}
+			body()
+			emit("VMOVUPS Z0, (SI)")
+			emit("ADDQ $64, SI")
+			emit("DECQ CX")
+			emit("JNZ %s_loop", fn)
+			label(fn + "_done")
+			emit("VZEROUPPER")
+			emit("RET")
+		}
+	}
+
+	unary("geluAVX512", "d[i] = x·Φ(x) (exact GELU) for n (a multiple of 16) values; see geluAVX2.", func() {
+		emit("VPANDD.BCST %s, Z0, Z1", k("abs"))
+		emit("VCMPPS.BCST $1, %s, Z1, K1", k("geluMax")) // |x| < geluMax
+		emit("VMINPS.BCST %s, Z1, Z1", k("geluMax"))
+		ldk("zHalf", 2)
+		emit("VFMADD213PS.BCST %s, Z1, Z2", k("one"))
+		ldk("one", 3)
+		emit("VDIVPS Z2, Z3, Z3")
+		ldk("gA", 4)
+		emit("VFMADD213PS.BCST %s, Z3, Z4", k("gB"))
+		estrin("g", gDeg, 4, 5, []int{2, 6, 7, 8, 9, 11, 12, 13, 14, 15})
+		emit("VMULPS Z1, Z1, Z6")
+		emit("VMOVAPS Z6, Z7")
+		emit("VFMSUB231PS Z1, Z1, Z7")
+		emit("VMULPS.BCST %s, Z6, Z6", k("mhalf"))
+		emit("VMAXPS.BCST %s, Z6, Z6", k("expLo"))
+		expY(6, 8, 9, []int{1, 2, 4, 11, 12, 13})
+		emit("VMULPS.BCST %s, Z7, Z7", k("half"))
+		emit("VFNMADD231PS Z7, Z6, Z6")
+		emit("VMULPS Z3, Z5, Z5")
+		emit("VMULPS Z6, Z5, Z5")
+		emit("VMULPS.BCST %s, Z5, Z5", k("half"))
+		emit("VMOVAPS.Z Z5, K1, Z5")
+		// Φ(x) = Φ(−|x|) for x < 0, 1 − Φ(−|x|) otherwise (both ½ at ±0).
+		ldk("one", 1)
+		emit("VSUBPS Z5, Z1, Z1")
+		emit("VPXORD Z11, Z11, Z11")
+		emit("VCMPPS $1, Z11, Z0, K2") // x < 0
+		emit("VBLENDMPS Z5, Z1, K2, Z1")
+		emit("VMULPS Z1, Z0, Z0")
+	})
+
+	// x·σ(y) as in the AVX2 sigmoidTimesX; the overflow mask is K1.
+	sigmoidTimesX := func(y, lo int) {
+		emit("VPXORD.BCST %s, Z%d, Z%d", k("sign"), y, y)
+		emit("VCMPPS.BCST $1, %s, Z%d, K1", k("expHi"), y)
+		emit("VMAXPS.BCST %s, Z%d, Z%d", k("expLo"), y, y)
+		emit("VMINPS.BCST %s, Z%d, Z%d", k("expHi"), y, y)
+		expY(y, 3, 4, []int{5, 6, 7, 8, 11, 12})
+		if lo >= 0 {
+			emit("VFNMADD231PS Z%d, Z%d, Z%d", lo, y, y)
+		}
+		emit("VADDPS.BCST %s, Z%d, Z%d", k("one"), y, y)
+		emit("VDIVPS Z%d, Z0, Z0", y)
+		emit("VMOVAPS.Z Z0, K1, Z0")
+	}
+	unary("geluTanhAVX512", "d[i] = ½x(1 + tanh(√(2/π)(x + 0.044715x³))) for n (a multiple of 16) values;\n// see geluTanhAVX2.", func() {
+		emit("VMAXPS.BCST %s, Z0, Z9", k("m20"))
+		emit("VMINPS.BCST %s, Z9, Z9", k("p20"))
+		emit("VMULPS Z9, Z9, Z1")
+		emit("VMOVAPS Z1, Z11")
+		emit("VFMSUB231PS Z9, Z9, Z11")
+		ldk("gt3", 2)
+		emit("VFMADD213PS.BCST %s, Z1, Z2", k("gt1"))
+		emit("VMULPS Z9, Z2, Z12")
+		emit("VMOVAPS Z12, Z13")
+		emit("VFMSUB231PS Z9, Z2, Z13")
+		emit("VMULPS.BCST %s, Z11, Z11", k("gt3"))
+		emit("VFMADD231PS Z9, Z11, Z13")
+		emit("VMOVAPS Z12, Z2")
+		sigmoidTimesX(2, 13)
+	})
+	unary("siluAVX512", "d[i] = x·σ(x) for n (a multiple of 16) values.", func() {
+		emit("VMOVAPS Z0, Z2")
+		sigmoidTimesX(2, -1)
+	})
+
+	// func expSumAVX512(d *float32, n int, mx float32) float64
+	name := "expSumAVX512"
+	sigs[name] = name + "(d *float32, n int, mx float32) float64"
+	fmt.Fprintf(&out, "\n// d[i] = exp(d[i] − mx) for n (a multiple of 16) values; returns their sum,\n// accumulated in float64. Arguments below expLo give exactly 0.")
+	text(name, "32")
+	emit("MOVQ d+0(FP), SI")
+	emit("MOVQ n+8(FP), CX")
+	emit("VBROADCASTSS mx+16(FP), Z15")
+	emit("VPXORQ Z12, Z12, Z12")
+	emit("VPXORQ Z13, Z13, Z13")
+	emit("SHRQ $4, CX")
+	emit("JZ %s_sum", name)
+	label(name + "_loop")
+	emit("VMOVUPS (SI), Z0")
+	emit("VSUBPS Z15, Z0, Z0")
+	emit("VCMPPS.BCST $0x1D, %s, Z0, K1", k("expLo")) // GE_OQ: false for NaN and below expLo
+	emit("VMAXPS.BCST %s, Z0, Z0", k("expLo"))
+	expY(0, 2, 3, []int{1, 4, 5, 6, 8, 9})
+	emit("VMOVAPS.Z Z0, K1, Z0")
+	emit("VMOVUPS Z0, (SI)")
+	emit("VCVTPS2PD Y0, Z4")
+	emit("VEXTRACTF64X4 $1, Z0, Y5")
+	emit("VCVTPS2PD Y5, Z5")
+	emit("VADDPD Z4, Z12, Z12")
+	emit("VADDPD Z5, Z13, Z13")
+	emit("ADDQ $64, SI")
+	emit("DECQ CX")
+	emit("JNZ %s_loop", name)
+	label(name + "_sum")
+	emit("VADDPD Z13, Z12, Z12")
+	emit("VEXTRACTF64X4 $1, Z12, Y13")
+	emit("VADDPD Y13, Y12, Y12")
+	emit("VEXTRACTF128 $1, Y12, X13")
+	emit("VADDPD X13, X12, X12")
+	emit("VHADDPD X12, X12, X12")
+	emit("VMOVSD X12, ret+24(FP)")
+	emit("VZEROUPPER")
+	emit("RET")
 }
