@@ -55,12 +55,22 @@ type attnTask struct {
 func (t *attnTask) run(lo, hi int) {
 	p := &t.p
 	ws := scratchPool.Get().(*attnScratch)
-	ws.scores = grow(ws.scores, p.SeqQ*p.SeqK)
-	ws.inv = grow(ws.inv, p.SeqQ)
+	ws.scores = growGeometric(ws.scores, p.SeqQ*p.SeqK)
+	ws.inv = growGeometric(ws.inv, p.SeqQ)
 	for bh := lo; bh < hi; bh++ {
 		attendHead(t.out, t.q, t.k, t.v, p, bh/p.Heads, bh%p.Heads, ws)
 	}
 	scratchPool.Put(ws)
+}
+
+// growGeometric returns s[:n], reallocating with at least double the
+// capacity when s is too short: decoding asks for one more key per step,
+// which must not mean a new buffer per step.
+func growGeometric(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n, max(n, 2*cap(s), 64))
+	}
+	return s[:n]
 }
 
 // Attention computes out = softmax(Q·Kᵀ·scale + mask)·V for every sequence and

@@ -370,7 +370,18 @@ func TestRowOpsDoNotAllocate(t *testing.T) {
 		OutBatchStride: heads * dh, OutRowStride: heads * dh,
 		Scale: 0.125, KeyMask: make([]float32, ctx), Causal: true, QOffset: ctx - 1,
 	}
+	// Decoding: one more key per call, as a KV cache grows.
+	const maxCtx = 400
+	kk, vv := randSlice(r, maxCtx*heads*dh), randSlice(r, maxCtx*heads*dh)
+	growing := decode
+	growing.SeqK, growing.KeyMask = 1, nil
+	growing.KBatchStride, growing.VBatchStride = maxCtx*heads*dh, maxCtx*heads*dh
 	ops := map[string]func(){
+		"Attention (growing)": func() {
+			growing.SeqK = growing.SeqK%maxCtx + 1
+			growing.QOffset = growing.SeqK - 1
+			Attention(out, q, kk, vv, growing)
+		},
 		"AddBias":      func() { AddBias(x, bias) },
 		"Add":          func() { Add(x, x, res) },
 		"AddResidual":  func() { AddResidual(x, res, bias) },
