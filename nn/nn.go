@@ -25,25 +25,26 @@ type Linear struct {
 	packed *tensor.PackedWeight // set by Pack; W stays for inspection
 }
 
-// Pack stores a float32 weight once in the layout the matmul kernels read, so
-// that products no longer transpose or re-block it on every call. It costs a
-// copy of the weight. F16 and BF16 weights are left as they are: packing would
-// widen them to float32 and double the memory traffic of decoding, which is
-// what storing them in half precision saves. Call Pack before the layer is
-// shared between goroutines.
+// Pack stores the weight once in the layout the matmul kernels read, so that
+// products no longer transpose or re-block it on every call. It costs a copy
+// of the weight. F16 and BF16 weights stay in half precision (the kernels
+// widen them as they read), so decoding streams half the bytes. Call Pack
+// before the layer is shared between goroutines.
 func (l *Linear) Pack() error {
-	if l.W.DType() != tensor.F32 || l.packed != nil {
+	if l.packed != nil {
 		return nil
 	}
 	w := l.W
 	if l.Conv1D { // PackWeight takes the Linear layout [out, in]
 		in, out := w.Dim(0), w.Dim(1)
-		t := tensor.Zeros(out, in)
-		src, dst := w.Float32s(), t.Float32s()
-		for i := 0; i < in; i++ {
-			for o, v := range src[i*out : (i+1)*out] {
-				dst[o*in+i] = v
-			}
+		t := tensor.New(w.DType(), out, in)
+		switch w.DType() {
+		case tensor.F32:
+			transpose(t.Float32s(), w.Float32s(), in, out)
+		case tensor.F16, tensor.BF16:
+			transpose(t.Uint16s(), w.Uint16s(), in, out)
+		default:
+			return fmt.Errorf("pack linear weight %v: unsupported dtype %v", l.W, w.DType())
 		}
 		w = t
 	}
@@ -53,6 +54,15 @@ func (l *Linear) Pack() error {
 	}
 	l.packed = p
 	return nil
+}
+
+// transpose writes src [rows, cols] into dst as [cols, rows].
+func transpose[T any](dst, src []T, rows, cols int) {
+	for i := 0; i < rows; i++ {
+		for o, v := range src[i*cols : (i+1)*cols] {
+			dst[o*rows+i] = v
+		}
+	}
 }
 
 // In is the input width.

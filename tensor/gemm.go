@@ -58,6 +58,10 @@ type gemmImpl struct {
 	// gemvP computes y[j] (+)= Σp x[p]·bp[p·nr+j] for j < nr over kc = len(x)
 	// values: M = 1 against one sliver of a PackedWeight.
 	gemvP func(x, bp, y []float32, acc bool)
+	// gemvPF16/gemvPBF16 are gemvP over a sliver of half values (IEEE half
+	// or bfloat16 bits), widened in registers.
+	gemvPF16  func(x []float32, bp []uint16, y []float32, acc bool)
+	gemvPBF16 func(x []float32, bp []uint16, y []float32, acc bool)
 }
 
 // bMat is the B operand in any of its storage types.

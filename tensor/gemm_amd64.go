@@ -36,6 +36,8 @@ func amd64Impls() ([]*gemmImpl, *gemmImpl) {
 		convF16:   convU16AVX2Go(convF16AVX2, F16ToF32),
 		convBF16:  convU16AVX2Go(convBF16AVX2, convBF16Generic),
 		gemvP:     gemvPAVX2Go(gemvP16AVX2, 16),
+		gemvPF16:  gemvPU16AVX2Go(gemvPH16AVX2, 16),
+		gemvPBF16: gemvPU16AVX2Go(gemvPB16AVX2, 16),
 	}
 	impls = append(impls, avx2)
 	best := avx2
@@ -48,6 +50,8 @@ func amd64Impls() ([]*gemmImpl, *gemmImpl) {
 		avx512.nr = 32
 		avx512.micro = microWrap(microAVX512, 8, 32)
 		avx512.gemvP = gemvPAVX2Go(gemvP32AVX2, 32)
+		avx512.gemvPF16 = gemvPU16AVX2Go(gemvPH32AVX2, 32)
+		avx512.gemvPBF16 = gemvPU16AVX2Go(gemvPB32AVX2, 32)
 		impls = append(impls, &avx512)
 		best = &avx512
 	}
@@ -79,6 +83,22 @@ func gemvPAVX2Go(kern func(kc int, x, b, y *float32, acc bool), nr int) func(x, 
 		_ = bp[kc*nr-1]
 		_ = y[nr-1]
 		kern(kc, &x[0], &bp[0], &y[0], acc)
+	}
+}
+
+// gemvPU16AVX2Go is gemvPAVX2Go for slivers of half values.
+func gemvPU16AVX2Go(kern func(kc int, x *float32, b unsafe.Pointer, y *float32, acc bool), nr int) func(x []float32, bp []uint16, y []float32, acc bool) {
+	return func(x []float32, bp []uint16, y []float32, acc bool) {
+		kc := len(x)
+		if kc == 0 {
+			if !acc {
+				clear(y[:nr])
+			}
+			return
+		}
+		_ = bp[kc*nr-1]
+		_ = y[nr-1]
+		kern(kc, &x[0], unsafe.Pointer(&bp[0]), &y[0], acc)
 	}
 }
 
@@ -210,3 +230,15 @@ func gemvP16AVX2(kc int, x, b, y *float32, acc bool)
 
 //go:noescape
 func gemvP32AVX2(kc int, x, b, y *float32, acc bool)
+
+//go:noescape
+func gemvPH16AVX2(kc int, x *float32, b unsafe.Pointer, y *float32, acc bool)
+
+//go:noescape
+func gemvPH32AVX2(kc int, x *float32, b unsafe.Pointer, y *float32, acc bool)
+
+//go:noescape
+func gemvPB16AVX2(kc int, x *float32, b unsafe.Pointer, y *float32, acc bool)
+
+//go:noescape
+func gemvPB32AVX2(kc int, x *float32, b unsafe.Pointer, y *float32, acc bool)

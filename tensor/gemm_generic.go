@@ -29,6 +29,30 @@ var genericImpl = &gemmImpl{
 	convF16:  F16ToF32,
 	convBF16: convBF16Generic,
 	gemvP:    gemvPGeneric,
+	gemvPF16: func(x []float32, bp []uint16, y []float32, acc bool) {
+		gemvPU16Generic(x, bp, y, acc, false)
+	},
+	gemvPBF16: func(x []float32, bp []uint16, y []float32, acc bool) {
+		gemvPU16Generic(x, bp, y, acc, true)
+	},
+}
+
+// gemvPU16Generic is gemvPGeneric over half values, widened 256 at a time.
+func gemvPU16Generic(x []float32, bp []uint16, y []float32, acc, bf16 bool) {
+	var buf [256]float32
+	for p0 := 0; p0 < len(x); p0 += len(buf) / 4 {
+		kc := min(len(buf)/4, len(x)-p0)
+		src := bp[4*p0 : 4*(p0+kc)]
+		if bf16 {
+			convBF16Generic(buf[:4*kc], src)
+		} else {
+			F16ToF32(buf[:4*kc], src)
+		}
+		gemvPGeneric(x[p0:p0+kc], buf[:4*kc], y, acc || p0 > 0)
+	}
+	if len(x) == 0 && !acc {
+		clear(y[:4])
+	}
 }
 
 // gemvPGeneric is gemmImpl.gemvP for the 4-wide slivers of the generic

@@ -6,18 +6,23 @@ import (
 )
 
 // PackedWeight is a Linear weight [n, k] (the layout MatMulT takes) stored once,
-// at model load, in the layout the matrix-product kernels read: float32, cut
-// into blocks of gemmKC input rows, each block into slivers of a few output
+// at model load, in the layout the matrix-product kernels read: cut into
+// blocks of gemmKC input rows, each block into slivers of a few output
 // columns, p-major. Products against it skip the per-call transposition of
 // the weight (a fifth of a BERT layer's matmul time), and the M = 1 (decode)
-// product reads it as one sequential stream. A PackedWeight is immutable and
-// safe for concurrent use. F16 and BF16 weights are widened to float32 when
-// packed, so they take twice their stored size.
+// product reads it as one sequential stream. F16 and BF16 weights keep their
+// precision and size: the M = 1 kernels widen them in registers, larger
+// products a panel at a time into float32 scratch. A PackedWeight is
+// immutable and safe for concurrent use.
 type PackedWeight struct {
-	impl *gemmImpl // the kernels the layout was made for
-	n, k int
-	npad int       // n rounded up to impl.nr
-	data []float32 // block pc (rows pc…pc+kc of Wᵀ) at pc·npad: npad/nr slivers of kc×nr
+	impl  *gemmImpl // the kernels the layout was made for
+	n, k  int
+	npad  int   // n rounded up to impl.nr
+	dtype DType // F32, F16 or BF16
+	// Block pc (rows pc…pc+kc of Wᵀ) at pc·npad: npad/nr slivers of kc×nr;
+	// data for F32, half for F16 and BF16 (their bits).
+	data []float32
+	half []uint16
 }
 
 // PackWeight packs w [n, k] (F32, F16 or BF16) for MatMulTPacked. It returns
@@ -30,33 +35,60 @@ func packWeight(g *gemmImpl, w *Tensor) (*PackedWeight, error) {
 	if w.Rank() != 2 {
 		return nil, fmt.Errorf("tensor: PackWeight: weight must be 2-D, got shape %v", w.shape)
 	}
-	b := bMat{ld: w.shape[1], trans: true}
 	switch w.dtype {
-	case F32:
-		b.f32 = w.f32
-	case F16:
-		b.u16 = w.u16
-	case BF16:
-		b.u16, b.bf16 = w.u16, true
+	case F32, F16, BF16:
 	default:
 		return nil, fmt.Errorf("tensor: PackWeight: unsupported weight dtype %v", w.dtype)
 	}
 	n, k := w.shape[0], w.shape[1]
 	npad := (n + g.nr - 1) / g.nr * g.nr
-	pw := &PackedWeight{impl: g, n: n, k: k, npad: npad, data: makeF32(npad * k)}
+	pw := &PackedWeight{impl: g, n: n, k: k, npad: npad, dtype: w.dtype}
+	if w.dtype == F32 {
+		pw.data = makeF32(npad * k)
+	} else {
+		pw.half = makeU16(npad * k)
+	}
 	if n == 0 {
 		return pw, nil
 	}
+	b := bMat{f32: w.f32, ld: k, trans: true}
 	blocks := (k + gemmKC - 1) / gemmKC
 	parallelFor(blocks, 1, func(lo, hi int) {
 		for blk := lo; blk < hi; blk++ {
 			pc := blk * gemmKC
 			kc := min(gemmKC, k-pc)
-			packB(g, b, pc, kc, 0, n, pw.data[pc*npad:(pc+kc)*npad])
+			if w.dtype == F32 {
+				packB(g, b, pc, kc, 0, n, pw.data[pc*npad:(pc+kc)*npad])
+			} else {
+				packHalf(w.u16, k, pc, kc, n, g.nr, pw.half[pc*npad:(pc+kc)*npad])
+			}
 		}
 	})
 	return pw, nil
 }
+
+// packHalf is packB for half values kept as they are: rows [0, n) of w
+// (row stride k), values pc…pc+kc, into slivers of nr (zero-padded).
+func packHalf(w []uint16, k, pc, kc, n, nr int, dst []uint16) {
+	for s := 0; s < n; s += nr {
+		d := dst[s*kc : (s+nr)*kc]
+		for j := 0; j < nr; j++ {
+			if s+j >= n {
+				for p := 0; p < kc; p++ {
+					d[p*nr+j] = 0
+				}
+				continue
+			}
+			src := w[(s+j)*k+pc : (s+j)*k+pc+kc]
+			for p, v := range src {
+				d[p*nr+j] = v
+			}
+		}
+	}
+}
+
+// DType returns the precision the weight is stored in.
+func (pw *PackedWeight) DType() DType { return pw.dtype }
 
 // Dims returns the weight's shape [n, k]: n outputs, k inputs.
 func (pw *PackedWeight) Dims() (n, k int) { return pw.n, pw.k }
@@ -134,46 +166,78 @@ func gemmPackedBlock(m int, a []float32, lda int, w *PackedWeight, j0, j1 int, c
 	defer gemmBufs.Put(buf)
 	buf.tile = grow(buf.tile, mr*nr)
 	if m == 1 {
-		tile := buf.tile
-		x := a[:k]
-		for pc := 0; pc < k; pc += gemmKC {
-			kc := min(gemmKC, k-pc)
-			blk := w.data[pc*w.npad : (pc+kc)*w.npad]
-			for jr := j0; jr < j1; jr += nr {
-				bs := blk[jr*kc : (jr+nr)*kc]
-				if jr+nr <= j1 {
-					g.gemvP(x[pc:pc+kc], bs, c[jr:jr+nr], pc > 0)
-					continue
-				}
-				g.gemvP(x[pc:pc+kc], bs, tile[:nr], false)
-				row := c[jr:j1]
-				if pc > 0 {
-					for j := range row {
-						row[j] += tile[j]
-					}
-				} else {
-					copy(row, tile[:len(row)])
-				}
-			}
-		}
+		gemvPacked(g, a[:k], w, j0, j1, c, buf.tile)
 		return
 	}
 	mc := (m + (m+gemmMC-1)/gemmMC - 1) / ((m + gemmMC - 1) / gemmMC)
 	mc = (mc + mr - 1) / mr * mr
 	// With several row blocks, columns go in panels of gemmNC so that the
 	// part of B they share stays in L2 from one row block to the next.
+	// Half weights are widened a panel at a time into scratch (one pass per
+	// weight value, shared by all m rows), panels kept to L2 size too.
 	ncb := nc
-	if m > mc {
+	if m > mc || w.dtype != F32 {
 		ncb = gemmNC
 	}
 	for pc := 0; pc < k; pc += gemmKC {
 		kc := min(gemmKC, k-pc)
 		for jc := j0; jc < j1; jc += ncb {
 			ncc := min(ncb, j1-jc)
-			bp := w.data[pc*w.npad+jc*kc : (pc+kc)*w.npad]
+			var bp []float32
+			if w.dtype == F32 {
+				bp = w.data[pc*w.npad+jc*kc : (pc+kc)*w.npad]
+			} else {
+				ncp := (ncc + nr - 1) / nr * nr
+				src := w.half[pc*w.npad+jc*kc : pc*w.npad+(jc+ncp)*kc]
+				buf.b = grow(buf.b, len(src))
+				if w.dtype == BF16 {
+					g.convBF16(buf.b, src)
+				} else {
+					g.convF16(buf.b, src)
+				}
+				bp = buf.b
+			}
 			for ic := 0; ic < m; ic += mc {
 				mcc := min(mc, m-ic)
 				macroKernel(g, mcc, ncc, kc, a[ic*lda+pc:], lda, bp, c[ic*ldc+jc:], ldc, pc > 0, buf)
+			}
+		}
+	}
+}
+
+// gemvPacked computes columns [j0, j1) of y = x·Wᵀ (j0 a multiple of nr),
+// sliver by sliver in the order the packed weight lies in memory.
+func gemvPacked(g *gemmImpl, x []float32, w *PackedWeight, j0, j1 int, y, tile []float32) {
+	nr := g.nr
+	for pc := 0; pc < w.k; pc += gemmKC {
+		kc := min(gemmKC, w.k-pc)
+		xs := x[pc : pc+kc]
+		for jr := j0; jr < j1; jr += nr {
+			full := jr+nr <= j1
+			out := tile[:nr]
+			if full {
+				out = y[jr : jr+nr : jr+nr]
+			}
+			acc := pc > 0 && full
+			off := pc*w.npad + jr*kc
+			switch w.dtype {
+			case F32:
+				g.gemvP(xs, w.data[off:off+nr*kc], out, acc)
+			case F16:
+				g.gemvPF16(xs, w.half[off:off+nr*kc], out, acc)
+			default:
+				g.gemvPBF16(xs, w.half[off:off+nr*kc], out, acc)
+			}
+			if full {
+				continue
+			}
+			row := y[jr:j1]
+			if pc > 0 {
+				for j := range row {
+					row[j] += tile[j]
+				}
+			} else {
+				copy(row, tile[:len(row)])
 			}
 		}
 	}

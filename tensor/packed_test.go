@@ -12,7 +12,8 @@ import (
 // give identical bits), with strided A and C.
 func TestPackedMatchesReference(t *testing.T) {
 	shapes := [][3]int{{1, 1, 1}, {1, 17, 33}, {1, 300, 520}, {1, 1000, 47}, {2, 70, 300}, {5, 16, 16},
-		{7, 257, 33}, {13, 33, 257}, {130, 45, 259}, {64, 64, 64}, {150, 100, 70}, {3, 5, 0}, {0, 4, 4}}
+		{7, 257, 33}, {13, 33, 257}, {130, 45, 259}, {64, 64, 64}, {150, 100, 70}, {3, 5, 0}, {0, 4, 4},
+		{2, 300, 1100}, {1, 20, 2100}, {150, 40, 1030}}
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, g := range gemmImpls {
 		for _, s := range shapes {

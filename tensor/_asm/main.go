@@ -24,7 +24,7 @@ var sigs = map[string]string{}
 
 // prefetchAhead is how far ahead (bytes) the GEMV kernels prefetch each
 // weight row they stream.
-const prefetchAhead = 1024
+const prefetchAhead = 4096
 
 // gemvTRows are the row-group sizes of gemvT: one row at a time measured
 // faster than four (one sequential stream suits the hardware prefetcher).
@@ -46,8 +46,10 @@ func main() {
 	}
 	conv("F16")
 	conv("BF16")
-	gemvP(16)
-	gemvP(32)
+	for _, dt := range []string{"F32", "F16", "BF16"} {
+		gemvP(dt, 16)
+		gemvP(dt, 32)
+	}
 	os.Stdout.WriteString(out.String())
 }
 
@@ -481,16 +483,37 @@ func conv(dt string) {
 	emit("RET")
 }
 
-// gemvP writes func gemvP<nr>AVX2(kc int, x, b, y *float32, acc bool): y[j]
-// (+)= Σp x[p]·b[p·nr+j] for j < nr, over one sliver of a PackedWeight (the
-// M = 1 product against pre-packed weights: one sequential stream). Even and
-// odd p go to separate accumulators (independent FMA chains), added at the end.
-// Only ymm registers, so the nr = 32 layout of the AVX-512 kernels is served
-// (and tested) by AVX2 code.
-func gemvP(nr int) {
+// gemvP writes func gemvP<nr>AVX2(kc int, x, b, y *float32, acc bool) (and,
+// for dt F16 and BF16, gemvPH<nr>AVX2 and gemvPB<nr>AVX2 with b holding half
+// values, widened in registers): y[j] (+)= Σp x[p]·b[p·nr+j] for j < nr, over
+// one sliver of a PackedWeight (the M = 1 product against pre-packed weights:
+// one sequential stream). Even and odd p go to separate accumulators
+// (independent FMA chains), added at the end. Only ymm registers, so the
+// nr = 32 layout of the AVX-512 kernels is served (and tested) by AVX2 code.
+func gemvP(dt string, nr int) {
 	name := fmt.Sprintf("gemvP%dAVX2", nr)
-	sigs[name] = name + "(kc int, x, b, y *float32, acc bool)"
+	switch dt {
+	case "F16":
+		name = fmt.Sprintf("gemvPH%dAVX2", nr)
+	case "BF16":
+		name = fmt.Sprintf("gemvPB%dAVX2", nr)
+	}
+	es := esize(dt)
+	sigs[name] = name + "(kc int, x *float32, b unsafe.Pointer, y *float32, acc bool)"
+	if dt == "F32" {
+		sigs[name] = name + "(kc int, x, b, y *float32, acc bool)"
+	}
 	v := nr / 8
+	// fma multiplies the 8 values at byte offset off of the sliver by Yx
+	// into Yacc (through Y10 when they need widening).
+	fma := func(off, x, acc int) {
+		if dt == "F32" {
+			emit("VFMADD231PS %d(DI), Y%d, Y%d", off, x, acc)
+			return
+		}
+		load8(dt, off, "DI", 10)
+		emit("VFMADD231PS Y10, Y%d, Y%d", x, acc)
+	}
 	text(name, "33")
 	emit("MOVQ kc+0(FP), CX")
 	emit("MOVQ x+8(FP), SI")
@@ -504,17 +527,17 @@ func gemvP(nr int) {
 	emit("JLT %s_loop1", name)
 	emit("VBROADCASTSS (SI), Y8")
 	emit("VBROADCASTSS 4(SI), Y9")
-	for off := 0; off < 8*nr; off += 64 {
+	for off := 0; off < 2*es*nr; off += 64 {
 		emit("PREFETCHT0 %d(DI)", prefetchAhead+off)
 	}
 	for i := 0; i < v; i++ {
-		emit("VFMADD231PS %d(DI), Y8, Y%d", 32*i, i)
+		fma(8*es*i, 8, i)
 	}
 	for i := 0; i < v; i++ {
-		emit("VFMADD231PS %d(DI), Y9, Y%d", 4*nr+32*i, v+i)
+		fma(es*nr+8*es*i, 9, v+i)
 	}
 	emit("ADDQ $8, SI")
-	emit("ADDQ $%d, DI", 8*nr)
+	emit("ADDQ $%d, DI", 2*es*nr)
 	emit("SUBQ $2, CX")
 	emit("JMP %s_loop2", name)
 	label(name + "_loop1")
@@ -522,7 +545,7 @@ func gemvP(nr int) {
 	emit("JZ %s_sum", name)
 	emit("VBROADCASTSS (SI), Y8")
 	for i := 0; i < v; i++ {
-		emit("VFMADD231PS %d(DI), Y8, Y%d", 32*i, i)
+		fma(8*es*i, 8, i)
 	}
 	label(name + "_sum")
 	for i := 0; i < v; i++ {
