@@ -7,9 +7,10 @@ import (
 )
 
 // This file holds the blocked matrix-product driver shared by every kernel
-// implementation: it packs panels of A and B into contiguous buffers sized for
-// the caches and hands whole register tiles to a micro-kernel (assembly where
-// the CPU allows, gemm_generic.go otherwise). M = 1 goes to a GEMV kernel that
+// implementation: it packs panels of B into contiguous buffers sized for the
+// caches (A, the activations, is read in place: its rows are few and stay in
+// cache) and hands whole register tiles to a micro-kernel (assembly where the
+// CPU allows, gemm_generic.go otherwise). M = 1 goes to a GEMV kernel that
 // streams the weights once instead.
 
 // Blocking sizes (in elements). A kc×nr sliver of packed B stays in L1 while

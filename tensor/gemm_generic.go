@@ -4,7 +4,7 @@ import "math"
 
 // The pure-Go kernels: the only ones with -tags purego or on architectures
 // without assembly, and a forced variant in the tests everywhere. They are
-// blocked like the assembly (same driver, same packing), with a 4×4 register
+// blocked like the assembly (same driver, same packing of B), with a 4×4 register
 // tile that the Go compiler keeps in registers.
 
 var genericImpl = &gemmImpl{
