@@ -83,9 +83,7 @@ func shapeOf(t *Tensor) []int {
 // Scale multiplies x by s in place.
 func Scale(x *Tensor, s float32) {
 	checkF32("Scale", x)
-	for i := range x.f32 {
-		x.f32[i] *= s
-	}
+	opsDefault.scale(x.f32, s)
 }
 
 // Softmax replaces each row of x [..., n] by its softmax, in place. It
@@ -527,9 +525,7 @@ func AddRow(x []float32, table *Tensor, r int) {
 	row := x[:n]
 	switch table.dtype {
 	case F32:
-		for j, v := range table.f32[r*n : (r+1)*n] {
-			row[j] += v
-		}
+		opsDefault.add(row, row, table.f32[r*n:(r+1)*n])
 	case F16:
 		for j, v := range table.u16[r*n : (r+1)*n] {
 			row[j] += f16ToF32(v)

@@ -436,3 +436,41 @@ func TestReLUSpecialValues(t *testing.T) {
 		}
 	}
 }
+
+func TestAddRowAndScale(t *testing.T) {
+	r := rand.New(rand.NewPCG(25, 26))
+	for _, impl := range opsImpls {
+		withOps(impl, func() {
+			for _, n := range rowSizes {
+				table := randSlice(r, 3*n)
+				half := make([]uint16, len(table))
+				F32ToBF16(half, table)
+				widened := make([]float32, len(table))
+				BF16ToF32(widened, half)
+				x := randSlice(r, n)
+				for _, tt := range []struct {
+					tab  *Tensor
+					vals []float32
+				}{
+					{FromFloat32(table, 3, n), table},
+					{FromUint16(BF16, half, 3, n), widened},
+				} {
+					got := append([]float32(nil), x...)
+					AddRow(got, tt.tab, 2)
+					for j := range got {
+						if w := x[j] + tt.vals[2*n+j]; got[j] != w {
+							t.Fatalf("%s AddRow %v n=%d: [%d] = %v, want %v", impl.name, tt.tab.DType(), n, j, got[j], w)
+						}
+					}
+				}
+				got := FromFloat32(append([]float32(nil), x...), n)
+				Scale(got, -1.5)
+				for j, v := range got.Float32s() {
+					if w := x[j] * -1.5; v != w {
+						t.Fatalf("%s Scale n=%d: [%d] = %v, want %v", impl.name, n, j, v, w)
+					}
+				}
+			}
+		})
+	}
+}
