@@ -122,41 +122,73 @@ func gemmRun(g *gemmImpl, m, n, k int, a []float32, lda int, b bMat, c []float32
 		gemmBlock(g, m, n, k, a, lda, b, 0, c, ldc, acc)
 		return
 	}
-	if m == 1 {
+	t := gemmTasks.Get().(*gemmTask)
+	*t = gemmTask{g: g, m: m, n: n, k: k, a: a, lda: lda, b: b, c: c, ldc: ldc, acc: acc}
+	switch {
+	case m == 1:
 		// Columns in units of 64 keep each thread's slice of B rows (or of
 		// a [k,n] row) whole cache lines.
-		const unit = 64
-		units := (n + unit - 1) / unit
-		grain := max(1, minParallelFlops/(2*k*unit))
-		parallelFor(units, grain, func(lo, hi int) {
-			j0, j1 := lo*unit, min(hi*unit, n)
-			gemmBlock(g, 1, j1-j0, k, a, lda, b, j0, c[j0:], ldc, acc)
-		})
+		t.unit = 64
+		t.do((n+t.unit-1)/t.unit, max(1, minParallelFlops/(2*k*t.unit)))
+	case n >= m:
+		t.unit = g.nr * 2
+		t.do((n+t.unit-1)/t.unit, max(1, minParallelFlops/(2*m*k*t.unit)))
+	default:
+		t.unit, t.byRows = g.mr*2, true
+		t.do((m+t.unit-1)/t.unit, max(1, minParallelFlops/(2*n*k*t.unit)))
+	}
+}
+
+// gemmTask is one product split over the worker pool, in units of unit
+// columns of C (or rows, when byRows). Against a PackedWeight w is set and g,
+// b and acc are unused. Tasks are recycled through gemmTasks, so that split
+// products allocate nothing.
+type gemmTask struct {
+	g       *gemmImpl
+	m, n, k int
+	a       []float32
+	lda     int
+	b       bMat
+	w       *PackedWeight
+	c       []float32
+	ldc     int
+	acc     bool
+	unit    int
+	byRows  bool
+}
+
+var gemmTasks = sync.Pool{New: func() any { return new(gemmTask) }}
+
+// do runs units items of the task over the pool, then recycles it.
+func (t *gemmTask) do(units, grain int) {
+	parallelRun(units, grain, t)
+	*t = gemmTask{}
+	gemmTasks.Put(t)
+}
+
+func (t *gemmTask) run(lo, hi int) {
+	if t.byRows {
+		i0, i1 := lo*t.unit, min(hi*t.unit, t.m)
+		if t.w != nil {
+			gemmPackedBlock(i1-i0, t.a[i0*t.lda:], t.lda, t.w, 0, t.n, t.c[i0*t.ldc:], t.ldc)
+			return
+		}
+		gemmBlock(t.g, i1-i0, t.n, t.k, t.a[i0*t.lda:], t.lda, t.b, 0, t.c[i0*t.ldc:], t.ldc, t.acc)
 		return
 	}
-	if n >= m {
-		unit := g.nr * 2
-		units := (n + unit - 1) / unit
-		grain := max(1, minParallelFlops/(2*m*k*unit))
-		parallelFor(units, grain, func(lo, hi int) {
-			j0, j1 := lo*unit, min(hi*unit, n)
-			gemmBlock(g, m, j1-j0, k, a, lda, b, j0, c[j0:], ldc, acc)
-		})
+	j0, j1 := lo*t.unit, min(hi*t.unit, t.n)
+	if t.w != nil {
+		gemmPackedBlock(t.m, t.a, t.lda, t.w, j0, j1, t.c, t.ldc)
 		return
 	}
-	unit := g.mr * 2
-	units := (m + unit - 1) / unit
-	grain := max(1, minParallelFlops/(2*n*k*unit))
-	parallelFor(units, grain, func(lo, hi int) {
-		i0, i1 := lo*unit, min(hi*unit, m)
-		gemmBlock(g, i1-i0, n, k, a[i0*lda:], lda, b, 0, c[i0*ldc:], ldc, acc)
-	})
+	gemmBlock(t.g, t.m, j1-j0, t.k, t.a, t.lda, t.b, j0, t.c[j0:], t.ldc, t.acc)
 }
 
 // gemmBuf is the per-goroutine scratch of the blocked path, recycled through
 // a sync.Pool so that steady-state products do not allocate.
 type gemmBuf struct {
 	a, b, tile []float32 // a: the zero-padded last row panel of A
+	row        [gemmKC]float32
 }
 
 var gemmBufs = sync.Pool{New: func() any { return new(gemmBuf) }}
@@ -190,7 +222,7 @@ func gemmBlock(g *gemmImpl, m, n, k int, a []float32, lda int, b bMat, j0 int, c
 		for pc := 0; pc < k; pc += gemmKC {
 			kc := min(gemmKC, k-pc)
 			accBlk := acc || pc > 0
-			packB(g, b, pc, kc, j0+jc, nc, buf.b)
+			packB(g, b, pc, kc, j0+jc, nc, buf.b, buf.row[:])
 			for ic := 0; ic < m; ic += mc {
 				mcc := min(mc, m-ic)
 				macroKernel(g, mcc, nc, kc, a[ic*lda+pc:], lda, buf.b, c[ic*ldc+jc:], ldc, accBlk, buf)
@@ -261,9 +293,9 @@ func macroKernel(g *gemmImpl, mc, nc, kc int, a []float32, lda int, bp, c []floa
 // packB copies op(B)[pc:pc+kc, j0:j0+nc] into slivers of nr columns: sliver s
 // holds, for each p, the nr values op(B)[pc+p][j0+s·nr+j]. Missing columns are
 // zero. Half-precision B is widened here, one panel at a time.
-func packB(g *gemmImpl, b bMat, pc, kc, j0, nc int, dst []float32) {
+func packB(g *gemmImpl, b bMat, pc, kc, j0, nc int, dst, row []float32) {
 	nr := g.nr
-	var row [gemmKC]float32 // one widened row of B (trans) or chunk (non-trans)
+	row = row[:gemmKC] // scratch: one widened row of B (trans) or chunk (non-trans)
 	for s := 0; s < nc; s += nr {
 		d := dst[s*kc : (s+nr)*kc]
 		cols := min(nr, nc-s)

@@ -58,7 +58,8 @@ func packWeight(g *gemmImpl, w *Tensor) (*PackedWeight, error) {
 			pc := blk * gemmKC
 			kc := min(gemmKC, k-pc)
 			if w.dtype == F32 {
-				packB(g, b, pc, kc, 0, n, pw.data[pc*npad:(pc+kc)*npad])
+				var row [gemmKC]float32
+				packB(g, b, pc, kc, 0, n, pw.data[pc*npad:(pc+kc)*npad], row[:])
 			} else {
 				packHalf(w.u16, k, pc, kc, n, g.nr, pw.half[pc*npad:(pc+kc)*npad])
 			}
@@ -132,28 +133,20 @@ func gemmPacked(m int, a []float32, lda int, w *PackedWeight, c []float32, ldc i
 		gemmPackedBlock(m, a, lda, w, 0, n, c, ldc)
 		return
 	}
+	t := gemmTasks.Get().(*gemmTask)
+	*t = gemmTask{m: m, n: n, k: k, a: a, lda: lda, w: w, c: c, ldc: ldc}
 	if m == 1 || n >= m {
 		// Column ranges in whole slivers (several when m > 1, for the
 		// edge-free full tiles).
-		unit := g.nr
+		t.unit = g.nr
 		if m > 1 {
-			unit *= 2
+			t.unit *= 2
 		}
-		units := (n + unit - 1) / unit
-		grain := max(1, minParallelFlops/(2*m*k*unit))
-		parallelFor(units, grain, func(lo, hi int) {
-			j0, j1 := lo*unit, min(hi*unit, n)
-			gemmPackedBlock(m, a, lda, w, j0, j1, c, ldc)
-		})
+		t.do((n+t.unit-1)/t.unit, max(1, minParallelFlops/(2*m*k*t.unit)))
 		return
 	}
-	unit := g.mr * 2
-	units := (m + unit - 1) / unit
-	grain := max(1, minParallelFlops/(2*n*k*unit))
-	parallelFor(units, grain, func(lo, hi int) {
-		i0, i1 := lo*unit, min(hi*unit, m)
-		gemmPackedBlock(i1-i0, a[i0*lda:], lda, w, 0, n, c[i0*ldc:], ldc)
-	})
+	t.unit, t.byRows = g.mr*2, true
+	t.do((m+t.unit-1)/t.unit, max(1, minParallelFlops/(2*n*k*t.unit)))
 }
 
 // gemmPackedBlock computes columns [j0, j1) of C (j0 a multiple of nr) on the
