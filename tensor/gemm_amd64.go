@@ -49,9 +49,20 @@ func amd64Impls() ([]*gemmImpl, *gemmImpl) {
 		avx512.mr = 8
 		avx512.nr = 32
 		avx512.micro = microWrap(microAVX512, 8, 32)
-		avx512.gemvP = gemvPAVX2Go(gemvP32AVX2, 32)
-		avx512.gemvPF16 = gemvPU16AVX2Go(gemvPH32AVX2, 32)
-		avx512.gemvPBF16 = gemvPU16AVX2Go(gemvPB32AVX2, 32)
+		avx512.gemvP = func(x, bp, y []float32, acc bool) {
+			kc := len(x)
+			if kc == 0 {
+				if !acc {
+					clear(y[:32])
+				}
+				return
+			}
+			_ = bp[kc*32-1]
+			_ = y[31]
+			gemvPZF32(kc, &x[0], unsafe.Pointer(&bp[0]), &y[0], acc)
+		}
+		avx512.gemvPF16 = gemvPU16AVX2Go(gemvPZF16, 32)
+		avx512.gemvPBF16 = gemvPU16AVX2Go(gemvPZBF16, 32)
 		impls = append(impls, &avx512)
 		best = &avx512
 	}
@@ -229,16 +240,16 @@ func convBF16AVX2(dst *float32, src *uint16, n int)
 func gemvP16AVX2(kc int, x, b, y *float32, acc bool)
 
 //go:noescape
-func gemvP32AVX2(kc int, x, b, y *float32, acc bool)
-
-//go:noescape
 func gemvPH16AVX2(kc int, x *float32, b unsafe.Pointer, y *float32, acc bool)
-
-//go:noescape
-func gemvPH32AVX2(kc int, x *float32, b unsafe.Pointer, y *float32, acc bool)
 
 //go:noescape
 func gemvPB16AVX2(kc int, x *float32, b unsafe.Pointer, y *float32, acc bool)
 
 //go:noescape
-func gemvPB32AVX2(kc int, x *float32, b unsafe.Pointer, y *float32, acc bool)
+func gemvPZF32(kc int, x *float32, b unsafe.Pointer, y *float32, acc bool)
+
+//go:noescape
+func gemvPZF16(kc int, x *float32, b unsafe.Pointer, y *float32, acc bool)
+
+//go:noescape
+func gemvPZBF16(kc int, x *float32, b unsafe.Pointer, y *float32, acc bool)

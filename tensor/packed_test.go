@@ -91,28 +91,49 @@ func TestMatMulTPacked(t *testing.T) {
 
 // TestGemvPKernels runs every sliver-GEMV kernel compiled for this machine,
 // including the nr = 32 one that only AVX-512 dispatch uses, on odd kc.
+// TestGemvPKernels checks every implementation's M = 1 sliver kernels, F32
+// and half, against a float64 sum over the same (widened) values.
 func TestGemvPKernels(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
-	for _, kv := range gemvPKernelsForTest() {
-		for _, kc := range []int{0, 1, 2, 3, 17, 256} {
-			for _, acc := range []bool{false, true} {
-				x := randF32(r, kc)
-				bp := randF32(r, kc*kv.nr)
-				y0 := randF32(r, kv.nr)
-				want := make([]float32, kv.nr)
-				for j := range want {
-					var s float64
-					for p := 0; p < kc; p++ {
-						s += float64(x[p]) * float64(bp[p*kv.nr+j])
+	for _, g := range gemmImpls {
+		nr := g.nr
+		for _, dt := range []DType{F32, F16, BF16} {
+			for _, kc := range []int{0, 1, 2, 3, 4, 5, 7, 17, 256} {
+				for _, acc := range []bool{false, true} {
+					x := randF32(r, kc)
+					bp := randF32(r, kc*nr)
+					half := make([]uint16, len(bp))
+					switch dt {
+					case F16:
+						F32ToF16(half, bp)
+						F16ToF32(bp, half)
+					case BF16:
+						F32ToBF16(half, bp)
+						convBF16Generic(bp, half)
 					}
-					if acc {
-						s += float64(y0[j])
+					y0 := randF32(r, nr)
+					want := make([]float32, nr)
+					for j := range want {
+						var s float64
+						for p := 0; p < kc; p++ {
+							s += float64(x[p]) * float64(bp[p*nr+j])
+						}
+						if acc {
+							s += float64(y0[j])
+						}
+						want[j] = float32(s)
 					}
-					want[j] = float32(s)
+					got := append([]float32(nil), y0...)
+					switch dt {
+					case F32:
+						g.gemvP(x, bp, got, acc)
+					case F16:
+						g.gemvPF16(x, half, got, acc)
+					default:
+						g.gemvPBF16(x, half, got, acc)
+					}
+					closeTo(t, fmt.Sprintf("%s %v kc=%d acc=%v", g.name, dt, kc, acc), got, want, 1e-5)
 				}
-				got := append([]float32(nil), y0...)
-				kv.f(x, bp, got, acc)
-				closeTo(t, fmt.Sprintf("%s kc=%d acc=%v", kv.name, kc, acc), got, want, 1e-5)
 			}
 		}
 	}

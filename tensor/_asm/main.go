@@ -48,7 +48,7 @@ func main() {
 	conv("BF16")
 	for _, dt := range []string{"F32", "F16", "BF16"} {
 		gemvP(dt, 16)
-		gemvP(dt, 32)
+		gemvPZ(dt)
 	}
 	os.Stdout.WriteString(out.String())
 }
@@ -159,6 +159,83 @@ func microStep(r string, vbytes, mr, aoff, boff int) {
 		emit("VFMADD231PS %s%d, %s%d, %s%d", r, b0, r, bc, r, 2*i)
 		emit("VFMADD231PS %s%d, %s%d, %s%d", r, b1, r, bc, r, 2*i+1)
 	}
+}
+
+// gemvPZ writes func gemvPZ<dt>(kc int, x *float32, b unsafe.Pointer, y
+// *float32, acc bool): gemvP for the 32-wide slivers of the AVX-512 kernels in
+// zmm registers, half values widened 16 at a time (VCVTPH2PS; bfloat16 by a
+// zero-extension and a shift). Four steps of p per iteration, each with its
+// own pair of accumulators, added at the end.
+func gemvPZ(dt string) {
+	name := "gemvPZ" + dt
+	es := esize(dt)
+	sigs[name] = name + "(kc int, x *float32, b unsafe.Pointer, y *float32, acc bool)"
+	row := 32 * es // bytes of one p
+	// fma multiplies the 16 values at byte offset off by Zx into Zacc.
+	fma := func(off, x, acc, tmp int) {
+		switch dt {
+		case "F32":
+			emit("VFMADD231PS %d(DI), Z%d, Z%d", off, x, acc)
+			return
+		case "F16":
+			emit("VCVTPH2PS %d(DI), Z%d", off, tmp)
+		case "BF16":
+			emit("VPMOVZXWD %d(DI), Z%d", off, tmp)
+			emit("VPSLLD $16, Z%d, Z%d", tmp, tmp)
+		}
+		emit("VFMADD231PS Z%d, Z%d, Z%d", tmp, x, acc)
+	}
+	text(name, "33")
+	emit("MOVQ kc+0(FP), CX")
+	emit("MOVQ x+8(FP), SI")
+	emit("MOVQ b+16(FP), DI")
+	emit("MOVQ y+24(FP), DX")
+	for i := 0; i < 8; i++ {
+		emit("VXORPS Z%d, Z%d, Z%d", i, i, i)
+	}
+	label(name + "_loop4")
+	emit("CMPQ CX, $4")
+	emit("JLT %s_loop1", name)
+	for off := 0; off < 4*row; off += 64 {
+		emit("PREFETCHT0 %d(DI)", prefetchAhead+off)
+	}
+	for u := 0; u < 4; u++ {
+		emit("VBROADCASTSS %d(SI), Z%d", 4*u, 8+u)
+	}
+	for u := 0; u < 4; u++ {
+		fma(u*row, 8+u, 2*u, 12+u)
+		fma(u*row+16*es, 8+u, 2*u+1, 12+u)
+	}
+	emit("ADDQ $16, SI")
+	emit("ADDQ $%d, DI", 4*row)
+	emit("SUBQ $4, CX")
+	emit("JMP %s_loop4", name)
+	label(name + "_loop1")
+	emit("TESTQ CX, CX")
+	emit("JZ %s_sum", name)
+	emit("VBROADCASTSS (SI), Z8")
+	fma(0, 8, 0, 12)
+	fma(16*es, 8, 1, 13)
+	emit("ADDQ $4, SI")
+	emit("ADDQ $%d, DI", row)
+	emit("DECQ CX")
+	emit("JMP %s_loop1", name)
+	label(name + "_sum")
+	for _, h := range []int{0, 1} {
+		emit("VADDPS Z%d, Z%d, Z%d", h+2, h, h)
+		emit("VADDPS Z%d, Z%d, Z%d", h+6, h+4, h+4)
+		emit("VADDPS Z%d, Z%d, Z%d", h+4, h, h)
+	}
+	emit("MOVBLZX acc+32(FP), AX")
+	emit("TESTB AL, AL")
+	emit("JZ %s_put", name)
+	emit("VADDPS (DX), Z0, Z0")
+	emit("VADDPS 64(DX), Z1, Z1")
+	label(name + "_put")
+	emit("VMOVUPS Z0, (DX)")
+	emit("VMOVUPS Z1, 64(DX)")
+	emit("VZEROUPPER")
+	emit("RET")
 }
 
 // load8 loads 8 values of type dt at off(base) into Yd as float32.
@@ -488,8 +565,7 @@ func conv(dt string) {
 // values, widened in registers): y[j] (+)= Σp x[p]·b[p·nr+j] for j < nr, over
 // one sliver of a PackedWeight (the M = 1 product against pre-packed weights:
 // one sequential stream). Even and odd p go to separate accumulators
-// (independent FMA chains), added at the end. Only ymm registers, so the
-// nr = 32 layout of the AVX-512 kernels is served (and tested) by AVX2 code.
+// (independent FMA chains), added at the end.
 func gemvP(dt string, nr int) {
 	name := fmt.Sprintf("gemvP%dAVX2", nr)
 	switch dt {
