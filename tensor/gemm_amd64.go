@@ -26,7 +26,7 @@ func amd64Impls() ([]*gemmImpl, *gemmImpl) {
 		mr:        6,
 		nr:        16,
 		micro:     microWrap(microAVX2, 6, 16),
-		gemvTF32:  gemvTF32AVX2Go,
+		gemvTF32:  gemvTF32Go(gemvTF32AVX2),
 		gemvTF16:  gemvTU16AVX2Go(gemvTF16AVX2),
 		gemvTBF16: gemvTU16AVX2Go(gemvTBF16AVX2),
 		gemvNF32:  gemvNF32AVX2Go,
@@ -61,6 +61,9 @@ func amd64Impls() ([]*gemmImpl, *gemmImpl) {
 			_ = y[31]
 			gemvPZF32(kc, &x[0], unsafe.Pointer(&bp[0]), &y[0], acc)
 		}
+		avx512.gemvTF32 = gemvTF32Go(gemvTF32AVX512)
+		avx512.gemvTF16 = gemvTU16AVX2Go(gemvTF16AVX512)
+		avx512.gemvTBF16 = gemvTU16AVX2Go(gemvTBF16AVX512)
 		avx512.gemvPF16 = gemvPU16AVX2Go(gemvPZF16, 32)
 		avx512.gemvPBF16 = gemvPU16AVX2Go(gemvPZBF16, 32)
 		impls = append(impls, &avx512)
@@ -113,15 +116,19 @@ func gemvPU16AVX2Go(kern func(kc int, x *float32, b unsafe.Pointer, y *float32, 
 	}
 }
 
-func gemvTF32AVX2Go(n, k int, x, b []float32, ldb int, y []float32, acc bool) {
-	if n == 0 || k == 0 {
-		gemvTF32Generic(n, k, x, b, ldb, y, acc)
-		return
+// gemvTF32Go adapts an F32 gemvT kernel, checking the extents the assembly
+// trusts.
+func gemvTF32Go(kern func(n, k int, x *float32, b unsafe.Pointer, ldb int, y *float32, acc bool)) func(n, k int, x, b []float32, ldb int, y []float32, acc bool) {
+	return func(n, k int, x, b []float32, ldb int, y []float32, acc bool) {
+		if n == 0 || k == 0 {
+			gemvTF32Generic(n, k, x, b, ldb, y, acc)
+			return
+		}
+		_ = x[k-1]
+		_ = b[(n-1)*ldb+k-1]
+		_ = y[n-1]
+		kern(n, k, &x[0], unsafe.Pointer(&b[0]), ldb, &y[0], acc)
 	}
-	_ = x[k-1]
-	_ = b[(n-1)*ldb+k-1]
-	_ = y[n-1]
-	gemvTF32AVX2(n, k, &x[0], unsafe.Pointer(&b[0]), ldb, &y[0], acc)
 }
 
 func gemvTU16AVX2Go(kern func(n, k int, x *float32, b unsafe.Pointer, ldb int, y *float32, acc bool)) func(n, k int, x []float32, b []uint16, ldb int, y []float32, acc bool) {
@@ -253,3 +260,12 @@ func gemvPZF16(kc int, x *float32, b unsafe.Pointer, y *float32, acc bool)
 
 //go:noescape
 func gemvPZBF16(kc int, x *float32, b unsafe.Pointer, y *float32, acc bool)
+
+//go:noescape
+func gemvTF32AVX512(n, k int, x *float32, b unsafe.Pointer, ldb int, y *float32, acc bool)
+
+//go:noescape
+func gemvTF16AVX512(n, k int, x *float32, b unsafe.Pointer, ldb int, y *float32, acc bool)
+
+//go:noescape
+func gemvTBF16AVX512(n, k int, x *float32, b unsafe.Pointer, ldb int, y *float32, acc bool)

@@ -40,7 +40,8 @@ func main() {
 	micro("microAVX2", "Y", 32, 6)
 	micro("microAVX512", "Z", 64, 8)
 	for _, dt := range []string{"F32", "F16", "BF16"} {
-		gemvT(dt)
+		gemvT(dt, false)
+		gemvT(dt, true)
 		gemvN(dt)
 		packT(dt)
 	}
@@ -251,6 +252,19 @@ func load8(dt string, off int, base string, d int) {
 	}
 }
 
+// load16 loads 16 values of type dt at off(base) into Zd as float32.
+func load16(dt string, off int, base string, d int) {
+	switch dt {
+	case "F32":
+		emit("VMOVUPS %d(%s), Z%d", off, base, d)
+	case "F16":
+		emit("VCVTPH2PS %d(%s), Z%d", off, base, d)
+	case "BF16":
+		emit("VPMOVZXWD %d(%s), Z%d", off, base, d)
+		emit("VPSLLD $16, Z%d, Z%d", d, d)
+	}
+}
+
 // load1 loads one value of type dt at (base) into Xd as float32 (scratch AX).
 func load1(dt string, base string, d int) {
 	switch dt {
@@ -278,8 +292,14 @@ func esize(dt string) int {
 // y[j] (+)= Σp x[p]·b[j·ldb+p]. Rows go in groups of gemvTRows, each with two 8-lane accumulators over k in steps of 16, then steps
 // of 8, a horizontal sum, then a scalar tail: the same sequence for every row,
 // so a row's result does not depend on which group it falls in.
-func gemvT(dt string) {
+//
+// With z (AVX-512) a loop over k in steps of 32 with two zmm accumulators
+// comes first; they are folded into the two ymm ones before the steps of 16.
+func gemvT(dt string, z bool) {
 	name := "gemvT" + dt + "AVX2"
+	if z {
+		name = "gemvT" + dt + "AVX512"
+	}
 	sigs[name] = name + "(n, k int, x *float32, b unsafe.Pointer, ldb int, y *float32, acc bool)"
 	es := esize(dt)
 	text(name, "49")
@@ -304,6 +324,32 @@ func gemvT(dt string) {
 		}
 		emit("MOVQ x+16(FP), SI")
 		emit("MOVQ k+8(FP), CX")
+		if z {
+			if rows != 1 {
+				panic("gemvT: the zmm loop serves one row at a time")
+			}
+			label(p + "_k32")
+			emit("CMPQ CX, $32")
+			emit("JLT %s_fold", p)
+			emit("VMOVUPS (SI), Z8")
+			emit("VMOVUPS 64(SI), Z9")
+			for off := 0; off < 32*es; off += 64 {
+				emit("PREFETCHT0 %d(R12)", prefetchAhead+off)
+			}
+			load16(dt, 0, "R12", 10)
+			load16(dt, 16*es, "R12", 11)
+			emit("VFMADD231PS Z8, Z10, Z0")
+			emit("VFMADD231PS Z9, Z11, Z1")
+			emit("ADDQ $128, SI")
+			emit("ADDQ $%d, R12", 32*es)
+			emit("SUBQ $32, CX")
+			emit("JMP %s_k32", p)
+			label(p + "_fold")
+			// Z0 += Z1; its upper half goes to Y1, as a VEX write to Y0
+			// clears the upper half of Z0.
+			emit("VADDPS Z1, Z0, Z0")
+			emit("VEXTRACTF64X4 $1, Z0, Y1")
+		}
 		label(p + "_k16")
 		emit("CMPQ CX, $16")
 		emit("JLT %s_k8", p)
