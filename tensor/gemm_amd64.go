@@ -35,9 +35,9 @@ func amd64Impls() ([]*gemmImpl, *gemmImpl) {
 		packT8:    packT8AVX2,
 		convF16:   convU16AVX2Go(convF16AVX2, F16ToF32),
 		convBF16:  convU16AVX2Go(convBF16AVX2, convBF16Generic),
-		gemvP:     gemvPAVX2Go(gemvP16AVX2, 16),
-		gemvPF16:  gemvPU16AVX2Go(gemvPH16AVX2, 16),
-		gemvPBF16: gemvPU16AVX2Go(gemvPB16AVX2, 16),
+		gemvP:     gemvPGo[float32](gemvP16AVX2, 16),
+		gemvPF16:  gemvPGo[uint16](gemvPH16AVX2, 16),
+		gemvPBF16: gemvPGo[uint16](gemvPB16AVX2, 16),
 	}
 	impls = append(impls, avx2)
 	best := avx2
@@ -49,23 +49,12 @@ func amd64Impls() ([]*gemmImpl, *gemmImpl) {
 		avx512.mr = 8
 		avx512.nr = 32
 		avx512.micro = microWrap(microAVX512, 8, 32)
-		avx512.gemvP = func(x, bp, y []float32, acc bool) {
-			kc := len(x)
-			if kc == 0 {
-				if !acc {
-					clear(y[:32])
-				}
-				return
-			}
-			_ = bp[kc*32-1]
-			_ = y[31]
-			gemvPZF32(kc, &x[0], unsafe.Pointer(&bp[0]), &y[0], acc)
-		}
+		avx512.gemvP = gemvPGo[float32](gemvPZF32, 32)
 		avx512.gemvTF32 = gemvTF32Go(gemvTF32AVX512)
 		avx512.gemvTF16 = gemvTU16AVX2Go(gemvTF16AVX512)
 		avx512.gemvTBF16 = gemvTU16AVX2Go(gemvTBF16AVX512)
-		avx512.gemvPF16 = gemvPU16AVX2Go(gemvPZF16, 32)
-		avx512.gemvPBF16 = gemvPU16AVX2Go(gemvPZBF16, 32)
+		avx512.gemvPF16 = gemvPGo[uint16](gemvPZF16, 32)
+		avx512.gemvPBF16 = gemvPGo[uint16](gemvPZBF16, 32)
 		impls = append(impls, &avx512)
 		best = &avx512
 	}
@@ -83,26 +72,10 @@ func microWrap(k func(kc int, a *float32, lda int, b, c *float32, ldc int, acc b
 	}
 }
 
-// gemvPAVX2Go adapts a packed-sliver GEMV kernel, checking the extents the
-// assembly trusts.
-func gemvPAVX2Go(kern func(kc int, x, b, y *float32, acc bool), nr int) func(x, bp, y []float32, acc bool) {
-	return func(x, bp, y []float32, acc bool) {
-		kc := len(x)
-		if kc == 0 {
-			if !acc {
-				clear(y[:nr])
-			}
-			return
-		}
-		_ = bp[kc*nr-1]
-		_ = y[nr-1]
-		kern(kc, &x[0], &bp[0], &y[0], acc)
-	}
-}
-
-// gemvPU16AVX2Go is gemvPAVX2Go for slivers of half values.
-func gemvPU16AVX2Go(kern func(kc int, x *float32, b unsafe.Pointer, y *float32, acc bool), nr int) func(x []float32, bp []uint16, y []float32, acc bool) {
-	return func(x []float32, bp []uint16, y []float32, acc bool) {
+// gemvPGo adapts a packed-sliver GEMV kernel (F32 or half slivers),
+// checking the extents the assembly trusts.
+func gemvPGo[T float32 | uint16](kern func(kc int, x *float32, b unsafe.Pointer, y *float32, acc bool), nr int) func(x []float32, bp []T, y []float32, acc bool) {
+	return func(x []float32, bp []T, y []float32, acc bool) {
 		kc := len(x)
 		if kc == 0 {
 			if !acc {
@@ -244,7 +217,7 @@ func convF16AVX2(dst *float32, src *uint16, n int)
 func convBF16AVX2(dst *float32, src *uint16, n int)
 
 //go:noescape
-func gemvP16AVX2(kc int, x, b, y *float32, acc bool)
+func gemvP16AVX2(kc int, x *float32, b unsafe.Pointer, y *float32, acc bool)
 
 //go:noescape
 func gemvPH16AVX2(kc int, x *float32, b unsafe.Pointer, y *float32, acc bool)

@@ -1758,7 +1758,7 @@ convBF16AVX2_done:
 	VZEROUPPER
 	RET
 
-// func gemvP16AVX2(kc int, x, b, y *float32, acc bool)
+// func gemvP16AVX2(kc int, x *float32, b unsafe.Pointer, y *float32, acc bool)
 TEXT ·gemvP16AVX2(SB), NOSPLIT, $0-33
 	MOVQ kc+0(FP), CX
 	MOVQ x+8(FP), SI

@@ -606,7 +606,7 @@ func conv(dt string) {
 	emit("RET")
 }
 
-// gemvP writes func gemvP<nr>AVX2(kc int, x, b, y *float32, acc bool) (and,
+// gemvP writes func gemvP<nr>AVX2(kc int, x *float32, b unsafe.Pointer, y *float32, acc bool) (and,
 // for dt F16 and BF16, gemvPH<nr>AVX2 and gemvPB<nr>AVX2 with b holding half
 // values, widened in registers): y[j] (+)= Σp x[p]·b[p·nr+j] for j < nr, over
 // one sliver of a PackedWeight (the M = 1 product against pre-packed weights:
@@ -622,9 +622,6 @@ func gemvP(dt string, nr int) {
 	}
 	es := esize(dt)
 	sigs[name] = name + "(kc int, x *float32, b unsafe.Pointer, y *float32, acc bool)"
-	if dt == "F32" {
-		sigs[name] = name + "(kc int, x, b, y *float32, acc bool)"
-	}
 	v := nr / 8
 	// fma multiplies the 8 values at byte offset off of the sliver by Yx
 	// into Yacc (through Y10 when they need widening).
