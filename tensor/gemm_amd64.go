@@ -26,9 +26,9 @@ func amd64Impls() ([]*gemmImpl, *gemmImpl) {
 		mr:        6,
 		nr:        16,
 		micro:     microWrap(microAVX2, 6, 16),
-		gemvTF32:  gemvTF32Go(gemvTF32AVX2),
-		gemvTF16:  gemvTU16AVX2Go(gemvTF16AVX2),
-		gemvTBF16: gemvTU16AVX2Go(gemvTBF16AVX2),
+		gemvTF32:  gemvTGo[float32](gemvTF32AVX2),
+		gemvTF16:  gemvTGo[uint16](gemvTF16AVX2),
+		gemvTBF16: gemvTGo[uint16](gemvTBF16AVX2),
 		gemvNF32:  gemvNF32AVX2Go,
 		gemvNF16:  gemvNU16AVX2Go(gemvNF16AVX2),
 		gemvNBF16: gemvNU16AVX2Go(gemvNBF16AVX2),
@@ -50,9 +50,9 @@ func amd64Impls() ([]*gemmImpl, *gemmImpl) {
 		avx512.nr = 32
 		avx512.micro = microWrap(microAVX512, 8, 32)
 		avx512.gemvP = gemvPGo[float32](gemvPZF32, 32)
-		avx512.gemvTF32 = gemvTF32Go(gemvTF32AVX512)
-		avx512.gemvTF16 = gemvTU16AVX2Go(gemvTF16AVX512)
-		avx512.gemvTBF16 = gemvTU16AVX2Go(gemvTBF16AVX512)
+		avx512.gemvTF32 = gemvTGo[float32](gemvTF32AVX512)
+		avx512.gemvTF16 = gemvTGo[uint16](gemvTF16AVX512)
+		avx512.gemvTBF16 = gemvTGo[uint16](gemvTBF16AVX512)
 		avx512.gemvPF16 = gemvPGo[uint16](gemvPZF16, 32)
 		avx512.gemvPBF16 = gemvPGo[uint16](gemvPZBF16, 32)
 		impls = append(impls, &avx512)
@@ -89,25 +89,14 @@ func gemvPGo[T float32 | uint16](kern func(kc int, x *float32, b unsafe.Pointer,
 	}
 }
 
-// gemvTF32Go adapts an F32 gemvT kernel, checking the extents the assembly
-// trusts.
-func gemvTF32Go(kern func(n, k int, x *float32, b unsafe.Pointer, ldb int, y *float32, acc bool)) func(n, k int, x, b []float32, ldb int, y []float32, acc bool) {
-	return func(n, k int, x, b []float32, ldb int, y []float32, acc bool) {
+// gemvTGo adapts a gemvT kernel (F32 or half weights), checking the extents
+// the assembly trusts. With nothing to sum it only clears y (when !acc).
+func gemvTGo[T float32 | uint16](kern func(n, k int, x *float32, b unsafe.Pointer, ldb int, y *float32, acc bool)) func(n, k int, x []float32, b []T, ldb int, y []float32, acc bool) {
+	return func(n, k int, x []float32, b []T, ldb int, y []float32, acc bool) {
 		if n == 0 || k == 0 {
-			gemvTF32Generic(n, k, x, b, ldb, y, acc)
-			return
-		}
-		_ = x[k-1]
-		_ = b[(n-1)*ldb+k-1]
-		_ = y[n-1]
-		kern(n, k, &x[0], unsafe.Pointer(&b[0]), ldb, &y[0], acc)
-	}
-}
-
-func gemvTU16AVX2Go(kern func(n, k int, x *float32, b unsafe.Pointer, ldb int, y *float32, acc bool)) func(n, k int, x []float32, b []uint16, ldb int, y []float32, acc bool) {
-	return func(n, k int, x []float32, b []uint16, ldb int, y []float32, acc bool) {
-		if n == 0 || k == 0 {
-			gemvTU16Generic(n, k, x, b, ldb, y, acc, false)
+			if !acc {
+				clear(y[:n])
+			}
 			return
 		}
 		_ = x[k-1]
