@@ -20,9 +20,9 @@ func init() {
 		registerSgemm(s[0], s[1], s[2])
 		registerSgemmPacked(s[0], s[1], s[2])
 	}
-	registerGemvPacked(768, 3072)
 	for _, dt := range []tensor.DType{tensor.F32, tensor.F16, tensor.BF16} {
 		registerGemv(dt, 768, 3072)
+		registerGemvPacked(dt, 768, 3072)
 	}
 }
 
@@ -180,14 +180,16 @@ func registerSgemmPacked(m, k, n int) {
 	b.gflops = b.value
 }
 
-// registerGemvPacked adds gemv-packed/f32/KxN: gemv/f32 against weights packed
-// by tensor.PackWeight, rotating over ≥ 512 MiB of packed copies.
-func registerGemvPacked(k, n int) {
-	wBytes := k * n * 4
-	b := register(fmt.Sprintf("gemv-packed/f32/%dx%d", k, n), "GB/s", func() (func() error, func(), error) {
+// registerGemvPacked adds gemv-packed/DT/KxN: gemv/DT against weights packed
+// by tensor.PackWeight (kept in DT), rotating over ≥ 512 MiB of packed copies.
+// This is the decode path of the models, which pack their weights at load.
+func registerGemvPacked(dt tensor.DType, k, n int) {
+	wBytes := k * n * dt.Size()
+	name := map[tensor.DType]string{tensor.F32: "f32", tensor.F16: "f16", tensor.BF16: "bf16"}[dt]
+	b := register(fmt.Sprintf("gemv-packed/%s/%dx%d", name, k, n), "GB/s", func() (func() error, func(), error) {
 		r := rand.New(rand.NewPCG(uint64(k), uint64(n)))
 		copies := (512<<20 + wBytes - 1) / wBytes
-		w := randTensor(r, tensor.F32, n, k)
+		w := randTensor(r, dt, n, k)
 		ws := make([]*tensor.PackedWeight, copies)
 		for i := range ws {
 			pw, err := tensor.PackWeight(w)

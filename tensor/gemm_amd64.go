@@ -32,7 +32,7 @@ func amd64Impls() ([]*gemmImpl, *gemmImpl) {
 		gemvNF32:  gemvNF32AVX2Go,
 		gemvNF16:  gemvNU16AVX2Go(gemvNF16AVX2),
 		gemvNBF16: gemvNU16AVX2Go(gemvNBF16AVX2),
-		packT8:    packT8AVX2,
+		packT8:    packTWrap(8, packTF32AVX2, packTF16AVX2, packTBF16AVX2),
 		convF16:   convU16AVX2Go(convF16AVX2, F16ToF32),
 		convBF16:  convU16AVX2Go(convBF16AVX2, convBF16Generic),
 		gemvP:     gemvPGo[float32](gemvP16AVX2, 16),
@@ -54,6 +54,7 @@ func amd64Impls() ([]*gemmImpl, *gemmImpl) {
 		avx512.gemvTF16 = gemvTGo[uint16](gemvTF16AVX512)
 		avx512.gemvTBF16 = gemvTGo[uint16](gemvTBF16AVX512)
 		avx512.gemvPF16 = gemvPGo[uint16](gemvPZF16, 32)
+		avx512.packT16 = packTWrap(16, packTF32AVX512, packTF16AVX512, packTBF16AVX512)
 		avx512.gemvPBF16 = gemvPGo[uint16](gemvPZBF16, 32)
 		impls = append(impls, &avx512)
 		best = &avx512
@@ -63,12 +64,12 @@ func amd64Impls() ([]*gemmImpl, *gemmImpl) {
 
 // microWrap adapts an assembly micro-kernel to gemmImpl.micro, checking the
 // extents that the assembly trusts.
-func microWrap(k func(kc int, a *float32, lda int, b, c *float32, ldc int, acc bool, pf uintptr), mr, nr int) func(kc int, a []float32, lda int, bp, c []float32, ldc int, acc bool, pf uintptr) {
-	return func(kc int, a []float32, lda int, bp, c []float32, ldc int, acc bool, pf uintptr) {
+func microWrap(k func(kc int, a *float32, lda int, b, c *float32, ldc int, acc bool, pf uintptr, pfRun, pfSkip int), mr, nr int) func(kc int, a []float32, lda int, bp, c []float32, ldc int, acc bool, pf prefetch) {
+	return func(kc int, a []float32, lda int, bp, c []float32, ldc int, acc bool, pf prefetch) {
 		_ = a[(mr-1)*lda+kc-1]
 		_ = bp[nr*kc-1]
 		_ = c[(mr-1)*ldc+nr-1]
-		k(kc, &a[0], lda, &bp[0], &c[0], ldc, acc, pf)
+		k(kc, &a[0], lda, &bp[0], &c[0], ldc, acc, pf.addr, pf.run, pf.skip)
 	}
 }
 
@@ -134,25 +135,29 @@ func gemvNU16AVX2Go(kern func(n, k int, x *float32, b unsafe.Pointer, ldb int, y
 	}
 }
 
-func packT8AVX2(kc int, b bMat, off int, dst []float32, nr int) int {
-	kc8 := kc &^ 7
-	if kc8 == 0 {
-		return 0
+// packTWrap adapts the transposing pack kernels for rows rows of B at a time
+// (see gemmImpl.packT8), checking the extents that the assembly trusts.
+func packTWrap(rows int, f32, f16, bf16 func(kc int, b unsafe.Pointer, ldb int, dst *float32, nr int)) func(kc int, b bMat, off int, dst []float32, nr int) int {
+	return func(kc int, b bMat, off int, dst []float32, nr int) int {
+		kcr := kc - kc%rows
+		if kcr == 0 {
+			return 0
+		}
+		_ = dst[(kcr-1)*nr+rows-1]
+		last := off + (rows-1)*b.ld + kcr - 1
+		switch {
+		case b.f32 != nil:
+			_ = b.f32[last]
+			f32(kcr, unsafe.Pointer(&b.f32[off]), b.ld, &dst[0], nr)
+		case b.bf16:
+			_ = b.u16[last]
+			bf16(kcr, unsafe.Pointer(&b.u16[off]), b.ld, &dst[0], nr)
+		default:
+			_ = b.u16[last]
+			f16(kcr, unsafe.Pointer(&b.u16[off]), b.ld, &dst[0], nr)
+		}
+		return kcr
 	}
-	_ = dst[(kc8-1)*nr+7]
-	last := off + 7*b.ld + kc8 - 1
-	switch {
-	case b.f32 != nil:
-		_ = b.f32[last]
-		packTF32AVX2(kc8, unsafe.Pointer(&b.f32[off]), b.ld, &dst[0], nr)
-	case b.bf16:
-		_ = b.u16[last]
-		packTBF16AVX2(kc8, unsafe.Pointer(&b.u16[off]), b.ld, &dst[0], nr)
-	default:
-		_ = b.u16[last]
-		packTF16AVX2(kc8, unsafe.Pointer(&b.u16[off]), b.ld, &dst[0], nr)
-	}
-	return kc8
 }
 
 func convU16AVX2Go(kern func(dst *float32, src *uint16, n int), tail func(dst []float32, src []uint16)) func(dst []float32, src []uint16) {
@@ -167,10 +172,10 @@ func convU16AVX2Go(kern func(dst *float32, src *uint16, n int), tail func(dst []
 }
 
 //go:noescape
-func microAVX2(kc int, a *float32, lda int, b, c *float32, ldc int, acc bool, pf uintptr)
+func microAVX2(kc int, a *float32, lda int, b, c *float32, ldc int, acc bool, pf uintptr, pfRun, pfSkip int)
 
 //go:noescape
-func microAVX512(kc int, a *float32, lda int, b, c *float32, ldc int, acc bool, pf uintptr)
+func microAVX512(kc int, a *float32, lda int, b, c *float32, ldc int, acc bool, pf uintptr, pfRun, pfSkip int)
 
 //go:noescape
 func gemvTF32AVX2(n, k int, x *float32, b unsafe.Pointer, ldb int, y *float32, acc bool)
@@ -198,6 +203,15 @@ func packTF16AVX2(kc int, b unsafe.Pointer, ldb int, dst *float32, nr int)
 
 //go:noescape
 func packTBF16AVX2(kc int, b unsafe.Pointer, ldb int, dst *float32, nr int)
+
+//go:noescape
+func packTF32AVX512(kc int, b unsafe.Pointer, ldb int, dst *float32, nr int)
+
+//go:noescape
+func packTF16AVX512(kc int, b unsafe.Pointer, ldb int, dst *float32, nr int)
+
+//go:noescape
+func packTBF16AVX512(kc int, b unsafe.Pointer, ldb int, dst *float32, nr int)
 
 //go:noescape
 func convF16AVX2(dst *float32, src *uint16, n int)

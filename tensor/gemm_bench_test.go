@@ -31,3 +31,33 @@ func BenchmarkGemm(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPackB reports GB/s (of F32 read) packing a transposed Linear weight
+// [n,768] into slivers, one kc×nc panel after another, as gemmBlock does:
+// n = 3072 reads from L3 or memory, n = 256 from L2.
+func BenchmarkPackB(b *testing.B) {
+	const k = 768
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{3072, 256} {
+		w := make([]float32, n*k)
+		for i := range w {
+			w[i] = r.Float32()
+		}
+		for _, g := range gemmImpls {
+			b.Run(fmt.Sprintf("%s/n=%d", g.name, n), func(b *testing.B) {
+				bm := bMat{f32: w, ld: k, trans: true}
+				dst := make([]float32, gemmKC*(gemmNC+g.nr))
+				var row [gemmKC]float32
+				for b.Loop() {
+					for jc := 0; jc < n; jc += gemmNC {
+						nc := min(gemmNC, n-jc)
+						for pc := 0; pc < k; pc += gemmKC {
+							packB(g, bm, pc, min(gemmKC, k-pc), jc, nc, dst, row[:])
+						}
+					}
+				}
+				b.ReportMetric(float64(4*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+			})
+		}
+	}
+}

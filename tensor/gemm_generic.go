@@ -83,7 +83,7 @@ func convBF16Generic(dst []float32, src []uint16) {
 
 // microGeneric is the 4×4 micro-kernel (see gemmImpl.micro); it has no use
 // for the prefetch hint.
-func microGeneric(kc int, a []float32, lda int, bp, c []float32, ldc int, acc bool, _ uintptr) {
+func microGeneric(kc int, a []float32, lda int, bp, c []float32, ldc int, acc bool, _ prefetch) {
 	var c00, c01, c02, c03, c10, c11, c12, c13 float32
 	var c20, c21, c22, c23, c30, c31, c32, c33 float32
 	a0s := a[:kc]

@@ -192,7 +192,7 @@ func gemmPackedBlock(m int, a []float32, lda int, w *PackedWeight, j0, j1 int, c
 			}
 			for ic := 0; ic < m; ic += mc {
 				mcc := min(mc, m-ic)
-				macroKernel(g, mcc, ncc, kc, a[ic*lda+pc:], lda, bp, c[ic*ldc+jc:], ldc, pc > 0, buf)
+				macroKernel(g, mcc, ncc, kc, a[ic*lda+pc:], lda, bp, c[ic*ldc+jc:], ldc, pc > 0, buf, nextRows{})
 			}
 		}
 	}

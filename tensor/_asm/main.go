@@ -44,6 +44,7 @@ func main() {
 		gemvT(dt, true)
 		gemvN(dt)
 		packT(dt)
+		packTZ(dt)
 	}
 	conv("F16")
 	conv("BF16")
@@ -79,15 +80,17 @@ func aRow(i, off int) string {
 }
 
 // micro writes the mr×(2·lanes) micro-kernel:
-// func name(kc int, a *float32, lda int, b, c *float32, ldc int, acc bool, pf uintptr)
+// func name(kc int, a *float32, lda int, b, c *float32, ldc int, acc bool, pf uintptr, pfRun, pfSkip int)
 // A is read in place (row stride lda elements), B packed (kc groups of
 // 2·lanes values). Accumulators R0..R(2mr-1) (row i in R2i, R2i+1), B in the
 // next two registers, the A broadcast in the one after. Each four steps of p
 // prefetch one cache line at pf onwards: the caller points it at the B sliver
-// it needs next, which otherwise arrives from memory at the first use.
+// it needs next, which otherwise arrives from memory at the first use. With
+// pfRun > 0 the lines go to L2 instead (PREFETCHT1), in runs of pfRun lines
+// pfSkip bytes apart: rows of an unpacked weight that the next pack reads.
 func micro(name, r string, vbytes, mr int) {
-	sigs[name] = name + "(kc int, a *float32, lda int, b, c *float32, ldc int, acc bool, pf uintptr)"
-	text(name, "64")
+	sigs[name] = name + "(kc int, a *float32, lda int, b, c *float32, ldc int, acc bool, pf uintptr, pfRun, pfSkip int)"
+	text(name, "80")
 	emit("MOVQ kc+0(FP), CX")
 	emit("MOVQ a+8(FP), SI")
 	emit("MOVQ lda+16(FP), R8")
@@ -103,19 +106,38 @@ func micro(name, r string, vbytes, mr int) {
 		emit("VXORPS %s%d, %s%d, %s%d", r, i, r, i, r, i)
 	}
 	// Four steps of p per iteration with fixed offsets, then single steps.
-	label(name + "_loop4")
-	emit("CMPQ CX, $4")
-	emit("JLT %s_loop1", name)
-	emit("PREFETCHT0 (R9)")
-	for u := 0; u < 4; u++ {
-		microStep(r, vbytes, mr, 4*u, 2*vbytes*u)
+	emit("MOVQ pfRun+64(FP), R14")
+	emit("MOVQ pfSkip+72(FP), R15")
+	emit("MOVQ R14, R13")
+	emit("TESTQ R14, R14")
+	emit("JNZ %s_rows4", name)
+	loop4 := func(l string, rows bool) {
+		label(l)
+		emit("CMPQ CX, $4")
+		emit("JLT %s_loop1", name)
+		if rows {
+			emit("PREFETCHT1 (R9)")
+			emit("ADDQ $64, R9")
+			emit("DECQ R13")
+			emit("JNZ %s_run", l)
+			emit("ADDQ R15, R9")
+			emit("MOVQ R14, R13")
+			label(l + "_run")
+		} else {
+			emit("PREFETCHT0 (R9)")
+			emit("ADDQ $64, R9")
+		}
+		for u := 0; u < 4; u++ {
+			microStep(r, vbytes, mr, 4*u, 2*vbytes*u)
+		}
+		emit("ADDQ $16, SI")
+		emit("ADDQ $16, R10")
+		emit("ADDQ $%d, DI", 8*vbytes)
+		emit("SUBQ $4, CX")
+		emit("JMP %s", l)
 	}
-	emit("ADDQ $64, R9")
-	emit("ADDQ $16, SI")
-	emit("ADDQ $16, R10")
-	emit("ADDQ $%d, DI", 8*vbytes)
-	emit("SUBQ $4, CX")
-	emit("JMP %s_loop4", name)
+	loop4(name+"_loop4", false)
+	loop4(name+"_rows4", true)
 	label(name + "_loop1")
 	emit("TESTQ CX, CX")
 	emit("JLE %s_store", name)
@@ -577,6 +599,98 @@ func packT(dt string) {
 	emit("ADDQ $%d, SI", 8*es)
 	emit("LEAQ (DI)(DX*8), DI")
 	emit("SUBQ $8, CX")
+	emit("JMP %s_loop", name)
+	label(name + "_done")
+	emit("VZEROUPPER")
+	emit("RET")
+}
+
+// packTZ writes func packT<dt>AVX512(kc int, b *T, ldb int, dst *float32, nr int):
+// packT for 16 rows at a time in zmm registers, so that each store fills a
+// whole 64-byte line of the sliver (the 8-row version leaves every line to
+// two passes, which made the nr = 32 pack slower than the nr = 16 one). kc is
+// a multiple of 16. The 16×16 transpose: interleave row pairs, gather 4-row
+// groups per 128-bit lane, then transpose the 4×4 grid of lanes.
+func packTZ(dt string) {
+	name := "packT" + dt + "AVX512"
+	sigs[name] = name + "(kc int, b unsafe.Pointer, ldb int, dst *float32, nr int)"
+	es := esize(dt)
+	text(name, "40")
+	emit("MOVQ kc+0(FP), CX")
+	emit("MOVQ b+8(FP), SI")
+	emit("MOVQ ldb+16(FP), BX")
+	emit("IMULQ $%d, BX", es)
+	emit("MOVQ dst+24(FP), DI")
+	emit("MOVQ nr+32(FP), DX")
+	emit("SHLQ $2, DX")
+	emit("LEAQ (BX)(BX*2), R8") // 3·ldb
+	emit("LEAQ (DX)(DX*2), R9") // 3·nr
+	label(name + "_loop")
+	emit("CMPQ CX, $16")
+	emit("JLT %s_done", name)
+	emit("LEAQ (SI)(BX*4), R10")
+	emit("LEAQ (SI)(BX*8), R11")
+	emit("LEAQ (R10)(BX*8), R12")
+	quad := func(base string) []string {
+		return []string{"(" + base + ")", "(" + base + ")(BX*1)", "(" + base + ")(BX*2)", "(" + base + ")(R8*1)"}
+	}
+	var rows []string
+	for _, b := range []string{"SI", "R10", "R11", "R12"} {
+		rows = append(rows, quad(b)...)
+	}
+	for r, a := range rows {
+		switch dt {
+		case "F32":
+			emit("VMOVUPS %s, Z%d", a, r)
+		case "F16":
+			emit("VCVTPH2PS %s, Z%d", a, r)
+		case "BF16":
+			emit("VPMOVZXWD %s, Z%d", a, r)
+			emit("VPSLLD $16, Z%d, Z%d", r, r)
+		}
+	}
+	// Pairs: Z16+2i holds rows 2i,2i+1 at k = 4l+0,1 of each lane l; Z17+2i at 4l+2,3.
+	for i := 0; i < 8; i++ {
+		emit("VUNPCKLPS Z%d, Z%d, Z%d", 2*i+1, 2*i, 16+2*i)
+		emit("VUNPCKHPS Z%d, Z%d, Z%d", 2*i+1, 2*i, 17+2*i)
+	}
+	// Groups of 4 rows g: Z(4g+c) holds rows 4g..4g+3 at k = 4l+c in lane l.
+	for g := 0; g < 4; g++ {
+		lo, hi := 16+4*g, 18+4*g // pair (4g,4g+1) and pair (4g+2,4g+3)
+		emit("VSHUFPS $0x44, Z%d, Z%d, Z%d", hi, lo, 4*g+0)
+		emit("VSHUFPS $0xEE, Z%d, Z%d, Z%d", hi, lo, 4*g+1)
+		emit("VSHUFPS $0x44, Z%d, Z%d, Z%d", hi+1, lo+1, 4*g+2)
+		emit("VSHUFPS $0xEE, Z%d, Z%d, Z%d", hi+1, lo+1, 4*g+3)
+	}
+	// For each c, the lanes of Z(c), Z(4+c), Z(8+c), Z(12+c) form a 4×4
+	// grid; its transpose gives k = 4l+c for l = 0..3, rows 0..15 in order.
+	for c := 0; c < 4; c++ {
+		v := []int{c, 4 + c, 8 + c, 12 + c}
+		w := 16 + 4*c
+		emit("VSHUFF32X4 $0x44, Z%d, Z%d, Z%d", v[1], v[0], w)
+		emit("VSHUFF32X4 $0xEE, Z%d, Z%d, Z%d", v[1], v[0], w+1)
+		emit("VSHUFF32X4 $0x44, Z%d, Z%d, Z%d", v[3], v[2], w+2)
+		emit("VSHUFF32X4 $0xEE, Z%d, Z%d, Z%d", v[3], v[2], w+3)
+		emit("VSHUFF32X4 $0x88, Z%d, Z%d, Z%d", w+2, w, v[0])   // l = 0
+		emit("VSHUFF32X4 $0xDD, Z%d, Z%d, Z%d", w+2, w, v[1])   // l = 1
+		emit("VSHUFF32X4 $0x88, Z%d, Z%d, Z%d", w+3, w+1, v[2]) // l = 2
+		emit("VSHUFF32X4 $0xDD, Z%d, Z%d, Z%d", w+3, w+1, v[3]) // l = 3
+	}
+	// Now Z(4l'+c) for l' = position in v holds k = 4l'+c: output p = register number.
+	emit("LEAQ (DI)(DX*4), R10")
+	emit("LEAQ (DI)(DX*8), R11")
+	emit("LEAQ (R10)(DX*8), R12")
+	var outs []string
+	for _, b := range []string{"DI", "R10", "R11", "R12"} {
+		outs = append(outs, "("+b+")", "("+b+")(DX*1)", "("+b+")(DX*2)", "("+b+")(R9*1)")
+	}
+	for p := 0; p < 16; p++ {
+		emit("VMOVUPS Z%d, %s", p, outs[p])
+	}
+	emit("ADDQ $%d, SI", 16*es)
+	emit("LEAQ (DI)(DX*8), DI")
+	emit("LEAQ (DI)(DX*8), DI")
+	emit("SUBQ $16, CX")
 	emit("JMP %s_loop", name)
 	label(name + "_done")
 	emit("VZEROUPPER")
