@@ -3,6 +3,7 @@ package tensor
 import (
 	"fmt"
 	"runtime"
+	"unsafe"
 )
 
 // PackedWeight is a Linear weight [n, k] (the layout MatMulT takes) stored once,
@@ -65,6 +66,13 @@ func packWeight(g *gemmImpl, w *Tensor) (*PackedWeight, error) {
 			}
 		}
 	})
+	// The packed weight is read in full on every product: have it on huge
+	// pages even where its memory was in use before (see settleHuge).
+	if pw.data != nil {
+		settleHuge(unsafe.Pointer(unsafe.SliceData(pw.data)), uintptr(len(pw.data))*4)
+	} else {
+		settleHuge(unsafe.Pointer(unsafe.SliceData(pw.half)), uintptr(len(pw.half))*2)
+	}
 	return pw, nil
 }
 

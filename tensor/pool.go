@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // The worker pool behind parallelFor. Workers are started lazily and never
@@ -18,7 +19,9 @@ type workerPool struct {
 	workCh  chan *parJob
 }
 
-var pool = &workerPool{workCh: make(chan *parJob)}
+// workCh is buffered so that handing a job to a polling worker never blocks
+// the caller; reserveIdle keeps the number in flight below the buffer.
+var pool = &workerPool{workCh: make(chan *parJob, 1024)}
 
 // parTask is the body of a parallel loop: run does items [lo, hi). A caller
 // that must not allocate passes a pointer to a pooled or long-lived struct
@@ -41,6 +44,7 @@ type parJob struct {
 	chunk   int
 	nChunks int64
 	next    atomic.Int64
+	left    atomic.Int64   // helpers still running (see parallelRun)
 	wg      sync.WaitGroup // one count per helper worker
 }
 
@@ -59,9 +63,45 @@ func (j *parJob) run() {
 func (p *workerPool) worker() {
 	for {
 		p.idle.Add(1)
-		j := <-p.workCh
+		j := p.receive()
 		j.run()
+		j.left.Add(-1)
 		j.wg.Done()
+	}
+}
+
+// spinFor is how long an idle worker keeps polling for work before it
+// parks. Waking a parked worker goes through the OS (a futex wake and a
+// reschedule, tens of µs on a busy VM), which at two threads cost a GEMV of
+// 0.3 ms a quarter of its time; a model's forward pass hands out a job every
+// few µs to ms, so a worker that polls a while is almost always there.
+const spinFor = 200 * time.Microsecond
+
+// spinPolls bounds the caller's wait for its helpers before it parks: a few
+// hundred µs of atomic loads.
+const spinPolls = 1 << 18
+
+// receive waits for the next job: polling for up to spinFor, then parked.
+// The polling does not yield: a worker that went through the scheduler would
+// come back on whichever processor was free, and its chunks would then miss
+// the sync.Pool caches (per processor) that the scratch buffers live in.
+// Another goroutine waits at most spinFor for this processor.
+func (p *workerPool) receive() *parJob {
+	var deadline time.Time
+	for i := 0; ; i++ {
+		select {
+		case j := <-p.workCh:
+			return j
+		default:
+		}
+		if i%16 == 0 {
+			now := time.Now()
+			if deadline.IsZero() {
+				deadline = now.Add(spinFor)
+			} else if now.After(deadline) {
+				return <-p.workCh
+			}
+		}
 	}
 }
 
@@ -136,9 +176,16 @@ func parallelRun(n, grain int, t parTask) {
 			break
 		}
 		j.wg.Add(1)
+		j.left.Add(1)
 		pool.workCh <- j
 	}
 	j.run()
+	// The helpers are on their last chunks: poll for them a while before
+	// parking in Wait. Polling without yielding keeps this goroutine on its
+	// processor; parked, it is woken on the helper's, where it finds the
+	// sync.Pool caches of the other and allocates.
+	for i := 0; j.left.Load() > 0 && i < spinPolls; i++ {
+	}
 	// Every helper has called Done after its last touch of j, so j can be
 	// reused once Wait returns.
 	j.wg.Wait()
