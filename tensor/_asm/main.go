@@ -203,8 +203,19 @@ func gemvPZ(dt string) {
 		case "F16":
 			emit("VCVTPH2PS %d(DI), Z%d", off, tmp)
 		case "BF16":
-			emit("VPMOVZXWD %d(DI), Z%d", off, tmp)
-			emit("VPSLLD $16, Z%d, Z%d", tmp, tmp)
+			// Both halves of the p in one load: the low bfloat16 of each
+			// 32-bit word (even j) by a shift into acc, the high one (odd
+			// j) by a mask into acc+1; _sum interleaves them back. Half the
+			// loads and no zero-extending shuffles.
+			if off%row != 0 {
+				return
+			}
+			emit("VMOVDQU32 %d(DI), Z%d", off, tmp)
+			emit("VPSLLD $16, Z%d, Z%d", tmp, tmp+4)
+			emit("VPANDD Z20, Z%d, Z%d", tmp, tmp)
+			emit("VFMADD231PS Z%d, Z%d, Z%d", tmp+4, x, acc)
+			emit("VFMADD231PS Z%d, Z%d, Z%d", tmp, x, acc+1)
+			return
 		}
 		emit("VFMADD231PS Z%d, Z%d, Z%d", tmp, x, acc)
 	}
@@ -215,6 +226,10 @@ func gemvPZ(dt string) {
 	emit("MOVQ y+24(FP), DX")
 	for i := 0; i < 8; i++ {
 		emit("VXORPS Z%d, Z%d, Z%d", i, i, i)
+	}
+	if dt == "BF16" {
+		emit("MOVL $0xFFFF0000, AX")
+		emit("VPBROADCASTD AX, Z20")
 	}
 	label(name + "_loop4")
 	emit("CMPQ CX, $4")
@@ -248,6 +263,17 @@ func gemvPZ(dt string) {
 		emit("VADDPS Z%d, Z%d, Z%d", h+2, h, h)
 		emit("VADDPS Z%d, Z%d, Z%d", h+6, h+4, h+4)
 		emit("VADDPS Z%d, Z%d, Z%d", h+4, h, h)
+	}
+	if dt == "BF16" {
+		// Z0 holds j = 0, 2, …, 30 and Z1 j = 1, 3, …, 31: interleave
+		// within lanes (j = 8L..8L+3 and 8L+4..8L+7 in lane L), then put
+		// the lanes in order.
+		emit("VUNPCKLPS Z1, Z0, Z2")
+		emit("VUNPCKHPS Z1, Z0, Z3")
+		emit("VSHUFF32X4 $0x44, Z3, Z2, Z4")
+		emit("VSHUFF32X4 $0xEE, Z3, Z2, Z5")
+		emit("VSHUFF32X4 $0xD8, Z4, Z4, Z0")
+		emit("VSHUFF32X4 $0xD8, Z5, Z5, Z1")
 	}
 	emit("MOVBLZX acc+32(FP), AX")
 	emit("TESTB AL, AL")
