@@ -8,19 +8,21 @@ import (
 )
 
 // The worker pool behind parallelFor. Workers are started lazily and never
-// exit; an idle worker is parked on workCh. The pool has at most
+// exit; an idle worker polls workCh for a while (spinFor), then parks on it. The pool has at most
 // GOMAXPROCS-1 workers busy for one call, because the calling goroutine does
 // its share of the work too. It is process-wide (like the Go runtime's own
 // scheduler) because cores are: two models in one process share the cores.
 type workerPool struct {
 	mu      sync.Mutex   // serialises spawning
 	started atomic.Int64 // workers spawned so far
-	idle    atomic.Int64 // workers parked (or about to park) on workCh
+	idle    atomic.Int64 // workers waiting (polling or parked) on workCh
 	workCh  chan *parJob
 }
 
-// workCh is buffered so that handing a job to a polling worker never blocks
-// the caller; reserveIdle keeps the number in flight below the buffer.
+// workCh is buffered so that handing a job to a polling worker does not
+// block the caller: reserveIdle keeps the jobs in flight to the number of
+// waiting workers (and a send that finds the buffer full is taken by one of
+// them soon).
 var pool = &workerPool{workCh: make(chan *parJob, 1024)}
 
 // parTask is the body of a parallel loop: run does items [lo, hi). A caller
