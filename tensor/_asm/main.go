@@ -289,28 +289,12 @@ func gemvPZ(dt string) {
 
 // load8 loads 8 values of type dt at off(base) into Yd as float32.
 func load8(dt string, off int, base string, d int) {
-	switch dt {
-	case "F32":
-		emit("VMOVUPS %d(%s), Y%d", off, base, d)
-	case "F16":
-		emit("VCVTPH2PS %d(%s), Y%d", off, base, d)
-	case "BF16":
-		emit("VPMOVZXWD %d(%s), Y%d", off, base, d)
-		emit("VPSLLD $16, Y%d, Y%d", d, d)
-	}
+	widen(dt, fmt.Sprintf("%d(%s)", off, base), fmt.Sprintf("Y%d", d))
 }
 
 // load16 loads 16 values of type dt at off(base) into Zd as float32.
 func load16(dt string, off int, base string, d int) {
-	switch dt {
-	case "F32":
-		emit("VMOVUPS %d(%s), Z%d", off, base, d)
-	case "F16":
-		emit("VCVTPH2PS %d(%s), Z%d", off, base, d)
-	case "BF16":
-		emit("VPMOVZXWD %d(%s), Z%d", off, base, d)
-		emit("VPSLLD $16, Z%d, Z%d", d, d)
-	}
+	widen(dt, fmt.Sprintf("%d(%s)", off, base), fmt.Sprintf("Z%d", d))
 }
 
 // load1 loads one value of type dt at (base) into Xd as float32 (scratch AX).
@@ -562,15 +546,11 @@ func gemvN(dt string) {
 	emit("RET")
 }
 
-// packT writes func packT<dt>AVX2(kc int, b *T, ldb int, dst *float32, nr int):
-// transposes 8 rows of B (each kc long, stride ldb elements) into dst, where
-// value p of row j goes to dst[p·nr+j]. kc is a multiple of 8; the caller
-// does the rest. Blocks of 8×8 go through the classic unpack/shuffle/permute
-// transpose.
-func packT(dt string) {
-	name := "packT" + dt + "AVX2"
+// packProlog starts the pack kernel name(kc int, b *T, ldb int, dst *float32,
+// nr int) of element size es: CX = kc, SI = b, BX = ldb and R8 = 3·ldb in
+// bytes, DI = dst, DX = nr and R9 = 3·nr in bytes.
+func packProlog(name string, es int) {
 	sigs[name] = name + "(kc int, b unsafe.Pointer, ldb int, dst *float32, nr int)"
-	es := esize(dt)
 	text(name, "40")
 	emit("MOVQ kc+0(FP), CX")
 	emit("MOVQ b+8(FP), SI")
@@ -581,22 +561,39 @@ func packT(dt string) {
 	emit("SHLQ $2, DX")
 	emit("LEAQ (BX)(BX*2), R8") // 3·ldb
 	emit("LEAQ (DX)(DX*2), R9") // 3·nr
+}
+
+// widen loads the values of type dt at addr into the float32 register reg
+// (Yn: 8 values, Zn: 16).
+func widen(dt, addr, reg string) {
+	switch dt {
+	case "F32":
+		emit("VMOVUPS %s, %s", addr, reg)
+	case "F16":
+		emit("VCVTPH2PS %s, %s", addr, reg)
+	case "BF16":
+		emit("VPMOVZXWD %s, %s", addr, reg)
+		emit("VPSLLD $16, %s, %s", reg, reg)
+	}
+}
+
+// packT writes func packT<dt>AVX2(kc int, b *T, ldb int, dst *float32, nr int):
+// transposes 8 rows of B (each kc long, stride ldb elements) into dst, where
+// value p of row j goes to dst[p·nr+j]. kc is a multiple of 8; the caller
+// does the rest. Blocks of 8×8 go through the classic unpack/shuffle/permute
+// transpose.
+func packT(dt string) {
+	name := "packT" + dt + "AVX2"
+	es := esize(dt)
+	packProlog(name, es)
 	label(name + "_loop")
 	emit("CMPQ CX, $8")
 	emit("JLT %s_done", name)
 	emit("MOVQ SI, R10")
 	emit("LEAQ (SI)(BX*4), R11")
 	rowAddr := []string{"(R10)", "(R10)(BX*1)", "(R10)(BX*2)", "(R10)(R8*1)", "(R11)", "(R11)(BX*1)", "(R11)(BX*2)", "(R11)(R8*1)"}
-	for r := 0; r < 8; r++ {
-		switch dt {
-		case "F32":
-			emit("VMOVUPS %s, Y%d", rowAddr[r], r)
-		case "F16":
-			emit("VCVTPH2PS %s, Y%d", rowAddr[r], r)
-		case "BF16":
-			emit("VPMOVZXWD %s, Y%d", rowAddr[r], r)
-			emit("VPSLLD $16, Y%d, Y%d", r, r)
-		}
+	for r, a := range rowAddr {
+		widen(dt, a, fmt.Sprintf("Y%d", r))
 	}
 	for i := 0; i < 4; i++ {
 		emit("VUNPCKLPS Y%d, Y%d, Y%d", 2*i+1, 2*i, 8+2*i)
@@ -639,18 +636,8 @@ func packT(dt string) {
 // groups per 128-bit lane, then transpose the 4×4 grid of lanes.
 func packTZ(dt string) {
 	name := "packT" + dt + "AVX512"
-	sigs[name] = name + "(kc int, b unsafe.Pointer, ldb int, dst *float32, nr int)"
 	es := esize(dt)
-	text(name, "40")
-	emit("MOVQ kc+0(FP), CX")
-	emit("MOVQ b+8(FP), SI")
-	emit("MOVQ ldb+16(FP), BX")
-	emit("IMULQ $%d, BX", es)
-	emit("MOVQ dst+24(FP), DI")
-	emit("MOVQ nr+32(FP), DX")
-	emit("SHLQ $2, DX")
-	emit("LEAQ (BX)(BX*2), R8") // 3·ldb
-	emit("LEAQ (DX)(DX*2), R9") // 3·nr
+	packProlog(name, es)
 	label(name + "_loop")
 	emit("CMPQ CX, $16")
 	emit("JLT %s_done", name)
@@ -665,15 +652,7 @@ func packTZ(dt string) {
 		rows = append(rows, quad(b)...)
 	}
 	for r, a := range rows {
-		switch dt {
-		case "F32":
-			emit("VMOVUPS %s, Z%d", a, r)
-		case "F16":
-			emit("VCVTPH2PS %s, Z%d", a, r)
-		case "BF16":
-			emit("VPMOVZXWD %s, Z%d", a, r)
-			emit("VPSLLD $16, Z%d, Z%d", r, r)
-		}
+		widen(dt, a, fmt.Sprintf("Z%d", r))
 	}
 	// Pairs: Z16+2i holds rows 2i,2i+1 at k = 4l+0,1 of each lane l; Z17+2i at 4l+2,3.
 	for i := 0; i < 8; i++ {
