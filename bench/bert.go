@@ -33,12 +33,24 @@ func init() {
 	registerBERT("minilm-l6/b1s128", miniLML6, 1, 128)
 	registerBERT("bert-base/b8s128", bertBase, 8, 128)
 	registerBERT("minilm-l6/b8s128", miniLML6, 8, 128)
+	registerBERTConcurrent("minilm-l6/8xb1s128", miniLML6, 8, 128)
 }
 
 func registerBERT(name string, sh bertShape, batch, seq int) {
+	registerBERTOp(name, sh, batch, seq, 1)
+}
+
+// registerBERTConcurrent adds an entry where n goroutines share one loaded
+// model, each running a batch of one sequence: the load of a server without
+// batching. The value is sequences per second over the n.
+func registerBERTConcurrent(name string, sh bertShape, n, seq int) {
+	registerBERTOp(name, sh, 1, seq, n)
+}
+
+func registerBERTOp(name string, sh bertShape, batch, seq, conc int) {
 	unit, value := "ms", func(sec float64) float64 { return sec * 1e3 }
-	if batch > 1 {
-		unit, value = "seq/s", func(sec float64) float64 { return float64(batch) / sec }
+	if batch*conc > 1 {
+		unit, value = "seq/s", func(sec float64) float64 { return float64(batch*conc) / sec }
 	}
 	b := register(name, unit, func() (func() error, func(), error) {
 		dir, err := os.MkdirTemp("", "embrace-bench-bert-")
@@ -64,12 +76,28 @@ func registerBERT(name string, sh bertShape, batch, seq int) {
 			_, err := m.Forward(context.Background(), in, bert.ForwardOptions{})
 			return err
 		}
+		if conc > 1 {
+			one := op
+			op = func() error {
+				errs := make(chan error, conc)
+				for range conc {
+					go func() { errs <- one() }()
+				}
+				var first error
+				for range conc {
+					if err := <-errs; err != nil && first == nil {
+						first = err
+					}
+				}
+				return first
+			}
+		}
 		return op, func() { m.Close(); cleanup() }, nil
 	}, value)
 	// Multiply-adds of the projections and attention, ×2 for FLOPs.
-	n := float64(batch * seq)
+	n := float64(batch * seq * conc)
 	d, in := float64(sh.hidden), float64(sh.inner)
-	flops := float64(sh.layers) * 2 * (n*(4*d*d+2*d*in) + float64(batch)*float64(seq*seq)*2*d)
+	flops := float64(sh.layers) * 2 * (n*(4*d*d+2*d*in) + float64(batch*conc)*float64(seq*seq)*2*d)
 	b.gflops = func(sec float64) float64 { return flops / sec / 1e9 }
 }
 
