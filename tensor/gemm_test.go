@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
@@ -283,5 +284,52 @@ func TestParallelForNested(t *testing.T) {
 	wg.Wait()
 	if got := total.Load(); got != 3*16*10 {
 		t.Fatalf("nested parallelFor covered %d items, want %d", got, 3*16*10)
+	}
+}
+
+// TestNextPanel: the prefetch hint of gemmBlock names the rows the next
+// packB call reads, in gemmBlock's loop order (column panels outside, depth
+// blocks inside), and nothing after the last panel or for an untransposed B.
+func TestNextPanel(t *testing.T) {
+	const n, k, ld, j0 = 600, 700, 710, 5
+	w := make([]float32, (j0+n)*ld)
+	b := bMat{f32: w, ld: ld, trans: true}
+	addr := func(row, col int) uintptr { return uintptr(unsafe.Pointer(&w[row*ld+col])) }
+	var got []nextRows
+	for jc := 0; jc < n; jc += gemmNC {
+		for pc := 0; pc < k; pc += gemmKC {
+			got = append(got, nextPanel(b, j0, n, k, jc, pc))
+		}
+	}
+	var want []nextRows
+	first := true
+	for jc := 0; jc < n; jc += gemmNC {
+		for pc := 0; pc < k; pc += gemmKC {
+			if first {
+				first = false
+				continue
+			}
+			a := addr(j0+jc, pc)
+			kc := min(gemmKC, k-pc)
+			want = append(want, nextRows{addr: a &^ 63, rows: min(gemmNC, n-jc),
+				lines: (int(a&63) + kc*4 + 63) / 64, stride: ld * 4})
+		}
+	}
+	want = append(want, nextRows{})
+	if len(got) != len(want) {
+		t.Fatalf("%d panels, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Errorf("after panel %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if r := nextPanel(bMat{f32: w, ld: ld}, 0, n, k, 0, 0); r != (nextRows{}) {
+		t.Errorf("untransposed B: %+v, want nothing", r)
+	}
+	u := make([]uint16, (j0+n)*ld)
+	r := nextPanel(bMat{u16: u, ld: ld, trans: true}, j0, n, k, 0, 0)
+	if a := uintptr(unsafe.Pointer(&u[j0*ld+gemmKC])); r.addr != a&^63 || r.stride != 2*ld || r.lines != (int(a&63)+2*gemmKC+63)/64 {
+		t.Errorf("half B: %+v", r)
 	}
 }
