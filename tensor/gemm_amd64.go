@@ -52,7 +52,7 @@ func amd64Impls() ([]*gemmImpl, *gemmImpl) {
 		avx512.gemvP = gemvPGo[float32](gemvPZF32, 32)
 		avx512.gemvTF32 = gemvTGo[float32](gemvTF32AVX512)
 		avx512.gemvTF16 = gemvTGo[uint16](gemvTF16AVX512)
-		avx512.gemvTBF16 = gemvTGo[uint16](gemvTBF16AVX512)
+		avx512.gemvTBF16 = gemvTBF16Z
 		avx512.gemvPF16 = gemvPGo[uint16](gemvPZF16, 32)
 		avx512.packT16 = packTWrap(16, packTF32AVX512, packTF16AVX512, packTBF16AVX512)
 		avx512.gemvPBF16 = gemvPGo[uint16](gemvPZBF16, 32)
@@ -106,6 +106,38 @@ func gemvTGo[T float32 | uint16](kern func(n, k int, x *float32, b unsafe.Pointe
 		kern(n, k, &x[0], unsafe.Pointer(&b[0]), ldb, &y[0], acc)
 	}
 }
+
+// gemvTBF16Z is gemvTBF16 through the zmm kernel, which wants x
+// de-interleaved over its steps of 32: per 32 values of k, the 16 at even k,
+// then the 16 at odd k, and the tail of fewer than 32 as it is. K goes in
+// segments of gemvTSeg so that the rearranged x fits on the stack.
+func gemvTBF16Z(n, k int, x []float32, b []uint16, ldb int, y []float32, acc bool) {
+	if n == 0 || k == 0 {
+		if !acc {
+			clear(y[:n])
+		}
+		return
+	}
+	_ = x[k-1]
+	_ = b[(n-1)*ldb+k-1]
+	_ = y[n-1]
+	var xs [gemvTSeg]float32
+	for p0 := 0; p0 < k; p0 += gemvTSeg {
+		seg := x[p0:min(p0+gemvTSeg, k)]
+		full := len(seg) &^ 31
+		for q := 0; q < full; q += 32 {
+			for i := 0; i < 16; i++ {
+				xs[q+i] = seg[q+2*i]
+				xs[q+16+i] = seg[q+2*i+1]
+			}
+		}
+		copy(xs[full:], seg[full:])
+		gemvTBF16AVX512(n, len(seg), &xs[0], unsafe.Pointer(&b[p0]), ldb, &y[0], acc || p0 > 0)
+	}
+}
+
+// gemvTSeg is the segment of k of gemvTBF16Z (a multiple of 32).
+const gemvTSeg = 2048
 
 func gemvNF32AVX2Go(n, k int, x, b []float32, ldb int, y []float32, acc bool) {
 	if !acc {

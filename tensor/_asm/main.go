@@ -327,6 +327,10 @@ func esize(dt string) int {
 //
 // With z (AVX-512) a loop over k in steps of 32 with two zmm accumulators
 // comes first; they are folded into the two ymm ones before the steps of 16.
+// For bfloat16 that loop reads x de-interleaved (per 32 values of k, the 16
+// at even k then the 16 at odd k; the caller arranges it, see gemvTBF16Z):
+// one 64-byte load of B gives the even k by a shift and the odd k by a mask,
+// as in gemvPZ.
 func gemvT(dt string, z bool) {
 	name := "gemvT" + dt + "AVX2"
 	if z {
@@ -341,6 +345,11 @@ func gemvT(dt string, z bool) {
 	emit("IMULQ $%d, BX", es)
 	emit("MOVQ y+40(FP), R10")
 	emit("MOVBLZX acc+48(FP), R11")
+	zbf16 := z && dt == "BF16"
+	if zbf16 {
+		emit("MOVL $0xFFFF0000, AX")
+		emit("VPBROADCASTD AX, Z20")
+	}
 	for _, rows := range gemvTRows {
 		p := fmt.Sprintf("%s_r%d", name, rows)
 		label(p + "_rows")
@@ -368,10 +377,18 @@ func gemvT(dt string, z bool) {
 			for off := 0; off < 32*es; off += 64 {
 				emit("PREFETCHT0 %d(R12)", prefetchAhead+off)
 			}
-			load16(dt, 0, "R12", 10)
-			load16(dt, 16*es, "R12", 11)
-			emit("VFMADD231PS Z8, Z10, Z0")
-			emit("VFMADD231PS Z9, Z11, Z1")
+			if zbf16 {
+				emit("VMOVDQU32 (R12), Z10")
+				emit("VPSLLD $16, Z10, Z11")
+				emit("VPANDD Z20, Z10, Z10")
+				emit("VFMADD231PS Z8, Z11, Z0")
+				emit("VFMADD231PS Z9, Z10, Z1")
+			} else {
+				load16(dt, 0, "R12", 10)
+				load16(dt, 16*es, "R12", 11)
+				emit("VFMADD231PS Z8, Z10, Z0")
+				emit("VFMADD231PS Z9, Z11, Z1")
+			}
 			emit("ADDQ $128, SI")
 			emit("ADDQ $%d, R12", 32*es)
 			emit("SUBQ $32, CX")
