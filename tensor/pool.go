@@ -90,9 +90,10 @@ const spinPolls = 1 << 18
 // (yielding between polls made the allocation tests fail under load).
 // Another goroutine waits at most spinFor for this processor: with 8
 // goroutines sharing a model on 2 threads (bench minilm-l6/8xb1s128) the
-// throughput was about 10% below that of parking workers, while a single
-// caller gains up to a third at 2 threads. Polling 50 µs instead of 200
-// measured no better for the 8 goroutines.
+// throughput was 3-11% below that of parking workers in three comparisons,
+// while a single caller gains up to a third at 2 threads. Polling 50 µs
+// instead of 200, or not polling while several callers overlap, measured no
+// better for the 8 goroutines.
 func (p *workerPool) receive() *parJob {
 	var deadline time.Time
 	for i := 0; ; i++ {
