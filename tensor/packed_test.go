@@ -102,27 +102,9 @@ func TestGemvPKernels(t *testing.T) {
 				for _, acc := range []bool{false, true} {
 					x := randF32(r, kc)
 					bp := randF32(r, kc*nr)
-					half := make([]uint16, len(bp))
-					switch dt {
-					case F16:
-						F32ToF16(half, bp)
-						F16ToF32(bp, half)
-					case BF16:
-						F32ToBF16(half, bp)
-						convBF16Generic(bp, half)
-					}
+					half := roundHalf(dt, bp)
 					y0 := randF32(r, nr)
-					want := make([]float32, nr)
-					for j := range want {
-						var s float64
-						for p := 0; p < kc; p++ {
-							s += float64(x[p]) * float64(bp[p*nr+j])
-						}
-						if acc {
-							s += float64(y0[j])
-						}
-						want[j] = float32(s)
-					}
+					want := gemvWant(x, bp, y0, nr, nr, 1, acc)
 					got := append([]float32(nil), y0...)
 					switch dt {
 					case F32:
@@ -153,27 +135,9 @@ func TestGemvTKernels(t *testing.T) {
 					ldb := k + 3
 					x := randF32(r, k)
 					bf := randF32(r, n*ldb)
-					half := make([]uint16, len(bf))
-					switch dt {
-					case F16:
-						F32ToF16(half, bf)
-						F16ToF32(bf, half)
-					case BF16:
-						F32ToBF16(half, bf)
-						convBF16Generic(bf, half)
-					}
+					half := roundHalf(dt, bf)
 					y0 := randF32(r, n)
-					want := make([]float32, n)
-					for j := range want {
-						var s float64
-						for p := 0; p < k; p++ {
-							s += float64(x[p]) * float64(bf[j*ldb+p])
-						}
-						if acc {
-							s += float64(y0[j])
-						}
-						want[j] = float32(s)
-					}
+					want := gemvWant(x, bf, y0, n, 1, ldb, acc)
 					got := append([]float32(nil), y0...)
 					switch dt {
 					case F32:
@@ -188,4 +152,35 @@ func TestGemvTKernels(t *testing.T) {
 			}
 		}
 	}
+}
+
+// roundHalf stores w in dtype dt (nil for F32) and rounds w to the stored
+// values, so that a float64 reference sees what the kernels see.
+func roundHalf(dt DType, w []float32) []uint16 {
+	half := make([]uint16, len(w))
+	switch dt {
+	case F16:
+		F32ToF16(half, w)
+		F16ToF32(w, half)
+	case BF16:
+		F32ToBF16(half, w)
+		convBF16Generic(w, half)
+	}
+	return half
+}
+
+// gemvWant is the float64 reference y[j] = Σp x[p]·w[p·ps+j·js] (+ y0[j]).
+func gemvWant(x, w, y0 []float32, n, ps, js int, acc bool) []float32 {
+	want := make([]float32, n)
+	for j := range want {
+		var s float64
+		for p := range x {
+			s += float64(x[p]) * float64(w[p*ps+j*js])
+		}
+		if acc {
+			s += float64(y0[j])
+		}
+		want[j] = float32(s)
+	}
+	return want
 }
