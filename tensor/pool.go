@@ -37,28 +37,33 @@ type funcTask func(lo, hi int)
 
 func (f funcTask) run(lo, hi int) { f(lo, hi) }
 
-// parJob is one parallel loop: chunks are claimed with next and counted
-// off with done, so whoever is free takes the next chunk. Jobs are recycled
-// through jobPool.
+// parJob is one parallel loop. Whoever is free claims the next items with
+// a compare-and-swap on next, in chunks that shrink as the loop drains
+// (guided scheduling): a chunk is the items left divided by div, and at
+// least grain. Big first chunks keep the per-chunk costs few (an unpacked
+// product packs its first panel cold); small last ones let the threads
+// finish together. Jobs are recycled through jobPool.
 type parJob struct {
-	task    parTask
-	n       int
-	chunk   int
-	nChunks int64
-	next    atomic.Int64
-	left    atomic.Int64   // helpers still running (see parallelRun)
-	wg      sync.WaitGroup // one count per helper worker
+	task  parTask
+	n     int64
+	grain int64
+	div   int64
+	next  atomic.Int64
+	left  atomic.Int64   // helpers still running (see parallelRun)
+	wg    sync.WaitGroup // one count per helper worker
 }
 
 // run claims chunks until none are left.
 func (j *parJob) run() {
 	for {
-		c := j.next.Add(1) - 1
-		if c >= j.nChunks {
+		lo := j.next.Load()
+		if lo >= j.n {
 			return
 		}
-		lo := int(c) * j.chunk
-		j.task.run(lo, min(lo+j.chunk, j.n))
+		hi := min(j.n, lo+max(j.grain, (j.n-lo+j.div-1)/j.div))
+		if j.next.CompareAndSwap(lo, hi) {
+			j.task.run(int(lo), int(hi))
+		}
 	}
 }
 
@@ -169,16 +174,14 @@ func parallelRun(n, grain int, t parTask) {
 		t.run(0, n)
 		return
 	}
-	// A few chunks per thread let a fast thread take over a slow one's share
-	// (the machine is shared, cores are not equally fast at every moment).
-	nChunks := min(maxChunks, procs*4)
-	chunk := (n + nChunks - 1) / nChunks
-	nChunks = (n + chunk - 1) / chunk
+	// Chunks of half a thread's share of what is left: a fast thread takes
+	// over a slow one's share (the machine is shared, cores are not equally
+	// fast at every moment) and the last chunks are small.
 	j := jobPool.Get().(*parJob)
-	j.task, j.n, j.chunk, j.nChunks = t, n, chunk, int64(nChunks)
+	j.task, j.n, j.grain, j.div = t, int64(n), int64(grain), int64(2*procs)
 	j.next.Store(0)
 	pool.ensure(procs - 1)
-	helpers := min(procs-1, nChunks-1)
+	helpers := min(procs-1, maxChunks-1)
 	for h := 0; h < helpers; h++ {
 		if !pool.reserveIdle() {
 			break
