@@ -293,7 +293,7 @@ func TestAttentionImpls(t *testing.T) {
 	for _, impl := range opsImpls {
 		withOps(impl, func() {
 			for _, dh := range []int{1, 7, 16, 33} {
-				for _, sq := range []int{1, 3, 9, 33} {
+				for _, sq := range []int{1, 3, 9, 33, 70} {
 					for _, extra := range []int{0, 5} { // cached keys before the queries
 						sk := sq + extra
 						const batch, heads = 2, 3
