@@ -65,3 +65,20 @@ func (c *KVCache) Attend(out, q []float32, qStride, s, heads int, keyBias []floa
 		Causal: true, QOffset: c.Len - s,
 	})
 }
+
+// AttendLast is Attend for the last of the s new query rows of each sequence
+// only: the rows whose outputs a prefill keeps after its last layer.
+//
+//	out: [B, Width]; keyBias: B×Cap additive per-key bias or nil
+func (c *KVCache) AttendLast(out, q []float32, qStride, s, heads int, keyBias []float32, scale float32) {
+	tensor.Attention(out, q[(s-1)*qStride:], c.K, c.V, tensor.AttentionParams{
+		Batch: c.Batch, Heads: heads, HeadDim: c.Width / heads, SeqQ: 1, SeqK: c.Len,
+		QBatchStride: s * qStride, QRowStride: qStride,
+		KBatchStride: c.Cap * c.Width, KRowStride: c.Width,
+		VBatchStride: c.Cap * c.Width, VRowStride: c.Width,
+		OutBatchStride: c.Width, OutRowStride: c.Width,
+		Scale:   scale,
+		KeyMask: keyBias, KeyMaskStride: c.Cap,
+		Causal: true, QOffset: c.Len - 1,
+	})
+}

@@ -296,6 +296,22 @@ type scratch struct {
 	x                     *tensor.Tensor
 	pos                   []int
 	bias                  []float32
+	last                  lastViews
+}
+
+// lastViews are [b, ·] views on the first rows of a scratch's buffers, for
+// blockForwardLast; kept so that a prefill allocates nothing.
+type lastViews struct {
+	b                   int // 0: not made for the current shape
+	ctx, tmp, h, mlp, x *tensor.Tensor
+}
+
+// lastRowsViews returns the views for b rows, making them on first use.
+func (sc *scratch) lastRowsViews(b int) *lastViews {
+	if v := &sc.last; v.b != b {
+		*v = lastViews{b: b, ctx: sc.ctx.Rows(0, b), tmp: sc.tmp.Rows(0, b), h: sc.h.Rows(0, b), mlp: sc.mlp.Rows(0, b), x: sc.x.Rows(0, b)}
+	}
+	return &sc.last
 }
 
 func newScratch(n, d, inner int) *scratch {
@@ -311,6 +327,7 @@ func (sc *scratch) shape(n, d, inner int) {
 		return
 	}
 	sc.n = n
+	sc.last = lastViews{}
 	sc.h = reuse(sc.h, n, d)
 	sc.qkv = reuse(sc.qkv, n, 3*d)
 	sc.ctx = reuse(sc.ctx, n, d)
@@ -361,4 +378,35 @@ func (m *Model) blockForward(blk *block, x *tensor.Tensor, sc *scratch, attend f
 	blk.fc.ForwardAct(sc.mlp, sc.h, m.act)
 	blk.out.ForwardNoBias(sc.tmp, sc.mlp)
 	tensor.AddResidual(x, sc.tmp, blk.out.B)
+}
+
+// blockForwardLast is blockForward for the last layer of a prefill of seq
+// positions in each of b sequences, where only each sequence's last position
+// feeds the logits: every position still goes through ln_1 and the QKV
+// product (the cache needs all keys and values), but attention, the output
+// projection and the MLP run on those b rows alone (llama.cpp skips the same
+// work). attend writes the b attention rows. It returns the b rows of the
+// residual stream, moved to the front of x (which must be sc.x).
+func (m *Model) blockForwardLast(blk *block, x *tensor.Tensor, sc *scratch, b, seq int, attend func(qkv, out []float32)) *tensor.Tensor {
+	blk.ln1.Forward(sc.h, x)
+	blk.attn.Forward(sc.qkv, sc.h)
+	v := sc.lastRowsViews(b)
+	attend(sc.qkv.Float32s(), v.ctx.Float32s())
+	moveLastRows(x, b, seq)
+	blk.proj.ForwardNoBias(v.tmp, v.ctx)
+	blk.ln2.AddNorm(v.h, v.x, v.tmp, blk.proj.B)
+	blk.fc.ForwardAct(v.mlp, v.h, m.act)
+	blk.out.ForwardNoBias(v.tmp, v.mlp)
+	tensor.AddResidual(v.x, v.tmp, blk.out.B)
+	return v.x
+}
+
+// moveLastRows moves row r·seq+seq-1 of x to row r for r < b (each row
+// moves up, never onto a row still to be read).
+func moveLastRows(x *tensor.Tensor, b, seq int) {
+	d := x.Dim(-1)
+	xs := x.Float32s()
+	for r := 0; r < b; r++ {
+		copy(xs[r*d:(r+1)*d], xs[(r*seq+seq-1)*d:(r*seq+seq)*d])
+	}
 }

@@ -128,6 +128,9 @@ func (s *State) Prefill(ctx context.Context, ids, mask []int) ([]float32, error)
 			}
 		}
 	}
+	// Only the last position of each sequence feeds the next token, so the
+	// last layer computes the rest of its work for those rows alone.
+	var xl *tensor.Tensor
 	for li := range m.blocks {
 		if err := ctx.Err(); err != nil {
 			s.rollback(start)
@@ -136,22 +139,30 @@ func (s *State) Prefill(ctx context.Context, ids, mask []int) ([]float32, error)
 		blk := &m.blocks[li]
 		c := s.caches[li]
 		var aerr error
-		m.blockForward(blk, x, sc, func(qkv, out []float32) {
-			if aerr = c.Append(qkv[d:], qkv[2*d:], 3*d, seq); aerr == nil {
-				c.Attend(out, qkv, 3*d, seq, m.cfg.NHead, s.bias, blk.scale)
-			}
-		})
+		if li == len(m.blocks)-1 {
+			xl = m.blockForwardLast(blk, x, sc, b, seq, func(qkv, out []float32) {
+				if aerr = c.Append(qkv[d:], qkv[2*d:], 3*d, seq); aerr == nil {
+					c.AttendLast(out, qkv, 3*d, seq, m.cfg.NHead, s.bias, blk.scale)
+				}
+			})
+		} else {
+			m.blockForward(blk, x, sc, func(qkv, out []float32) {
+				if aerr = c.Append(qkv[d:], qkv[2*d:], 3*d, seq); aerr == nil {
+					c.Attend(out, qkv, 3*d, seq, m.cfg.NHead, s.bias, blk.scale)
+				}
+			})
+		}
 		if aerr != nil {
 			s.rollback(start)
 			return nil, fmt.Errorf("gpt2: layer %d: %w", li, aerr)
 		}
 	}
-	// Only the last position of each sequence feeds the next token.
 	last := s.x
-	xs := x.Float32s()
-	for r := 0; r < b; r++ {
-		copy(last.Float32s()[r*d:(r+1)*d], xs[(r*seq+seq-1)*d:(r*seq+seq)*d])
+	if xl == nil { // no layers
+		moveLastRows(x, b, seq)
+		xl = x
 	}
+	copy(last.Float32s(), xl.Float32s()[:b*d])
 	m.lnF.Forward(last, last)
 	tensor.MatMulT(s.logits, last, m.head)
 	return s.logits.Float32s(), nil
