@@ -34,9 +34,20 @@ type AttentionParams struct {
 }
 
 // attnScratch is one goroutine's score rows [SeqQ, SeqK] and the softmax
-// normalizers of those rows [SeqQ].
+// normalizers of those rows [SeqQ]; zeros stands in for a missing key mask.
 type attnScratch struct {
-	scores, inv []float32
+	scores, inv, zeros []float32
+}
+
+// orZeros returns mask, or n zeros when it is nil.
+func orZeros(mask []float32, ws *attnScratch, n int) []float32 {
+	if mask != nil {
+		return mask
+	}
+	if len(ws.zeros) < n {
+		ws.zeros = make([]float32, max(n, 2*len(ws.zeros))) // never written
+	}
+	return ws.zeros[:n]
 }
 
 // scratchPool and attnTasks recycle the per-call state, so that attention
@@ -137,12 +148,14 @@ func attendHead(out, q, k, v []float32, p *AttentionParams, b, h int, ws *attnSc
 		blk := scores[i0*p.SeqK:]
 		// scores[i0:i1, :nk] = Q_h · K_hᵀ
 		gemmF32Serial(i1-i0, nk, d, q[qo+i0*p.QRowStride:], p.QRowStride, k[ko:], p.KRowStride, true, blk, p.SeqK, false)
-		for i := i0; i < i1; i++ {
-			lim := nk
-			if p.Causal {
-				lim = min(max(i+p.QOffset+1, 0), p.SeqK)
+		if p.Causal || ops.scoreRows == nil || !ops.scoreRows(blk, p.SeqK, i1-i0, nk, orZeros(mask, ws, nk), p.Scale, inv[i0:i1]) {
+			for i := i0; i < i1; i++ {
+				lim := nk
+				if p.Causal {
+					lim = min(max(i+p.QOffset+1, 0), p.SeqK)
+				}
+				inv[i] = ops.scoreRow(scores[i*p.SeqK:i*p.SeqK+nk], mask, p.Scale, lim)
 			}
-			inv[i] = ops.scoreRow(scores[i*p.SeqK:i*p.SeqK+nk], mask, p.Scale, lim)
 		}
 		// out[i0:i1, d] = scores[i0:i1, :nk] · V_h[:nk], then each row
 		// times its 1/Σ (nk = 0 clears the rows).

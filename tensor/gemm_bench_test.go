@@ -62,30 +62,37 @@ func BenchmarkPackB(b *testing.B) {
 	}
 }
 
-// BenchmarkAttention times one layer's multi-head attention of GPT-2 small
-// (12 heads of 64) over a fused QKV buffer, causal (a prefill) or not (an
-// encoder), at 128 and 512 positions.
+// BenchmarkAttention times one layer's multi-head attention over a fused
+// QKV buffer: GPT-2 small (12 heads of 64), causal (a prefill) or not (an
+// encoder), at 128 and 512 positions; and MiniLM-L6 (12 heads of 32) on 8
+// sequences of 128 with a key mask.
 func BenchmarkAttention(b *testing.B) {
-	const heads, dh = 12, 64
-	width := heads * dh
 	r := rand.New(rand.NewPCG(5, 6))
+	run := func(name string, batch, heads, dh, seq int, causal, masked bool) {
+		b.Run(name, func(b *testing.B) {
+			width := heads * dh
+			qkv := randSlice(r, batch*seq*3*width)
+			out := make([]float32, batch*seq*width)
+			p := AttentionParams{
+				Batch: batch, Heads: heads, HeadDim: dh, SeqQ: seq, SeqK: seq,
+				QBatchStride: seq * 3 * width, QRowStride: 3 * width,
+				KBatchStride: seq * 3 * width, KRowStride: 3 * width,
+				VBatchStride: seq * 3 * width, VRowStride: 3 * width,
+				OutBatchStride: seq * width, OutRowStride: width,
+				Scale: 0.125, Causal: causal,
+			}
+			if masked {
+				p.KeyMask = make([]float32, batch*seq)
+			}
+			for b.Loop() {
+				Attention(out, qkv, qkv[width:], qkv[2*width:], p)
+			}
+		})
+	}
 	for _, seq := range []int{128, 512} {
 		for _, causal := range []bool{false, true} {
-			b.Run(fmt.Sprintf("s%d/causal=%v", seq, causal), func(b *testing.B) {
-				qkv := randSlice(r, seq*3*width)
-				out := make([]float32, seq*width)
-				p := AttentionParams{
-					Batch: 1, Heads: heads, HeadDim: dh, SeqQ: seq, SeqK: seq,
-					QBatchStride: seq * 3 * width, QRowStride: 3 * width,
-					KBatchStride: seq * 3 * width, KRowStride: 3 * width,
-					VBatchStride: seq * 3 * width, VRowStride: 3 * width,
-					OutBatchStride: seq * width, OutRowStride: width,
-					Scale: 0.125, Causal: causal,
-				}
-				for b.Loop() {
-					Attention(out, qkv, qkv[width:], qkv[2*width:], p)
-				}
-			})
+			run(fmt.Sprintf("s%d/causal=%v", seq, causal), 1, 12, 64, seq, causal, false)
 		}
 	}
+	run("minilm/b8s128", 8, 12, 32, 128, false, true)
 }

@@ -130,6 +130,11 @@ type opsImpl struct {
 	layerNorm func(dst, x, r, c, g, b []float32, eps float32)
 	// scoreRow: one attention score row (see scoreRowGeneric).
 	scoreRow func(row, mask []float32, scale float32, lim int) float32
+	// scoreRows, where set, is scoreRow over rows rows of n values (ld
+	// apart in s, every key visible, mask of n values, 1/Σ into inv) with
+	// the same results, in one call; it returns false for shapes it does
+	// not take (the caller then goes row by row).
+	scoreRows func(s []float32, ld, rows, n int, mask []float32, scale float32, inv []float32) bool
 }
 
 // genericOps computes in float64 with the math package: the reference the

@@ -43,6 +43,7 @@ func amd64OpsImpls() ([]*opsImpl, *opsImpl) {
 	avx512.scoreRow = func(row, mask []float32, scale float32, lim int) float32 {
 		return scoreRowVec(row, mask, scale, lim, true)
 	}
+	avx512.scoreRows = scoreRowsZ
 	return append(impls, &avx512), &avx512
 }
 
@@ -372,6 +373,19 @@ func scoreRowAVX2(row, mask []float32, scale float32, lim int) float32 {
 	return scoreRowVec(row, mask, scale, lim, false)
 }
 
+// scoreRowsZ is opsImpl.scoreRows for AVX-512: one assembly call for all
+// rows when n is a multiple of 16.
+func scoreRowsZ(s []float32, ld, rows, n int, mask []float32, scale float32, inv []float32) bool {
+	if rows == 0 || n == 0 || n%16 != 0 {
+		return false
+	}
+	_ = s[(rows-1)*ld+n-1]
+	_ = mask[n-1]
+	_ = inv[rows-1]
+	scoreRowsAVX512(&s[0], ld, rows, n, &mask[0], scale, &inv[0])
+	return true
+}
+
 func scoreRowVec(row, mask []float32, scale float32, lim int, w16 bool) float32 {
 	clear(row[lim:])
 	row = row[:lim]
@@ -471,6 +485,9 @@ func expSumAVX2(d *float32, n int, mx float32) float64
 
 //go:noescape
 func expSumAVX512(d *float32, n int, mx float32) float64
+
+//go:noescape
+func scoreRowsAVX512(d *float32, ld, rows, n int, m *float32, s float32, inv *float32)
 
 //go:noescape
 func geluAVX512(d *float32, n int)

@@ -1331,6 +1331,121 @@ siluBiasAVX512_done:
 	VZEROUPPER
 	RET
 
+// For each of rows rows of n values (a multiple of 16, > 0) at d, ld apart: d[i] =
+// exp(y[i] − max y) with y[i] = d[i]·s + m[i], and inv[row] = float32(1/Σ), both
+// as scoreRowVec computes them; a row whose every y is -Inf becomes zeros with
+// inv 0.
+// func scoreRowsAVX512(d *float32, ld, rows, n int, m *float32, s float32, inv *float32)
+TEXT ·scoreRowsAVX512(SB), NOSPLIT, $0-56
+	MOVQ d+0(FP), DI
+	MOVQ ld+8(FP), R9
+	SHLQ $2, R9
+	MOVQ rows+16(FP), R10
+	MOVQ n+24(FP), R11
+	SHRQ $4, R11
+	MOVQ m+32(FP), R8
+	VBROADCASTSS s+40(FP), Z10
+	MOVQ inv+48(FP), R12
+	TESTQ R10, R10
+	JZ scoreRowsAVX512_done
+scoreRowsAVX512_row:
+	MOVQ DI, SI
+	MOVQ R8, DX
+	MOVQ R11, CX
+	VBROADCASTSS ·opsK+1568(SB), Z1
+scoreRowsAVX512_max:
+	VMOVUPS (DX), Z0
+	VFMADD231PS (SI), Z10, Z0
+	ADDQ $64, DX
+	VMOVUPS Z0, (SI)
+	VMAXPS Z0, Z1, Z1
+	ADDQ $64, SI
+	DECQ CX
+	JNZ scoreRowsAVX512_max
+	VEXTRACTF64X4 $1, Z1, Y0
+	VMAXPS Y0, Y1, Y1
+	VEXTRACTF128 $1, Y1, X0
+	VMAXPS X0, X1, X1
+	VMOVHLPS X1, X1, X0
+	VMAXPS X0, X1, X1
+	VPSHUFD $1, X1, X0
+	VMAXPS X0, X1, X1
+	VMOVSS ·opsK+1568(SB), X2
+	VUCOMISS X2, X1
+	JNE scoreRowsAVX512_exp
+	JPS scoreRowsAVX512_exp
+	VPXORD Z0, Z0, Z0
+	MOVQ DI, SI
+	MOVQ R11, CX
+scoreRowsAVX512_zero:
+	VMOVUPS Z0, (SI)
+	ADDQ $64, SI
+	DECQ CX
+	JNZ scoreRowsAVX512_zero
+	MOVL $0, (R12)
+	JMP scoreRowsAVX512_next
+scoreRowsAVX512_exp:
+	VBROADCASTSS X1, Z15
+	VPXORQ Z12, Z12, Z12
+	VPXORQ Z13, Z13, Z13
+	MOVQ DI, SI
+	MOVQ R11, CX
+scoreRowsAVX512_loop:
+	VMOVUPS (SI), Z0
+	VSUBPS Z15, Z0, Z0
+	VCMPPS.BCST $0x1D, ·opsK+192(SB), Z0, K1
+	VMAXPS.BCST ·opsK+192(SB), Z0, Z0
+	VBROADCASTSS ·opsK+256(SB), Z2
+	VFMADD213PS.BCST ·opsK+288(SB), Z0, Z2
+	VSUBPS.BCST ·opsK+288(SB), Z2, Z3
+	VFNMADD231PS.BCST ·opsK+320(SB), Z3, Z0
+	VFNMADD231PS.BCST ·opsK+352(SB), Z3, Z0
+	VBROADCASTSS ·opsK+416(SB), Z1
+	VFMADD213PS.BCST ·opsK+384(SB), Z0, Z1
+	VBROADCASTSS ·opsK+480(SB), Z4
+	VFMADD213PS.BCST ·opsK+448(SB), Z0, Z4
+	VBROADCASTSS ·opsK+544(SB), Z5
+	VFMADD213PS.BCST ·opsK+512(SB), Z0, Z5
+	VBROADCASTSS ·opsK+608(SB), Z6
+	VFMADD213PS.BCST ·opsK+576(SB), Z0, Z6
+	VMULPS Z0, Z0, Z8
+	VFMADD231PS Z4, Z8, Z1
+	VFMADD231PS Z6, Z8, Z5
+	VMULPS Z8, Z8, Z9
+	VFMADD231PS Z5, Z9, Z1
+	VMOVAPS Z1, Z3
+	VPSLLD $23, Z2, Z2
+	VPADDD Z2, Z3, Z0
+	VMOVAPS.Z Z0, K1, Z0
+	VMOVUPS Z0, (SI)
+	VCVTPS2PD Y0, Z4
+	VEXTRACTF64X4 $1, Z0, Y5
+	VCVTPS2PD Y5, Z5
+	VADDPD Z4, Z12, Z12
+	VADDPD Z5, Z13, Z13
+	ADDQ $64, SI
+	DECQ CX
+	JNZ scoreRowsAVX512_loop
+	VADDPD Z13, Z12, Z12
+	VEXTRACTF64X4 $1, Z12, Y13
+	VADDPD Y13, Y12, Y12
+	VEXTRACTF128 $1, Y12, X13
+	VADDPD X13, X12, X12
+	VHADDPD X12, X12, X12
+	MOVQ $0x3FF0000000000000, AX
+	VMOVQ AX, X13
+	VDIVSD X12, X13, X13
+	VCVTSD2SS X13, X13, X13
+	VMOVSS X13, (R12)
+scoreRowsAVX512_next:
+	ADDQ R9, DI
+	ADDQ $4, R12
+	DECQ R10
+	JNZ scoreRowsAVX512_row
+scoreRowsAVX512_done:
+	VZEROUPPER
+	RET
+
 // d[i] = exp(d[i] − mx) for n (a multiple of 16) values; returns their sum,
 // accumulated in float64. Arguments below expLo give exactly 0.
 // func expSumAVX512(d *float32, n int, mx float32) float64

@@ -293,7 +293,7 @@ func TestAttentionImpls(t *testing.T) {
 	for _, impl := range opsImpls {
 		withOps(impl, func() {
 			for _, dh := range []int{1, 7, 16, 33} {
-				for _, sq := range []int{1, 3, 9, 33, 70} {
+				for _, sq := range []int{1, 3, 9, 33, 64, 70} {
 					for _, extra := range []int{0, 5} { // cached keys before the queries
 						sk := sq + extra
 						const batch, heads = 2, 3
@@ -472,5 +472,64 @@ func TestAddRowAndScale(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestScoreRows checks each implementation's whole-block softmax numerators
+// against its own row-by-row scoreRow: the same bits, for every row, with
+// a zero mask, a finite one, one hiding some keys with -Inf, one hiding all,
+// and zeros against no mask at all.
+func TestScoreRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(23, 24))
+	negInf := float32(math.Inf(-1))
+	for _, impl := range opsImpls {
+		if impl.scoreRows == nil {
+			continue
+		}
+		for _, n := range []int{16, 32, 128, 144} {
+			for _, rows := range []int{1, 3, 9} {
+				ld := n + 5
+				for mi, mask := range [][]float32{make([]float32, n), randSlice(r, n), randSlice(r, n), make([]float32, n), nil} {
+					switch mi {
+					case 2:
+						mask[0], mask[n/2], mask[n-1] = negInf, negInf, -math.MaxFloat32
+					case 3:
+						for j := range mask {
+							mask[j] = negInf
+						}
+					}
+					s := randSlice(r, rows*ld)
+					for i := range s {
+						s[i] *= 30
+					}
+					want := append([]float32(nil), s...)
+					wantInv := make([]float32, rows)
+					for i := 0; i < rows; i++ {
+						wantInv[i] = impl.scoreRow(want[i*ld:i*ld+n], mask, 0.7, n)
+					}
+					if mask == nil { // Attention passes zeros for no mask
+						mask = make([]float32, n)
+					}
+					got := append([]float32(nil), s...)
+					gotInv := make([]float32, rows)
+					if !impl.scoreRows(got, ld, rows, n, mask, 0.7, gotInv) {
+						t.Fatalf("%s: scoreRows refused n=%d", impl.name, n)
+					}
+					for i := range got {
+						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+							t.Fatalf("%s n=%d rows=%d mask %d: value %d = %v, row by row %v", impl.name, n, rows, mi, i, got[i], want[i])
+						}
+					}
+					for i := range gotInv {
+						if math.Float32bits(gotInv[i]) != math.Float32bits(wantInv[i]) {
+							t.Fatalf("%s n=%d rows=%d mask %d: inv[%d] = %v, row by row %v", impl.name, n, rows, mi, i, gotInv[i], wantInv[i])
+						}
+					}
+				}
+				if impl.scoreRows(make([]float32, 20), 20, 1, 20, make([]float32, 20), 1, make([]float32, 1)) {
+					t.Fatalf("%s: scoreRows took n = 20", impl.name)
+				}
+			}
+		}
 	}
 }

@@ -880,6 +880,8 @@ func wideOps(gDeg int) {
 		sigmoidTimesX(2, -1)
 	})
 
+	scoreRowsAVX512()
+
 	// func expSumAVX512(d *float32, n int, mx float32) float64
 	name := "expSumAVX512"
 	sigs[name] = name + "(d *float32, n int, mx float32) float64"
@@ -893,6 +895,111 @@ func wideOps(gDeg int) {
 	emit("SHRQ $4, CX")
 	emit("JZ %s_sum", name)
 	label(name + "_loop")
+	expSumStep()
+	emit("ADDQ $64, SI")
+	emit("DECQ CX")
+	emit("JNZ %s_loop", name)
+	label(name + "_sum")
+	expSumReduce()
+	emit("VMOVSD X12, ret+24(FP)")
+	emit("VZEROUPPER")
+	emit("RET")
+}
+
+// scoreRowsAVX512 writes the attention softmax numerators of several score
+// rows in one call (the rows of one head of an encoder, every key visible):
+// per row the first pass of scaleMaskMaxAVX2 in sixteen lanes, then the loop
+// of expSumAVX512 and its float64 sum, so every value and 1/Σ come out with
+// the same bits as scoreRowVec gives row by row, without a call per row.
+func scoreRowsAVX512() {
+	name := "scoreRowsAVX512"
+	sigs[name] = name + "(d *float32, ld, rows, n int, m *float32, s float32, inv *float32)"
+	fmt.Fprintf(&out, "\n// For each of rows rows of n values (a multiple of 16, > 0) at d, ld apart: d[i] =\n"+
+		"// exp(y[i] − max y) with y[i] = d[i]·s + m[i], and inv[row] = float32(1/Σ), both\n"+
+		"// as scoreRowVec computes them; a row whose every y is -Inf becomes zeros with\n"+
+		"// inv 0.")
+	text(name, "56")
+	emit("MOVQ d+0(FP), DI")
+	emit("MOVQ ld+8(FP), R9")
+	emit("SHLQ $2, R9")
+	emit("MOVQ rows+16(FP), R10")
+	emit("MOVQ n+24(FP), R11")
+	emit("SHRQ $4, R11")
+	emit("MOVQ m+32(FP), R8")
+	emit("VBROADCASTSS s+40(FP), Z10")
+	emit("MOVQ inv+48(FP), R12")
+	emit("TESTQ R10, R10")
+	emit("JZ %s_done", name)
+	label(name + "_row")
+	// Pass 1: scale, mask, maximum.
+	emit("MOVQ DI, SI")
+	emit("MOVQ R8, DX")
+	emit("MOVQ R11, CX")
+	emit("VBROADCASTSS %s, Z1", k("negInf"))
+	label(name + "_max")
+	emit("VMOVUPS (DX), Z0")
+	emit("VFMADD231PS (SI), Z10, Z0")
+	emit("ADDQ $64, DX")
+	emit("VMOVUPS Z0, (SI)")
+	emit("VMAXPS Z0, Z1, Z1")
+	emit("ADDQ $64, SI")
+	emit("DECQ CX")
+	emit("JNZ %s_max", name)
+	emit("VEXTRACTF64X4 $1, Z1, Y0")
+	emit("VMAXPS Y0, Y1, Y1")
+	emit("VEXTRACTF128 $1, Y1, X0")
+	emit("VMAXPS X0, X1, X1")
+	emit("VMOVHLPS X1, X1, X0")
+	emit("VMAXPS X0, X1, X1")
+	emit("VPSHUFD $1, X1, X0")
+	emit("VMAXPS X0, X1, X1")
+	// Every key hidden with -Inf: a zero row and 1/Σ = 0, as PyTorch.
+	emit("VMOVSS %s, X2", k("negInf"))
+	emit("VUCOMISS X2, X1")
+	emit("JNE %s_exp", name)
+	emit("JPS %s_exp", name)
+	emit("VPXORD Z0, Z0, Z0")
+	emit("MOVQ DI, SI")
+	emit("MOVQ R11, CX")
+	label(name + "_zero")
+	emit("VMOVUPS Z0, (SI)")
+	emit("ADDQ $64, SI")
+	emit("DECQ CX")
+	emit("JNZ %s_zero", name)
+	emit("MOVL $0, (R12)")
+	emit("JMP %s_next", name)
+	// Pass 2: exp(y − max) and the float64 sum, as expSumAVX512.
+	label(name + "_exp")
+	emit("VBROADCASTSS X1, Z15")
+	emit("VPXORQ Z12, Z12, Z12")
+	emit("VPXORQ Z13, Z13, Z13")
+	emit("MOVQ DI, SI")
+	emit("MOVQ R11, CX")
+	label(name + "_loop")
+	expSumStep()
+	emit("ADDQ $64, SI")
+	emit("DECQ CX")
+	emit("JNZ %s_loop", name)
+	expSumReduce()
+	// inv = float32(1/Σ)
+	emit("MOVQ $0x3FF0000000000000, AX")
+	emit("VMOVQ AX, X13")
+	emit("VDIVSD X12, X13, X13")
+	emit("VCVTSD2SS X13, X13, X13")
+	emit("VMOVSS X13, (R12)")
+	label(name + "_next")
+	emit("ADDQ R9, DI")
+	emit("ADDQ $4, R12")
+	emit("DECQ R10")
+	emit("JNZ %s_row", name)
+	label(name + "_done")
+	emit("VZEROUPPER")
+	emit("RET")
+}
+
+// expSumStep replaces the sixteen values at (SI) by exp(value − Z15) (0 below
+// expLo) and adds them, widened to float64, into Z12 (lanes 0-7) and Z13.
+func expSumStep() {
 	emit("VMOVUPS (SI), Z0")
 	emit("VSUBPS Z15, Z0, Z0")
 	emit("VCMPPS.BCST $0x1D, %s, Z0, K1", k("expLo")) // GE_OQ: false for NaN and below expLo
@@ -905,17 +1012,14 @@ func wideOps(gDeg int) {
 	emit("VCVTPS2PD Y5, Z5")
 	emit("VADDPD Z4, Z12, Z12")
 	emit("VADDPD Z5, Z13, Z13")
-	emit("ADDQ $64, SI")
-	emit("DECQ CX")
-	emit("JNZ %s_loop", name)
-	label(name + "_sum")
+}
+
+// expSumReduce adds the float64 lanes of Z12 and Z13 into X12's low lane.
+func expSumReduce() {
 	emit("VADDPD Z13, Z12, Z12")
 	emit("VEXTRACTF64X4 $1, Z12, Y13")
 	emit("VADDPD Y13, Y12, Y12")
 	emit("VEXTRACTF128 $1, Y12, X13")
 	emit("VADDPD X13, X12, X12")
 	emit("VHADDPD X12, X12, X12")
-	emit("VMOVSD X12, ret+24(FP)")
-	emit("VZEROUPPER")
-	emit("RET")
 }
