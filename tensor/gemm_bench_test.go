@@ -73,14 +73,8 @@ func BenchmarkAttention(b *testing.B) {
 			width := heads * dh
 			qkv := randSlice(r, batch*seq*3*width)
 			out := make([]float32, batch*seq*width)
-			p := AttentionParams{
-				Batch: batch, Heads: heads, HeadDim: dh, SeqQ: seq, SeqK: seq,
-				QBatchStride: seq * 3 * width, QRowStride: 3 * width,
-				KBatchStride: seq * 3 * width, KRowStride: 3 * width,
-				VBatchStride: seq * 3 * width, VRowStride: 3 * width,
-				OutBatchStride: seq * width, OutRowStride: width,
-				Scale: 0.125, Causal: causal,
-			}
+			p := fusedQKVParams(batch, heads, dh, seq)
+			p.Scale, p.Causal = 0.125, causal
 			if masked {
 				p.KeyMask = make([]float32, batch*seq)
 			}

@@ -216,6 +216,19 @@ func attentionRef(q, k, v []float32, p AttentionParams) []float32 {
 	return out
 }
 
+// fusedQKVParams describes self-attention over a fused QKV buffer (rows of
+// [q|k|v], seq per sequence) into an output of width heads·dh.
+func fusedQKVParams(batch, heads, dh, seq int) AttentionParams {
+	width := heads * dh
+	return AttentionParams{
+		Batch: batch, Heads: heads, HeadDim: dh, SeqQ: seq, SeqK: seq,
+		QBatchStride: seq * 3 * width, QRowStride: 3 * width,
+		KBatchStride: seq * 3 * width, KRowStride: 3 * width,
+		VBatchStride: seq * 3 * width, VRowStride: 3 * width,
+		OutBatchStride: seq * width, OutRowStride: width,
+	}
+}
+
 func TestAttention(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, seq := range []int{1, 7, 33} {
@@ -225,14 +238,8 @@ func TestAttention(t *testing.T) {
 			qkv := randSlice(r, batch*seq*3*width) // fused rows [q|k|v]
 			mask := make([]float32, batch*seq)
 			mask[seq-1] = -math.MaxFloat32 // hide the last key of sequence 0
-			p := AttentionParams{
-				Batch: batch, Heads: heads, HeadDim: dh, SeqQ: seq, SeqK: seq,
-				QBatchStride: seq * 3 * width, QRowStride: 3 * width,
-				KBatchStride: seq * 3 * width, KRowStride: 3 * width,
-				VBatchStride: seq * 3 * width, VRowStride: 3 * width,
-				OutBatchStride: seq * width, OutRowStride: width,
-				Scale: 0.3, Causal: causal,
-			}
+			p := fusedQKVParams(batch, heads, dh, seq)
+			p.Scale, p.Causal = 0.3, causal
 			if seq > 1 {
 				p.KeyMask = mask
 			}

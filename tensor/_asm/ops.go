@@ -758,12 +758,7 @@ func scoreOps() {
 		emit("DECQ CX")
 		emit("JNZ %s_loop", name)
 		label(name + "_reduce")
-		emit("VEXTRACTF128 $1, Y1, X0")
-		emit("VMAXPS X0, X1, X1")
-		emit("VMOVHLPS X1, X1, X0")
-		emit("VMAXPS X0, X1, X1")
-		emit("VPSHUFD $1, X1, X0")
-		emit("VMAXPS X0, X1, X1")
+		maxReduceY1()
 		emit("VMOVSS X1, %s", ret)
 		emit("VZEROUPPER")
 		emit("RET")
@@ -947,12 +942,7 @@ func scoreRowsAVX512() {
 	emit("JNZ %s_max", name)
 	emit("VEXTRACTF64X4 $1, Z1, Y0")
 	emit("VMAXPS Y0, Y1, Y1")
-	emit("VEXTRACTF128 $1, Y1, X0")
-	emit("VMAXPS X0, X1, X1")
-	emit("VMOVHLPS X1, X1, X0")
-	emit("VMAXPS X0, X1, X1")
-	emit("VPSHUFD $1, X1, X0")
-	emit("VMAXPS X0, X1, X1")
+	maxReduceY1()
 	// Every key hidden with -Inf: a zero row and 1/Σ = 0, as PyTorch.
 	emit("VMOVSS %s, X2", k("negInf"))
 	emit("VUCOMISS X2, X1")
@@ -1022,4 +1012,15 @@ func expSumReduce() {
 	emit("VEXTRACTF128 $1, Y12, X13")
 	emit("VADDPD X13, X12, X12")
 	emit("VHADDPD X12, X12, X12")
+}
+
+// maxReduceY1 leaves the largest of Y1's eight values in X1's low lane
+// (scratch X0).
+func maxReduceY1() {
+	emit("VEXTRACTF128 $1, Y1, X0")
+	emit("VMAXPS X0, X1, X1")
+	emit("VMOVHLPS X1, X1, X0")
+	emit("VMAXPS X0, X1, X1")
+	emit("VPSHUFD $1, X1, X0")
+	emit("VMAXPS X0, X1, X1")
 }
