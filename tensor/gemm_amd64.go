@@ -94,17 +94,26 @@ func gemvPGo[T float32 | uint16](kern func(kc int, x *float32, b unsafe.Pointer,
 // the assembly trusts. With nothing to sum it only clears y (when !acc).
 func gemvTGo[T float32 | uint16](kern func(n, k int, x *float32, b unsafe.Pointer, ldb int, y *float32, acc bool)) func(n, k int, x []float32, b []T, ldb int, y []float32, acc bool) {
 	return func(n, k int, x []float32, b []T, ldb int, y []float32, acc bool) {
-		if n == 0 || k == 0 {
-			if !acc {
-				clear(y[:n])
-			}
-			return
+		if gemvTCheck(n, k, x, b, ldb, y, acc) {
+			kern(n, k, &x[0], unsafe.Pointer(&b[0]), ldb, &y[0], acc)
 		}
-		_ = x[k-1]
-		_ = b[(n-1)*ldb+k-1]
-		_ = y[n-1]
-		kern(n, k, &x[0], unsafe.Pointer(&b[0]), ldb, &y[0], acc)
 	}
+}
+
+// gemvTCheck checks the extents a gemvT kernel trusts (panicking like a
+// slice index when they are short) and reports whether there is anything to
+// sum; when not, it clears y unless acc.
+func gemvTCheck[T float32 | uint16](n, k int, x []float32, b []T, ldb int, y []float32, acc bool) bool {
+	if n == 0 || k == 0 {
+		if !acc {
+			clear(y[:n])
+		}
+		return false
+	}
+	_ = x[k-1]
+	_ = b[(n-1)*ldb+k-1]
+	_ = y[n-1]
+	return true
 }
 
 // gemvTBF16Z is gemvTBF16 through the zmm kernel, which wants x
@@ -112,15 +121,9 @@ func gemvTGo[T float32 | uint16](kern func(n, k int, x *float32, b unsafe.Pointe
 // then the 16 at odd k, and the tail of fewer than 32 as it is. K goes in
 // segments of gemvTSeg so that the rearranged x fits on the stack.
 func gemvTBF16Z(n, k int, x []float32, b []uint16, ldb int, y []float32, acc bool) {
-	if n == 0 || k == 0 {
-		if !acc {
-			clear(y[:n])
-		}
+	if !gemvTCheck(n, k, x, b, ldb, y, acc) {
 		return
 	}
-	_ = x[k-1]
-	_ = b[(n-1)*ldb+k-1]
-	_ = y[n-1]
 	var xs [gemvTSeg]float32
 	for p0 := 0; p0 < k; p0 += gemvTSeg {
 		seg := x[p0:min(p0+gemvTSeg, k)]
