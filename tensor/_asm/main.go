@@ -26,6 +26,17 @@ var sigs = map[string]string{}
 // weight row they stream.
 const prefetchAhead = 4096
 
+// prefetchInsn is the prefetch the zmm GEMV kernels use for weights of type
+// dt. Half-precision rows are fetched into L2 only (PREFETCHT1): measured 4-5%
+// faster than into L1 at 1 thread (gemv-packed/f16 14.5 → 15.2 GB/s), where
+// for float32 the two measure the same.
+func prefetchInsn(dt string) string {
+	if dt == "F32" {
+		return "PREFETCHT0"
+	}
+	return "PREFETCHT1"
+}
+
 // gemvTRows are the row-group sizes of gemvT: one row at a time measured
 // faster than four (one sequential stream suits the hardware prefetcher).
 var gemvTRows = []int{1}
@@ -235,7 +246,7 @@ func gemvPZ(dt string) {
 	emit("CMPQ CX, $4")
 	emit("JLT %s_loop1", name)
 	for off := 0; off < 4*row; off += 64 {
-		emit("PREFETCHT0 %d(DI)", prefetchAhead+off)
+		emit("%s %d(DI)", prefetchInsn(dt), prefetchAhead+off)
 	}
 	for u := 0; u < 4; u++ {
 		emit("VBROADCASTSS %d(SI), Z%d", 4*u, 8+u)
@@ -375,7 +386,7 @@ func gemvT(dt string, z bool) {
 			emit("VMOVUPS (SI), Z8")
 			emit("VMOVUPS 64(SI), Z9")
 			for off := 0; off < 32*es; off += 64 {
-				emit("PREFETCHT0 %d(R12)", prefetchAhead+off)
+				emit("%s %d(R12)", prefetchInsn(dt), prefetchAhead+off)
 			}
 			if zbf16 {
 				emit("VMOVDQU32 (R12), Z10")
