@@ -8,7 +8,7 @@ import (
 
 // PackedWeight is a Linear weight [n, k] (the layout MatMulT takes) stored once,
 // at model load, in the layout the matrix-product kernels read: cut into
-// blocks of gemmKC input rows, each block into slivers of a few output
+// blocks of packKC input rows, each block into slivers of a few output
 // columns, p-major. Products against it skip the per-call transposition of
 // the weight (a fifth of a BERT layer's matmul time), and the M = 1 (decode)
 // product reads it as one sequential stream. F16 and BF16 weights keep their
@@ -53,13 +53,13 @@ func packWeight(g *gemmImpl, w *Tensor) (*PackedWeight, error) {
 		return pw, nil
 	}
 	b := bMat{f32: w.f32, ld: k, trans: true}
-	blocks := (k + gemmKC - 1) / gemmKC
+	blocks := (k + packKC - 1) / packKC
 	parallelFor(blocks, 1, func(lo, hi int) {
 		for blk := lo; blk < hi; blk++ {
-			pc := blk * gemmKC
-			kc := min(gemmKC, k-pc)
+			pc := blk * packKC
+			kc := min(packKC, k-pc)
 			if w.dtype == F32 {
-				var row [gemmKC]float32
+				var row [packKC]float32
 				packB(g, b, pc, kc, 0, n, pw.data[pc*npad:(pc+kc)*npad], row[:])
 			} else {
 				packHalf(w.u16, k, pc, kc, n, g.nr, pw.half[pc*npad:(pc+kc)*npad])
@@ -180,8 +180,8 @@ func gemmPackedBlock(m int, a []float32, lda int, w *PackedWeight, j0, j1 int, c
 	if m > mc || w.dtype != F32 {
 		ncb = gemmNC
 	}
-	for pc := 0; pc < k; pc += gemmKC {
-		kc := min(gemmKC, k-pc)
+	for pc := 0; pc < k; pc += packKC {
+		kc := min(packKC, k-pc)
 		for jc := j0; jc < j1; jc += ncb {
 			ncc := min(ncb, j1-jc)
 			var bp []float32
@@ -210,8 +210,8 @@ func gemmPackedBlock(m int, a []float32, lda int, w *PackedWeight, j0, j1 int, c
 // sliver by sliver in the order the packed weight lies in memory.
 func gemvPacked(g *gemmImpl, x []float32, w *PackedWeight, j0, j1 int, y, tile []float32) {
 	nr := g.nr
-	for pc := 0; pc < w.k; pc += gemmKC {
-		kc := min(gemmKC, w.k-pc)
+	for pc := 0; pc < w.k; pc += packKC {
+		kc := min(packKC, w.k-pc)
 		xs := x[pc : pc+kc]
 		for jr := j0; jr < j1; jr += nr {
 			full := jr+nr <= j1

@@ -13,7 +13,7 @@ import (
 func TestPackedMatchesReference(t *testing.T) {
 	shapes := [][3]int{{1, 1, 1}, {1, 17, 33}, {1, 300, 520}, {1, 1000, 47}, {2, 70, 300}, {5, 16, 16},
 		{7, 257, 33}, {13, 33, 257}, {130, 45, 259}, {64, 64, 64}, {150, 100, 70}, {3, 5, 0}, {0, 4, 4},
-		{2, 300, 1100}, {1, 20, 2100}, {150, 40, 1030}}
+		{2, 300, 1100}, {1, 20, 2100}, {150, 40, 1030}, {130, 769, 70}, {9, 1600, 40}}
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, g := range gemmImpls {
 		for _, s := range shapes {
@@ -98,7 +98,7 @@ func TestGemvPKernels(t *testing.T) {
 	for _, g := range gemmImpls {
 		nr := g.nr
 		for _, dt := range []DType{F32, F16, BF16} {
-			for _, kc := range []int{0, 1, 2, 3, 4, 5, 7, 17, 256} {
+			for _, kc := range []int{0, 1, 2, 3, 4, 5, 7, 17, 256, packKC} {
 				for _, acc := range []bool{false, true} {
 					x := randF32(r, kc)
 					bp := randF32(r, kc*nr)
