@@ -26,13 +26,14 @@ const (
 )
 
 // packKC is the block depth of a PackedWeight: every row panel of C is read
-// and written once per block, so deeper blocks save those passes, and the
-// slivers (96 KiB of float32 at nr = 32) stream from L2 into the
-// micro-kernel as fast as from L1. On the AVX-512 Xeon, 768 against 256:
-// sgemm-packed 128x768x3072 162 → 170 GFLOP/s, minilm-l6/b8s128 45.2 → 48.0
-// seq/s, gpt2/prefill-s128 849 → 880 tokens/s at 1 thread. Unpacked
-// products keep gemmKC: their panels are packed per call and must stay in L2
-// with the rows fetched for the next one.
+// and written once per block, so deeper blocks save those passes; the
+// slivers (96 KiB of float32 at nr = 32) outgrow L1, but the micro-kernel's
+// prefetch brings them from L2 in time. On the AVX-512 Xeon, 768 against
+// 256 at 1 thread: sgemm-packed/128x768x3072 161 → 170 GFLOP/s,
+// minilm-l6/b8s128 42.4 → 44.5 seq/s, gpt2/prefill-s128 843 → 873 tokens/s
+// (bench/README.md, round 6). Unpacked products keep gemmKC: their panels
+// are packed per call and must stay in L2 with the rows fetched for the
+// next one.
 const packKC = 768
 
 // prefetch is what a micro-kernel call fetches ahead, kc/4 cache lines from
