@@ -9,7 +9,7 @@ import "math"
 
 var genericImpl = &gemmImpl{
 	name:     "generic",
-	mr:       4,
+	mr:       2,
 	nr:       4,
 	micro:    microGeneric,
 	gemvTF32: gemvTF32Generic,
@@ -81,52 +81,40 @@ func convBF16Generic(dst []float32, src []uint16) {
 	}
 }
 
-// microGeneric is the 4×4 micro-kernel (see gemmImpl.micro); it has no use
-// for the prefetch hint.
+// microGeneric is the 2×4 micro-kernel (see gemmImpl.micro); it has no use
+// for the prefetch hint. Two rows rather than four: the 8 accumulators, 2
+// values of A and the B value in flight fit in the 15 vector registers Go's
+// amd64 ABI leaves free, where a 4×4 tile spilled to the stack on every p.
 func microGeneric(kc int, a []float32, lda int, bp, c []float32, ldc int, acc bool, _ prefetch) {
 	var c00, c01, c02, c03, c10, c11, c12, c13 float32
-	var c20, c21, c22, c23, c30, c31, c32, c33 float32
 	a0s := a[:kc]
 	a1s := a[lda : lda+kc]
-	a2s := a[2*lda : 2*lda+kc]
-	a3s := a[3*lda : 3*lda+kc]
 	bp = bp[:4*kc]
 	for p := range a0s {
 		b := bp[4*p : 4*p+4 : 4*p+4]
-		a0, a1, a2, a3 := a0s[p], a1s[p], a2s[p], a3s[p]
-		b0, b1, b2, b3 := b[0], b[1], b[2], b[3]
+		a0, a1 := a0s[p], a1s[p]
+		b0 := b[0]
 		c00 += a0 * b0
-		c01 += a0 * b1
-		c02 += a0 * b2
-		c03 += a0 * b3
 		c10 += a1 * b0
+		b1 := b[1]
+		c01 += a0 * b1
 		c11 += a1 * b1
+		b2 := b[2]
+		c02 += a0 * b2
 		c12 += a1 * b2
+		b3 := b[3]
+		c03 += a0 * b3
 		c13 += a1 * b3
-		c20 += a2 * b0
-		c21 += a2 * b1
-		c22 += a2 * b2
-		c23 += a2 * b3
-		c30 += a3 * b0
-		c31 += a3 * b1
-		c32 += a3 * b2
-		c33 += a3 * b3
 	}
 	r0 := c[0:4:4]
 	r1 := c[ldc : ldc+4 : ldc+4]
-	r2 := c[2*ldc : 2*ldc+4 : 2*ldc+4]
-	r3 := c[3*ldc : 3*ldc+4 : 3*ldc+4]
 	if acc {
 		r0[0], r0[1], r0[2], r0[3] = r0[0]+c00, r0[1]+c01, r0[2]+c02, r0[3]+c03
 		r1[0], r1[1], r1[2], r1[3] = r1[0]+c10, r1[1]+c11, r1[2]+c12, r1[3]+c13
-		r2[0], r2[1], r2[2], r2[3] = r2[0]+c20, r2[1]+c21, r2[2]+c22, r2[3]+c23
-		r3[0], r3[1], r3[2], r3[3] = r3[0]+c30, r3[1]+c31, r3[2]+c32, r3[3]+c33
 		return
 	}
 	r0[0], r0[1], r0[2], r0[3] = c00, c01, c02, c03
 	r1[0], r1[1], r1[2], r1[3] = c10, c11, c12, c13
-	r2[0], r2[1], r2[2], r2[3] = c20, c21, c22, c23
-	r3[0], r3[1], r3[2], r3[3] = c30, c31, c32, c33
 }
 
 // dotGeneric is Σ x[p]·y[p] with four partial sums (independent chains).
