@@ -3,7 +3,7 @@ package bert
 import (
 	"fmt"
 
-	"github.com/embrace-go/embrace/models/internal/weights"
+	"github.com/embrace-go/embrace/models/weights"
 	"github.com/embrace-go/embrace/nn"
 	"github.com/embrace-go/embrace/tensor"
 )

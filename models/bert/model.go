@@ -21,7 +21,7 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/embrace-go/embrace/models/internal/weights"
+	"github.com/embrace-go/embrace/models/weights"
 	"github.com/embrace-go/embrace/nn"
 	"github.com/embrace-go/embrace/safetensors"
 	"github.com/embrace-go/embrace/tensor"
