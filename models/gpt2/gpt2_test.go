@@ -136,7 +136,7 @@ func TestFixturesLogits(t *testing.T) {
 					continue
 				}
 				ids, _ := ref.ints(t, p+".input_ids")
-				out, err := m.Forward(context.Background(), Input{IDs: ids})
+				out, err := m.Recompute(context.Background(), Input{IDs: ids})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -215,7 +215,7 @@ func TestKVCacheMatchesFullForward(t *testing.T) {
 		}
 		for step := 0; ; step++ {
 			cur := len(ids) / b
-			full, err := m.Forward(ctx, Input{IDs: ids, Mask: mask, Batch: b})
+			full, err := m.Recompute(ctx, Input{IDs: ids, Mask: mask, Batch: b})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -252,11 +252,11 @@ func TestKVCacheMatchesFullForward(t *testing.T) {
 func TestLeftPaddingMatchesAlone(t *testing.T) {
 	m := load(t, filepath.Join(fixtures(t), "models", "gpt2"))
 	ctx := context.Background()
-	alone, err := m.Forward(ctx, Input{IDs: []int{5, 17, 300}})
+	alone, err := m.Recompute(ctx, Input{IDs: []int{5, 17, 300}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	padded, err := m.Forward(ctx, Input{IDs: []int{0, 0, 5, 17, 300}, Mask: []int{0, 0, 1, 1, 1}})
+	padded, err := m.Recompute(ctx, Input{IDs: []int{0, 0, 5, 17, 300}, Mask: []int{0, 0, 1, 1, 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,19 +344,19 @@ func TestConcurrentStates(t *testing.T) {
 func TestBadInputs(t *testing.T) {
 	m := load(t, filepath.Join(fixtures(t), "models", "gpt2"))
 	ctx := context.Background()
-	if _, err := m.Forward(ctx, Input{IDs: []int{1, m.VocabSize()}}); err == nil || !strings.Contains(err.Error(), "outside") {
+	if _, err := m.Recompute(ctx, Input{IDs: []int{1, m.VocabSize()}}); err == nil || !strings.Contains(err.Error(), "outside") {
 		t.Errorf("out-of-vocabulary id: %v", err)
 	}
 	long := make([]int, m.MaxPositions()+1)
-	if _, err := m.Forward(ctx, Input{IDs: long}); err == nil || !strings.Contains(err.Error(), "n_positions") {
+	if _, err := m.Recompute(ctx, Input{IDs: long}); err == nil || !strings.Contains(err.Error(), "n_positions") {
 		t.Errorf("too long: %v", err)
 	}
-	if _, err := m.Forward(ctx, Input{IDs: []int{1, 2, 3}, Batch: 2}); err == nil {
+	if _, err := m.Recompute(ctx, Input{IDs: []int{1, 2, 3}, Batch: 2}); err == nil {
 		t.Error("ragged batch accepted")
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := m.Forward(cctx, Input{IDs: []int{1}}); err == nil {
+	if _, err := m.Recompute(cctx, Input{IDs: []int{1}}); err == nil {
 		t.Error("cancelled context ignored")
 	}
 	st, _ := m.NewState(1, 8)

@@ -140,7 +140,7 @@ func checkCache(t *testing.T, m *Model) {
 	}
 	logits, err := st.Prefill(ctx, ids, nil)
 	for step := 0; step < 8 && err == nil; step++ {
-		full, ferr := m.Forward(ctx, Input{IDs: ids})
+		full, ferr := m.Recompute(ctx, Input{IDs: ids})
 		if ferr != nil {
 			t.Fatal(ferr)
 		}
@@ -172,7 +172,7 @@ func TestSyntheticVariants(t *testing.T) {
 			checkCache(t, m)
 			if c.untied {
 				// The logits must come from lm_head.weight, not from wte.
-				out, err := m.Forward(context.Background(), Input{IDs: []int{1, 2}})
+				out, err := m.Recompute(context.Background(), Input{IDs: []int{1, 2}})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -198,8 +198,8 @@ func TestSyntheticVariants(t *testing.T) {
 	// model (the second layer's scores are halved).
 	a := load(t, tiny{prefix: "", act: "gelu_new"}.write(t))
 	b := load(t, tiny{prefix: "", act: "gelu_new", invLayer: true}.write(t))
-	oa, _ := a.Forward(context.Background(), Input{IDs: []int{3, 4, 5}})
-	ob, _ := b.Forward(context.Background(), Input{IDs: []int{3, 4, 5}})
+	oa, _ := a.Recompute(context.Background(), Input{IDs: []int{3, 4, 5}})
+	ob, _ := b.Recompute(context.Background(), Input{IDs: []int{3, 4, 5}})
 	if _, at := within(oa.Logits.Float32s(), ob.Logits.Float32s(), 1e-6, 0); at < 0 {
 		t.Error("scale_attn_by_inverse_layer_idx has no effect")
 	}
