@@ -52,8 +52,8 @@ const (
 
 // NewTextGeneration loads the tokenizer, model and generation defaults of a
 // causal language model folder (or Hub repo id).
-func NewTextGeneration(ctx context.Context, nameOrDir string) (*TextGeneration, error) {
-	dir, err := resolve(ctx, nameOrDir)
+func NewTextGeneration(ctx context.Context, nameOrDir string, opt *Options) (*TextGeneration, error) {
+	dir, err := resolve(ctx, nameOrDir, opt)
 	if err != nil {
 		return nil, err
 	}

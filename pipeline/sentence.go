@@ -49,7 +49,7 @@ const (
 // NewSentenceEmbedder loads a sentence-transformers folder (or any encoder
 // checkpoint) from a folder or Hub repo id.
 func NewSentenceEmbedder(ctx context.Context, nameOrDir string, opt *Options) (*SentenceEmbedder, error) {
-	dir, err := resolve(ctx, nameOrDir)
+	dir, err := resolve(ctx, nameOrDir, opt)
 	if err != nil {
 		return nil, err
 	}

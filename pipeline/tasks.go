@@ -27,8 +27,8 @@ const (
 // can serve, the most specific first: a sentence-transformers folder
 // leads with sentence embeddings, a classifier with text classification. It
 // reads config.json and modules.json only, not the weights.
-func Tasks(ctx context.Context, nameOrDir string) ([]Task, error) {
-	dir, err := resolve(ctx, nameOrDir)
+func Tasks(ctx context.Context, nameOrDir string, opt *Options) ([]Task, error) {
+	dir, err := resolve(ctx, nameOrDir, opt)
 	if err != nil {
 		return nil, err
 	}

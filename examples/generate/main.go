@@ -93,7 +93,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return command.Fail(stderr, err)
 	}
-	gen, err := pipeline.NewTextGeneration(ctx, dir)
+	gen, err := pipeline.NewTextGeneration(ctx, dir, nil)
 	if err != nil {
 		return command.Fail(stderr, fmt.Errorf("loading %s: %w", dir, err))
 	}

@@ -438,7 +438,7 @@ type genAdapter struct {
 }
 
 func loadGenerator(ctx context.Context, dir string) (*genAdapter, error) {
-	p, err := pipeline.NewTextGeneration(ctx, dir)
+	p, err := pipeline.NewTextGeneration(ctx, dir, nil)
 	if err != nil {
 		return nil, err
 	}
