@@ -10,8 +10,8 @@ import (
 )
 
 // ErrTooLong is wrapped by the error for a prompt that fills the model's
-// context.
-var ErrTooLong = errors.New("too long")
+// context (it is arch.ErrTooLong).
+var ErrTooLong = arch.ErrTooLong
 
 // errStop ends the decoding loop early without an error.
 var errStop = errors.New("stop")
