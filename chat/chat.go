@@ -32,6 +32,7 @@ import (
 	"github.com/nikolalohinski/gonja/v2/exec"
 	"github.com/nikolalohinski/gonja/v2/loaders"
 	"github.com/nikolalohinski/gonja/v2/nodes"
+	"github.com/nikolalohinski/gonja/v2/tokens"
 )
 
 // DefaultMaxOutput is the output limit of a rendering when Options.MaxOutput
@@ -107,8 +108,9 @@ func MessagesFromJSON(data []byte) ([]Message, error) {
 					return nil, fmt.Errorf("chat: message %d: role: %w", i, err)
 				}
 			case "content":
-				if err := json.Unmarshal(v, &msg.Content); err != nil {
-					msg.Fields[k] = v // a list of parts, or null
+				// A list of parts, or null (None), stays as it is.
+				if string(v) == "null" || json.Unmarshal(v, &msg.Content) != nil {
+					msg.Fields[k] = v
 				}
 			default:
 				msg.Fields[k] = v
@@ -185,6 +187,11 @@ func Parse(name, src string) (*Template, error) {
 		// The engine's message starts with the whole source; keep its cause.
 		if inner := errors.Unwrap(err); inner != nil {
 			err = inner
+		}
+		if strings.Contains(err.Error(), "(Line: 0 Col: 0") {
+			if where := lexErrorLine(src); where != "" {
+				err = fmt.Errorf("%w (%s)", err, where)
+			}
 		}
 		return nil, fmt.Errorf("chat template %q: syntax error: %w", name, err)
 	}
@@ -281,6 +288,22 @@ func (t *Template) Render(messages []Message, opts Options) (string, error) {
 		return "", fmt.Errorf("chat template %q: %w", t.name, cleanError(err))
 	}
 	return r.out.String(), nil
+}
+
+// lexErrorLine says where the lexer stopped with an error, which the engine
+// reports without a line ("Line: 0").
+func lexErrorLine(src string) string {
+	stream := tokens.LexAll(src, newConfig())
+	for !stream.EOF() {
+		if tok := stream.Current(); tok.Type == tokens.Error {
+			pos := min(max(tok.Pos, 0), len(src))
+			line := 1 + strings.Count(src[:pos], "\n")
+			col := pos - strings.LastIndexByte(src[:pos], '\n')
+			return fmt.Sprintf("at line %d, column %d", line, col)
+		}
+		stream.Next()
+	}
+	return ""
 }
 
 // cleanError drops the engine's "unable to execute template" prefix.
