@@ -156,6 +156,7 @@ type RaiseError struct {
 	Message  string // the template's message
 }
 
+// Error names the template and gives its message.
 func (e *RaiseError) Error() string {
 	return fmt.Sprintf("chat template %q: %s", e.Template, e.Message)
 }

@@ -81,7 +81,8 @@ func TestRangeBounds(t *testing.T) {
 	for _, src := range []string{
 		"{% for i in range(100001) %}{% endfor %}",
 		"{% for i in range(0, 10000000, 2) %}{% endfor %}",
-		"{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+		"{% set a = range(100000) %}{% set b = range(100000) %}{% set c = range(1) %}",
+		"{% for i in range(10) %}{% for j in range(30000) %}{% endfor %}{% endfor %}",
 	} {
 		start := time.Now()
 		_, err := mustParse(t, src).Render(nil, Options{})
@@ -259,7 +260,7 @@ func TestLoadDir(t *testing.T) {
 }
 
 func TestConcurrentRender(t *testing.T) {
-	tmpl := mustParse(t, "{% set ns = namespace(n=0) %}{% for m in messages %}{% set ns.n = ns.n + 1 %}<{{ m.role }}>{{ m.content | trim }}{% endfor %}{{ ns.n }}{{ strftime_now('%Y') }}{% if add_generation_prompt %}<assistant>{% endif %}")
+	tmpl := mustParse(t, "{% macro role(r) %}<{{ r }}>{% endmacro %}{% set ns = namespace(n=0) %}{% for m in messages %}{% set ns.n = ns.n + 1 %}{{ role(m.role) }}{{ m.content | trim }}{% endfor %}{{ ns.n }}{{ strftime_now('%Y') }}{% if add_generation_prompt %}<assistant>{% endif %}")
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	for g := range 16 {

@@ -20,8 +20,9 @@ import (
 const maxRange = 100000
 
 // maxRangeTotal bounds the numbers all range() calls of one rendering may
-// produce together, so that nested loops cannot run for ever.
-const maxRangeTotal = 1000000
+// produce together, so that nested loops cannot run for ever (chat templates
+// call range() once or not at all; the engine takes about 7µs a loop turn).
+const maxRangeTotal = 2 * maxRange
 
 // newConfig is the lexer configuration transformers uses: trim_blocks and
 // lstrip_blocks on, a single trailing newline dropped (keep_trailing_newline off).
