@@ -119,5 +119,15 @@ inline("tools-none", "{{ tools is none }} {{ documents is none }} {{ tools is no
 inline("filter-block", "{% filter upper %}hi {{ messages[0].role }}{% endfilter %}")
 inline("int-float-format", "{{ 10 / 2 }} {{ 1e3 }} {{ 1e-5 }} {{ 123456789.0 * 1000000000 }} {{ (0.1 * 3) }} {{ 2 ** 0.5 }}")
 
+builtin = [
+    {"role": "user", "content": "Search the weather"},
+    {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "brave_search", "arguments": {"query": "weather Paris", "lang": "fr"}}}]},
+]
+inline("builtin-tools", "{{ 'Tools: ' + builtin_tools | reject('equalto', 'code_interpreter') | join(', ') }}|{% set tc = messages[1].tool_calls[0].function %}{% if tc.name in builtin_tools %}<|python_tag|>{{ tc.name }}.call({% for k, v in tc.arguments | items %}{{ k + '=\"' + v + '\"' }}{% if not loop.last %}, {% endif %}{% endfor %}){% endif %}", messages=builtin, vars={"builtin_tools": ["code_interpreter", "brave_search", "wolfram_alpha"]})
+inline("arguments-string-or-dict", "{% for m in messages %}{% for tc in m.tool_calls | default([]) %}{% if tc.function.arguments is string %}{{ tc.function.arguments }}{% else %}{{ tc.function.arguments | tojson }}{% endif %};{% endfor %}{% endfor %}", messages=[
+    {"role": "assistant", "tool_calls": [{"function": {"name": "a", "arguments": "{\"x\": 1}"}}, {"function": {"name": "b", "arguments": {"y": [1, 2], "x": "é"}}}]}])
+inline("last-user-index", "{% set ns = namespace(last=-1) %}{% for m in messages[::-1] %}{% if m.role == 'user' and ns.last == -1 %}{% set ns.last = (messages | length) - 1 - loop.index0 %}{% endif %}{% endfor %}{{ ns.last }}|{{ '\\n'.join(['a', 'b']) }}|{{ messages | selectattr('role', 'equalto', 'user') | map(attribute='content') | join(' / ') }}", messages=nosys)
+inline("content-none", "{% for m in messages %}{% if m.content is none %}none{% elif m.content %}{{ m.content }}{% else %}empty{% endif %};{% endfor %}", messages=[{"role": "assistant", "content": None}, {"role": "user", "content": ""}, {"role": "user", "content": "x"}])
+
 json.dump(cases, open("cases.json", "w"), indent=1, ensure_ascii=False)
 print(len(cases), "cases")
