@@ -244,7 +244,7 @@ func TestLoadDir(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 	write("chat_template.jinja", "file {{ eos_token }}\n")
-	write("chat_templates/tool_use.jinja", "tools {{ tools | length }}")
+	write("additional_chat_templates/tool_use.jinja", "tools {{ tools | length }}")
 	for name, want := range map[string]string{"": "file </s>", "tool_use": "tools 1"} {
 		tmpl, err := LoadDir(dir, name)
 		if err != nil {

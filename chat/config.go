@@ -27,7 +27,7 @@ var specialTokenKeys = []string{"bos_token", "eos_token", "unk_token", "sep_toke
 // name means "default", and a missing name is an error that lists the names
 // there are. (transformers also picks "tool_use" by itself when tools are
 // passed and the list has one: ask for it by name.) A model folder that keeps
-// its templates in chat_template.jinja and chat_templates/*.jinja is read by
+// its templates in chat_template.jinja and additional_chat_templates/*.jinja is read by
 // LoadDir.
 func FromTokenizerConfig(config []byte, name string) (*Template, error) {
 	return fromConfig(config, nil, name)
@@ -35,7 +35,7 @@ func FromTokenizerConfig(config []byte, name string) (*Template, error) {
 
 // LoadDir compiles the chat template of a model folder, as
 // AutoTokenizer.from_pretrained finds it: chat_template.jinja (the "default"
-// template) and chat_templates/NAME.jinja (named ones) when present, else the
+// template) and additional_chat_templates/NAME.jinja (named ones) when present, else the
 // "chat_template" of tokenizer_config.json, whose special tokens the template
 // gets in every case. name is as for FromTokenizerConfig.
 func LoadDir(dir, name string) (*Template, error) {
@@ -51,7 +51,7 @@ func LoadDir(dir, name string) (*Template, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	named, _ := filepath.Glob(filepath.Join(dir, "chat_templates", "*.jinja"))
+	named, _ := filepath.Glob(filepath.Join(dir, "additional_chat_templates", "*.jinja"))
 	for _, p := range named {
 		b, err := readBounded(p)
 		if err != nil {
