@@ -107,9 +107,7 @@ func (r *Reranker) Rerank(ctx context.Context, query string, passages []string, 
 	if err != nil {
 		return nil, err
 	}
-	// CrossEncoder sorts the float32 scores it computed; comparing float32
-	// roundings keeps ties (saturated sigmoids) in input order as it does.
-	sort.SliceStable(res, func(a, b int) bool { return float32(res[a].Score) > float32(res[b].Score) })
+	sortRerank(res)
 	if opt.TopK > 0 && opt.TopK < len(res) {
 		res = res[:opt.TopK]
 	}
@@ -157,6 +155,14 @@ func (r *Reranker) Score(ctx context.Context, pairs [][2]string, opt RerankOptio
 		return nil, err
 	}
 	return out, nil
+}
+
+// sortRerank orders results by score, highest first, keeping equal scores
+// in input order: CrossEncoder.rank's stable sorted(..., reverse=True). It
+// sorts the float32 scores torch computed, so float32 roundings are
+// compared, which keeps its ties (saturated sigmoids) as ties.
+func sortRerank(res []RerankResult) {
+	sort.SliceStable(res, func(a, b int) bool { return float32(res[a].Score) > float32(res[b].Score) })
 }
 
 // folderActivation reads the activation a cross-encoder folder was saved

@@ -151,18 +151,25 @@ func (z *ZeroShotClassifier) Classify(ctx context.Context, sequence string, cand
 		}
 		scores = softmax64(ent)
 	}
-	order := make([]int, len(hyps))
-	for i := range order {
-		order[i] = len(order) - 1 - i
-	}
-	// transformers sorts float32 scores; comparing float32 roundings keeps
-	// its ties.
-	sort.SliceStable(order, func(a, b int) bool { return float32(scores[order[a]]) > float32(scores[order[b]]) })
+	order := rankScores(scores)
 	out := make([]LabelScore, len(order))
 	for k, i := range order {
 		out[k] = LabelScore{Label: candidateLabels[i], Score: scores[i]}
 	}
 	return out, nil
+}
+
+// rankScores returns the indexes of scores, highest score first, as
+// transformers orders them: reversed(np.argsort(scores)), so equal scores
+// come out last index first (what numpy's default argsort gives small
+// arrays). Scores are compared as the float32 values numpy sorts.
+func rankScores(scores []float64) []int {
+	order := make([]int, len(scores))
+	for i := range order {
+		order[i] = len(order) - 1 - i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return float32(scores[order[a]]) > float32(scores[order[b]]) })
+	return order
 }
 
 // formatHypothesis fills a template the way Python's str.format(label) does
@@ -250,6 +257,9 @@ func orderedLabel2ID(raw json.RawMessage) ([]string, []int, error) {
 		}
 		names = append(names, name)
 		ids = append(ids, int(id))
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+		return nil, nil, fmt.Errorf("unterminated object")
 	}
 	return names, ids, nil
 }
