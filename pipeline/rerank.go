@@ -71,11 +71,7 @@ func NewReranker(ctx context.Context, nameOrDir string, opt *Options) (*Reranker
 		e.Close()
 		return nil, fmt.Errorf("pipeline: %s: %w: a reranker needs a one-label sequence classifier (a cross-encoder), the model has %d labels %q", e.dir, arch.ErrUnsupported, n, e.info.Labels)
 	}
-	limit := e.info.MaxPositions
-	if e.modelMaxLength > 0 && (limit <= 0 || e.modelMaxLength < limit) {
-		limit = e.modelMaxLength
-	}
-	if limit > 0 {
+	if limit := e.pairLimit(); limit > 0 {
 		e.tok = e.tok.WithTruncation(&tokenizer.TruncationParams{MaxLength: limit, Strategy: "longest_first"})
 	}
 	r := &Reranker{enc: e}
@@ -163,6 +159,17 @@ func (r *Reranker) Score(ctx context.Context, pairs [][2]string, opt RerankOptio
 // compared, which keeps its ties (saturated sigmoids) as ties.
 func sortRerank(res []RerankResult) {
 	sort.SliceStable(res, func(a, b int) bool { return float32(res[a].Score) > float32(res[b].Score) })
+}
+
+// pairLimit is the longest pair the pair pipelines let through: the
+// smaller of the model's positions and the tokenizer's model_max_length
+// (0 when neither is known).
+func (e *encoder) pairLimit() int {
+	limit := e.info.MaxPositions
+	if e.modelMaxLength > 0 && (limit <= 0 || e.modelMaxLength < limit) {
+		limit = e.modelMaxLength
+	}
+	return limit
 }
 
 // folderActivation reads the activation a cross-encoder folder was saved

@@ -417,7 +417,7 @@ func TestRerankFixture(t *testing.T) {
 	}
 	data, err := os.ReadFile(filepath.Join(dir, "reference.json"))
 	if err != nil {
-		t.Skipf("no cross-encoder fixture: %v", err)
+		t.Skipf("no cross-encoder fixture in $EMBRACE_SHARED_FIXTURES or ../shared/fixtures: %v", err)
 	}
 	if err := json.Unmarshal(data, &ref); err != nil {
 		t.Fatal(err)

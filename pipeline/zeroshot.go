@@ -75,11 +75,7 @@ func NewZeroShotClassifier(ctx context.Context, nameOrDir string, opt *Options) 
 	}
 	// The pipeline always truncates the premise (only_first) to what the
 	// model accepts.
-	limit := e.info.MaxPositions
-	if e.modelMaxLength > 0 && (limit <= 0 || e.modelMaxLength < limit) {
-		limit = e.modelMaxLength
-	}
-	if limit > 0 {
+	if limit := e.pairLimit(); limit > 0 {
 		e.tok = e.tok.WithTruncation(&tokenizer.TruncationParams{MaxLength: limit, Strategy: "only_first"})
 	}
 	return &ZeroShotClassifier{enc: e, entailment: ent, contradiction: contra}, nil

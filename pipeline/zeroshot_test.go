@@ -220,7 +220,7 @@ func TestZeroShotFixture(t *testing.T) {
 	}
 	data, err := os.ReadFile(filepath.Join(dir, "reference.json"))
 	if err != nil {
-		t.Skipf("no nli-zero-shot fixture: %v", err)
+		t.Skipf("no nli-zero-shot fixture in $EMBRACE_SHARED_FIXTURES or ../shared/fixtures: %v", err)
 	}
 	if err := json.Unmarshal(data, &ref); err != nil {
 		t.Fatal(err)
