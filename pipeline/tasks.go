@@ -34,8 +34,8 @@ const (
 // leads with sentence embeddings, a classifier with text classification, a
 // cross-encoder (a one-label classifier) with reranking. It reads
 // config.json and modules.json only, not the weights.
-func Tasks(ctx context.Context, nameOrDir string) ([]Task, error) {
-	dir, err := resolve(ctx, nameOrDir)
+func Tasks(ctx context.Context, nameOrDir string, opt *Options) ([]Task, error) {
+	dir, err := resolve(ctx, nameOrDir, opt)
 	if err != nil {
 		return nil, err
 	}

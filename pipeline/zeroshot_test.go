@@ -261,7 +261,7 @@ func TestTasksRetrieval(t *testing.T) {
 		"bert-nli":    {TaskTextClassification, TaskZeroShotClassification},
 		"bert-cls":    {TaskTextClassification},
 	} {
-		got, err := Tasks(ctx, filepath.Join("testdata", dir))
+		got, err := Tasks(ctx, filepath.Join("testdata", dir), nil)
 		if err != nil || !slices.Equal(got, want) {
 			t.Errorf("%s: %v %v, want %v", dir, got, err, want)
 		}
