@@ -26,10 +26,10 @@ import (
 // CrossEncoder does; Options.Truncate is not needed.
 type Reranker struct {
 	enc *encoder
-	// activation is the folder's activation ("sigmoid", "identity", ...);
-	// actErr is set instead when config.json names one this package does not
-	// implement, and only matters for calls that do not choose their own.
-	activation string
+	// activation is the folder's activation; actErr is set instead when
+	// config.json names one this package does not implement, and only
+	// matters for calls that do not choose their own.
+	activation Activation
 	actErr     error
 }
 
@@ -38,14 +38,27 @@ type RerankOptions struct {
 	// TopK is how many passages Rerank returns, best first; 0 returns all
 	// (CrossEncoder.rank's top_k=None). Score ignores it.
 	TopK int
-	// Activation overrides the activation applied to the logit: "sigmoid",
-	// "identity", "tanh", "relu" or "logsigmoid", or a torch class path such
-	// as "torch.nn.modules.activation.Sigmoid". Empty uses the folder's:
+	// Activation overrides the activation applied to the logit (one of the
+	// Activation constants, or a torch class path such as
+	// "torch.nn.modules.linear.Identity"). Empty uses the folder's:
 	// config.json's sentence_transformers.activation_fn (or the older
 	// sbert_ce_default_activation_function), else sigmoid, as CrossEncoder
 	// chooses it.
-	Activation string
+	Activation Activation
 }
+
+// Activation turns a cross-encoder's logit into its score, as
+// sentence-transformers' CrossEncoder activation_fn.
+type Activation string
+
+// The activations: the torch.nn modules of the same names.
+const (
+	ActivationSigmoid    Activation = "sigmoid"  // CrossEncoder's default for one label
+	ActivationIdentity   Activation = "identity" // the raw logit
+	ActivationTanh       Activation = "tanh"
+	ActivationReLU       Activation = "relu"
+	ActivationLogSigmoid Activation = "logsigmoid"
+)
 
 // RerankResult is one passage's score.
 type RerankResult struct {
@@ -82,10 +95,9 @@ func NewReranker(ctx context.Context, nameOrDir string, opt *Options) (*Reranker
 // Close releases the model.
 func (r *Reranker) Close() error { return r.enc.Close() }
 
-// Activation returns the activation the folder asks for ("sigmoid",
-// "identity", ...), or an error when config.json names one this package does
-// not implement.
-func (r *Reranker) Activation() (string, error) { return r.activation, r.actErr }
+// Activation returns the activation the folder asks for, or an error when
+// config.json names one this package does not implement.
+func (r *Reranker) Activation() (Activation, error) { return r.activation, r.actErr }
 
 // Rerank scores every passage against query and returns them best first
 // (highest score first; passages with equal scores keep their input order,
@@ -115,7 +127,7 @@ func (r *Reranker) Rerank(ctx context.Context, query string, passages []string, 
 func (r *Reranker) Score(ctx context.Context, pairs [][2]string, opt RerankOptions) ([]RerankResult, error) {
 	act := r.activation
 	if opt.Activation != "" {
-		a, err := activationName(opt.Activation)
+		a, err := parseActivation(string(opt.Activation))
 		if err != nil {
 			return nil, err
 		}
@@ -177,7 +189,7 @@ func (e *encoder) pairLimit() int {
 // else the pre-v4 sbert_ce_default_activation_function, else sigmoid (the
 // default for one label). Like CrossEncoder without trust_remote_code, a
 // class outside torch is ignored in favour of the default.
-func folderActivation(cfg *hfdir.Config) (string, error) {
+func folderActivation(cfg *hfdir.Config) (Activation, error) {
 	var path string
 	if raw, ok := cfg.Raw["sentence_transformers"]; ok {
 		var st struct {
@@ -195,9 +207,9 @@ func folderActivation(cfg *hfdir.Config) (string, error) {
 		path, _ = cfg.String("sbert_ce_default_activation_function", "")
 	}
 	if path == "" || !strings.HasPrefix(path, "torch.") {
-		return "sigmoid", nil
+		return ActivationSigmoid, nil
 	}
-	name, err := activationName(path)
+	name, err := parseActivation(path)
 	if err != nil {
 		return "", fmt.Errorf("pipeline: %s: %w (set RerankOptions.Activation to override)", cfg.Path, err)
 	}
@@ -207,29 +219,29 @@ func folderActivation(cfg *hfdir.Config) (string, error) {
 // errActivation is wrapped by every unknown activation.
 var errActivation = fmt.Errorf("%w: activation", arch.ErrUnsupported)
 
-// activationName turns "sigmoid" or "torch.nn.modules.activation.Sigmoid"
-// into the activation's lower-case name.
-func activationName(s string) (string, error) {
-	name := strings.ToLower(s[strings.LastIndexByte(s, '.')+1:])
-	switch name {
-	case "sigmoid", "identity", "tanh", "relu", "logsigmoid":
-		return name, nil
+// parseActivation reads "sigmoid" or "torch.nn.modules.activation.Sigmoid"
+// (any case) as an Activation.
+func parseActivation(s string) (Activation, error) {
+	a := Activation(strings.ToLower(s[strings.LastIndexByte(s, '.')+1:]))
+	switch a {
+	case ActivationSigmoid, ActivationIdentity, ActivationTanh, ActivationReLU, ActivationLogSigmoid:
+		return a, nil
 	case "none":
-		return "identity", nil
+		return ActivationIdentity, nil
 	}
 	return "", fmt.Errorf("%w %q (want sigmoid, identity, tanh, relu or logsigmoid)", errActivation, s)
 }
 
-// activate applies a named activation to a logit.
-func activate(name string, x float64) float64 {
-	switch name {
-	case "sigmoid":
+// activate applies an activation to a logit.
+func activate(a Activation, x float64) float64 {
+	switch a {
+	case ActivationSigmoid:
 		return sigmoid(x)
-	case "tanh":
+	case ActivationTanh:
 		return math.Tanh(x)
-	case "relu":
+	case ActivationReLU:
 		return max(x, 0)
-	case "logsigmoid":
+	case ActivationLogSigmoid:
 		// log(sigmoid(x)) = -log1p(exp(-x)), written to stay finite for
 		// large |x|.
 		if x >= 0 {

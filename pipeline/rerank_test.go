@@ -239,13 +239,13 @@ func TestReranker(t *testing.T) {
 		t.Errorf("no passages: %v %v", none, err)
 	}
 
-	for _, act := range []string{"identity", "torch.nn.modules.linear.Identity", "tanh", "relu", "logsigmoid"} {
+	for _, act := range []Activation{ActivationIdentity, "torch.nn.modules.linear.Identity", ActivationTanh, ActivationReLU, ActivationLogSigmoid, "Tanh"} {
 		res, err := r.Score(ctx, [][2]string{{testQuery, testPassages[0]}}, RerankOptions{Activation: act})
 		if err != nil {
 			t.Fatal(err)
 		}
 		x := res[0].Logit
-		want := map[string]float64{"identity": x, "torch.nn.modules.linear.Identity": x, "tanh": math.Tanh(x), "relu": max(x, 0), "logsigmoid": math.Log(1 / (1 + math.Exp(-x)))}[act]
+		want := map[Activation]float64{"identity": x, "torch.nn.modules.linear.Identity": x, "tanh": math.Tanh(x), "Tanh": math.Tanh(x), "relu": max(x, 0), "logsigmoid": math.Log(1 / (1 + math.Exp(-x)))}[act]
 		if math.Abs(res[0].Score-want) > 1e-9 {
 			t.Errorf("%s: score %v, want %v", act, res[0].Score, want)
 		}
@@ -261,7 +261,7 @@ func TestRerankerActivationFromConfig(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		edit func(cfg map[string]any)
-		want string // "" for an error at scoring time
+		want Activation // "" for an error at scoring time
 	}{
 		{"identity", func(cfg map[string]any) {
 			cfg["sentence_transformers"] = map[string]any{"activation_fn": "torch.nn.modules.linear.Identity"}
