@@ -135,17 +135,34 @@ func (r *Reranker) Score(ctx context.Context, pairs [][2]string, opt RerankOptio
 	} else if r.actErr != nil {
 		return nil, r.actErr
 	}
+	// Tokenize everything first, then batch the pairs longest first, as
+	// CrossEncoder.predict does: pairs of similar length share a batch, so
+	// little of it is padding.
+	encs := make([]*tokenizer.Encoding, len(pairs))
+	for i, p := range pairs {
+		if i%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		enc, err := r.enc.tok.EncodePair(p[0], p[1], true)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: pair %d: %w", i, err)
+		}
+		encs[i] = enc
+	}
+	order := make([]int, len(pairs))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return len(encs[order[a]].IDs) > len(encs[order[b]].IDs) })
 	out := make([]RerankResult, len(pairs))
 	err := chunks(ctx, len(pairs), r.enc.batch, func(lo, hi int) error {
-		encs := make([]*tokenizer.Encoding, 0, hi-lo)
-		for i := lo; i < hi; i++ {
-			enc, err := r.enc.tok.EncodePair(pairs[i][0], pairs[i][1], true)
-			if err != nil {
-				return fmt.Errorf("pipeline: pair %d: %w", i, err)
-			}
-			encs = append(encs, enc)
+		batch := make([]*tokenizer.Encoding, 0, hi-lo)
+		for _, i := range order[lo:hi] {
+			batch = append(batch, encs[i])
 		}
-		res, _, err := r.enc.forward(ctx, encs)
+		res, _, err := r.enc.forward(ctx, batch)
 		if err != nil {
 			return err
 		}
@@ -153,8 +170,8 @@ func (r *Reranker) Score(ctx context.Context, pairs [][2]string, opt RerankOptio
 		if len(logits) != hi-lo {
 			return fmt.Errorf("pipeline: the model returned %d logits for %d pairs", len(logits), hi-lo)
 		}
-		for i := lo; i < hi; i++ {
-			l := float64(logits[i-lo])
+		for k, i := range order[lo:hi] {
+			l := float64(logits[k])
 			out[i] = RerankResult{Index: i, Text: pairs[i][1], Logit: l, Score: activate(act, l)}
 		}
 		return nil
