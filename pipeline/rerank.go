@@ -95,6 +95,11 @@ func NewReranker(ctx context.Context, nameOrDir string, opt *Options) (*Reranker
 // Close releases the model.
 func (r *Reranker) Close() error { return r.enc.Close() }
 
+// MaxLength is the longest pair, in tokens, the reranker passes to the
+// model (CrossEncoder's max_length); longer pairs are truncated
+// longest_first. 0 means no limit is known.
+func (r *Reranker) MaxLength() int { return r.enc.pairLimit() }
+
 // Activation returns the activation the folder asks for, or an error when
 // config.json names one this package does not implement.
 func (r *Reranker) Activation() (Activation, error) { return r.activation, r.actErr }

@@ -173,8 +173,12 @@ func TestReranker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	if act, err := r.Activation(); act != "sigmoid" || err != nil {
+	if act, err := r.Activation(); act != ActivationSigmoid || err != nil {
 		t.Fatalf("activation %q %v", act, err)
+	}
+	// bert-cls has 64 positions and model_max_length 64.
+	if n := r.MaxLength(); n != 64 {
+		t.Errorf("MaxLength %d, want 64", n)
 	}
 	scored, err := r.Score(ctx, [][2]string{{testQuery, testPassages[0]}, {testQuery, testPassages[3]}}, RerankOptions{})
 	if err != nil {

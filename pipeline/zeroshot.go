@@ -84,6 +84,11 @@ func NewZeroShotClassifier(ctx context.Context, nameOrDir string, opt *Options) 
 // Close releases the model.
 func (z *ZeroShotClassifier) Close() error { return z.enc.Close() }
 
+// MaxLength is the longest (sequence, hypothesis) pair, in tokens, the
+// classifier passes to the model; the sequence of a longer pair is cut
+// (only_first). 0 means no limit is known.
+func (z *ZeroShotClassifier) MaxLength() int { return z.enc.pairLimit() }
+
 // EntailmentID is the entailment label's id.
 func (z *ZeroShotClassifier) EntailmentID() int { return z.entailment }
 

@@ -26,8 +26,8 @@ func TestZeroShot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer z.Close()
-	if z.EntailmentID() != 2 || z.ContradictionID() != 0 {
-		t.Fatalf("entailment %d contradiction %d", z.EntailmentID(), z.ContradictionID())
+	if z.EntailmentID() != 2 || z.ContradictionID() != 0 || z.MaxLength() != 64 {
+		t.Fatalf("entailment %d contradiction %d max length %d", z.EntailmentID(), z.ContradictionID(), z.MaxLength())
 	}
 	seq := "I have a problem with my iphone that needs to be resolved asap!!"
 	labels := []string{"urgent", "not urgent", "phone", "tablet", "computer"}

@@ -69,7 +69,7 @@ func checkRerank(ctx context.Context, dir string, entries []json.RawMessage, rs 
 		for k, d := range e.Documents {
 			pairs[k] = [2]string{e.Query, d}
 		}
-		comparePairTokens(dir, fmt.Sprintf("rerank%d", i), pairs, rs, r)
+		comparePairTokens(dir, fmt.Sprintf("rerank%d", i), pairs, &tokenizer.TruncationParams{MaxLength: rr.MaxLength(), Strategy: "longest_first"}, rs, r)
 		// activation_fn is what the reference applied; the pipeline must
 		// have read the same from config.json, so it is compared, not
 		// passed in.
@@ -185,9 +185,10 @@ func checkZeroShot(ctx context.Context, dir string, entries []json.RawMessage, r
 			}
 			pairs := make([][2]string, len(e.CandidateLabels))
 			for k, l := range e.CandidateLabels {
-				pairs[k] = [2]string{e.Sequence, strings.ReplaceAll(tmpl, "{}", l)}
+				// str.format's forms a template uses.
+				pairs[k] = [2]string{e.Sequence, strings.NewReplacer("{{", "{", "}}", "}", "{}", l, "{0}", l).Replace(tmpl)}
 			}
-			comparePairTokens(dir, tag, pairs, rs, r)
+			comparePairTokens(dir, tag, pairs, &tokenizer.TruncationParams{MaxLength: zs.MaxLength(), Strategy: "only_first"}, rs, r)
 		}
 		got, err := zs.Classify(ctx, e.Sequence, e.CandidateLabels, pipeline.ZeroShotOptions{HypothesisTemplate: e.Template, MultiLabel: e.MultiLabel})
 		if err != nil {
@@ -217,10 +218,11 @@ func checkZeroShot(ctx context.Context, dir string, entries []json.RawMessage, r
 	}
 }
 
-// comparePairTokens checks the folder's tokenizer against the stored batch
-// <tag>.input.input_ids: pair k of the batch is pairs[k], compared at real
-// positions. A tag without a stored batch is skipped.
-func comparePairTokens(dir, tag string, pairs [][2]string, rs *safetensors.File, r *Report) {
+// comparePairTokens checks the folder's tokenizer, truncating as the
+// pipeline says it does, against the stored batch <tag>.input.input_ids:
+// pair k of the batch is pairs[k], compared at real positions. A tag without
+// a stored batch is skipped.
+func comparePairTokens(dir, tag string, pairs [][2]string, trunc *tokenizer.TruncationParams, rs *safetensors.File, r *Report) {
 	in, err := readInput(rs, tag+".input.")
 	if err != nil {
 		return
@@ -233,6 +235,9 @@ func comparePairTokens(dir, tag string, pairs [][2]string, rs *safetensors.File,
 	if err != nil {
 		r.Fail("%s: %v", tag, err)
 		return
+	}
+	if trunc.MaxLength > 0 {
+		tok = tok.WithTruncation(trunc)
 	}
 	for b, p := range pairs {
 		enc, err := tok.EncodePair(p[0], p[1], true)
