@@ -53,6 +53,46 @@ func TestRunnerRerank(t *testing.T) {
 	}
 }
 
+// A cross-encoder saved with the Identity activation scores with the raw
+// logits; a reference computed that way passes, and one computed with the
+// sigmoid fails.
+func TestRunnerRerankIdentity(t *testing.T) {
+	dir := copyModel(t, "cross-encoder", nil)
+	path := filepath.Join(dir, "config.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["sentence_transformers"] = map[string]any{"activation_fn": "torch.nn.modules.linear.Identity"}
+	if data, err = json.Marshal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(dir, false); !r.Failed() || !strings.Contains(r.Line(), "activation") {
+		t.Fatal(r.Line())
+	}
+	editReference(t, dir, func(ref map[string]any) {
+		for _, e := range ref["rerank"].([]any) {
+			e := e.(map[string]any)
+			e["activation_fn"] = "torch.nn.modules.linear.Identity"
+			e["scores"] = e["logits"]
+			for _, res := range e["result"].([]any) {
+				res := res.(map[string]any)
+				res["score"] = res["logit"]
+			}
+		}
+	})
+	if r := run(dir, false); r.Failed() {
+		t.Fatal(r.Line())
+	}
+}
+
 func TestRunnerZeroShot(t *testing.T) {
 	if r := run(copyModel(t, "nli-zero-shot", nil), false); r.Failed() {
 		t.Fatal(r.Line())
