@@ -159,6 +159,7 @@ func checkPipelines(ctx context.Context, dir string, ref *reference, rs *safeten
 	if len(ref.QuestionAnswering) > 0 {
 		checkQuestionAnswering(ctx, dir, ref, r)
 	}
+	checkRetrieval(ctx, dir, rs, r)
 }
 
 func checkSentenceEmbeddings(ctx context.Context, dir string, ref *reference, rs *safetensors.File, r *Report) {
