@@ -106,7 +106,16 @@ func loadModel(ctx context.Context, ref string, lo LoadOptions) (m *Model, err e
 	// positions (and the tokenizer's model_max_length).
 	counter.limit = limitOf(encoderMaxTokens(dir), lo.MaxInputTokens)
 	m.Tokens = counter
-	switch tasks[0] {
+	// The first task this server has an endpoint for (a reranker is also a
+	// text classifier).
+	task := tasks[0]
+	for _, t := range tasks {
+		if t != pipeline.TaskRerank && t != pipeline.TaskZeroShotClassification {
+			task = t
+			break
+		}
+	}
+	switch task {
 	case pipeline.TaskTextClassification:
 		p, err := pipeline.NewTextClassifier(ctx, dir, popt)
 		if err != nil {
