@@ -2,12 +2,8 @@ package chat
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
+	"github.com/embrace-go/embrace/hfdir"
 	"slices"
 	"strings"
 )
@@ -30,7 +26,11 @@ var specialTokenKeys = []string{"bos_token", "eos_token", "unk_token", "sep_toke
 // its templates in chat_template.jinja and additional_chat_templates/*.jinja is read by
 // LoadDir.
 func FromTokenizerConfig(config []byte, name string) (*Template, error) {
-	return fromConfig(config, nil, name)
+	var cfg map[string]json.RawMessage
+	if err := json.Unmarshal(config, &cfg); err != nil {
+		return nil, fmt.Errorf("chat: tokenizer_config.json: %w", err)
+	}
+	return fromConfig(cfg, nil, name)
 }
 
 // LoadDir compiles the chat template of a model folder, as
@@ -39,55 +39,37 @@ func FromTokenizerConfig(config []byte, name string) (*Template, error) {
 // "chat_template" of tokenizer_config.json, whose special tokens the template
 // gets in every case. name is as for FromTokenizerConfig.
 func LoadDir(dir, name string) (*Template, error) {
-	config, err := readBounded(filepath.Join(dir, "tokenizer_config.json"))
-	if errors.Is(err, fs.ErrNotExist) {
-		config = []byte("{}")
-	} else if err != nil {
-		return nil, err
+	tc, err := hfdir.ReadTokenizerConfig(dir)
+	if err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
 	}
-	files := map[string]string{}
-	if b, err := readBounded(filepath.Join(dir, "chat_template.jinja")); err == nil {
-		files["default"] = string(b)
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	named, _ := filepath.Glob(filepath.Join(dir, "additional_chat_templates", "*.jinja"))
-	for _, p := range named {
-		b, err := readBounded(p)
-		if err != nil {
-			return nil, err
-		}
-		files[strings.TrimSuffix(filepath.Base(p), ".jinja")] = string(b)
-	}
-	return fromConfig(config, files, name)
+	return FromFolder(tc, name)
 }
 
-// maxFileSize bounds the files LoadDir reads.
-const maxFileSize = 64 << 20
-
-func readBounded(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("chat: %w", err)
+// FromFolder is LoadDir over a folder's tokenizer metadata already read by
+// package hfdir (nil when the folder has none).
+func FromFolder(tc *hfdir.TokenizerConfig, name string) (*Template, error) {
+	cfg := map[string]json.RawMessage{}
+	files := map[string]string{}
+	if tc != nil {
+		for k, v := range tc.Raw {
+			if k != "chat_template" {
+				cfg[k] = v
+			}
+		}
+		for n, src := range tc.ChatTemplates {
+			files[n] = src
+		}
+		if tc.ChatTemplate != "" {
+			files["default"] = tc.ChatTemplate
+		}
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("chat: %w", err)
-	}
-	if len(b) > maxFileSize {
-		return nil, fmt.Errorf("chat: %s is larger than %d bytes", path, maxFileSize)
-	}
-	return b, nil
+	return fromConfig(cfg, files, name)
 }
 
 // fromConfig reads config's templates, lets files (name to source) replace
 // them, and compiles the one called name.
-func fromConfig(config []byte, files map[string]string, name string) (*Template, error) {
-	var cfg map[string]json.RawMessage
-	if err := json.Unmarshal(config, &cfg); err != nil {
-		return nil, fmt.Errorf("chat: tokenizer_config.json: %w", err)
-	}
+func fromConfig(cfg map[string]json.RawMessage, files map[string]string, name string) (*Template, error) {
 	special, err := specialTokens(cfg)
 	if err != nil {
 		return nil, err
