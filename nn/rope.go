@@ -143,8 +143,8 @@ func (c *RopeConfig) validate() error {
 	if !(c.PartialRotaryFactor > 0 && c.PartialRotaryFactor <= 1) {
 		return fmt.Errorf("rope: partial_rotary_factor %v must be in (0, 1]", c.PartialRotaryFactor)
 	}
-	if c.RotaryDim() < 2 {
-		return fmt.Errorf("rope: rotary dimension %d (head_dim %d × %v) is below 2", c.RotaryDim(), c.HeadDim, c.PartialRotaryFactor)
+	if d := c.RotaryDim(); d < 2 || d%2 != 0 {
+		return fmt.Errorf("rope: rotary dimension %d (head_dim %d × %v) is not an even number of at least 2", d, c.HeadDim, c.PartialRotaryFactor)
 	}
 	needFactor := func() error {
 		if !(c.Factor > 0) || math.IsInf(c.Factor, 0) {
@@ -187,8 +187,7 @@ func (c *RopeConfig) validate() error {
 
 // RotaryDim is the number of rotated values at the start of each head.
 func (c *RopeConfig) RotaryDim() int {
-	d := int(float64(c.HeadDim) * c.PartialRotaryFactor)
-	return d &^ 1
+	return int(float64(c.HeadDim) * c.PartialRotaryFactor)
 }
 
 // baseInvFreq computes 1 / base^(2i/dim) in float32, as
