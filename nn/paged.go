@@ -197,16 +197,17 @@ func (c *PagedKVCache) Attend(out []float32, outStride int, q []float32, qStride
 		ws.l[i] = 0
 	}
 	clear(ws.acc)
-	ws.sc = grow(ws.sc, c.PageSize)
+	ws.sc = grow(ws.sc, nq*c.PageSize)
 	pages := c.pages[layer*c.Batch+b]
-	w := c.width
-	for pi := 0; pi*c.PageSize <= maxPos; pi++ {
+	w, ps := c.width, c.PageSize
+	for pi := 0; pi*ps <= maxPos; pi++ {
 		pg := pages[pi]
-		k0 := pi * c.PageSize
+		k0 := pi * ps
+		cnt := min(ps, maxPos+1-k0) // keys of this page some row sees
 		kk, vv := pg.k, pg.v
 		if c.DType != tensor.F32 {
-			n := min(c.PageSize, maxPos+1-k0) * w
-			ws.kbuf, ws.vbuf = grow(ws.kbuf, c.PageSize*w), grow(ws.vbuf, c.PageSize*w)
+			n := cnt * w
+			ws.kbuf, ws.vbuf = grow(ws.kbuf, ps*w), grow(ws.vbuf, ps*w)
 			if c.DType == tensor.F16 {
 				tensor.F16ToF32(ws.kbuf[:n], pg.kh[:n])
 				tensor.F16ToF32(ws.vbuf[:n], pg.vh[:n])
@@ -216,59 +217,60 @@ func (c *PagedKVCache) Attend(out []float32, outStride int, q []float32, qStride
 			}
 			kk, vv = ws.kbuf, ws.vbuf
 		}
-		for i, p := range pos {
-			if p < 0 {
-				continue
-			}
-			lo, hi := k0, min(k0+c.PageSize, p+1) // keys [lo, hi) of this page
-			if opt.Window > 0 {
-				lo = max(lo, p-opt.Window+1)
-			}
-			if lo >= hi {
-				continue
-			}
-			for h := 0; h < heads; h++ {
-				qh := q[i*qStride+h*hd : i*qStride+(h+1)*hd]
-				ko := (h / group) * hd
-				sc := ws.sc[:hi-lo]
-				mx := float32(math.Inf(-1))
-				for j := lo; j < hi; j++ {
-					kr := kk[(j-k0)*w+ko : (j-k0)*w+ko+hd]
-					var s float32
-					for d, x := range qh {
-						s += x * kr[d]
-					}
-					s *= opt.Scale
-					if opt.Bias != nil {
-						s += opt.Bias(h, p, j)
-					}
-					sc[j-lo] = s
-					mx = max(mx, s)
+		for h := 0; h < heads; h++ {
+			ko := (h / group) * hd
+			sc := ws.sc[:nq*ps]
+			// Raw scores of every query row against the page's keys.
+			tensor.Gemm(nq, cnt, hd, q[h*hd:], qStride, kk[ko:], w, true, sc, ps, false)
+			for i, p := range pos {
+				row := sc[i*ps : i*ps+cnt]
+				lo, hi := k0, min(k0+cnt, p+1) // keys [lo, hi) visible to row i
+				if opt.Window > 0 {
+					lo = max(lo, p-opt.Window+1)
 				}
-				if math.IsInf(float64(mx), -1) {
+				if p < 0 || lo >= hi {
+					clear(row)
 					continue
 				}
+				mx := float32(math.Inf(-1))
+				for j := lo; j < hi; j++ {
+					x := row[j-k0] * opt.Scale
+					if opt.Bias != nil {
+						x += opt.Bias(h, p, j)
+					}
+					row[j-k0] = x
+					mx = max(mx, x)
+				}
 				st := h*nq + i
+				if math.IsInf(float64(mx), -1) {
+					clear(row)
+					continue
+				}
 				m := ws.m[st]
-				acc := ws.acc[st*hd : (st+1)*hd]
 				if mx > m {
+					// A new maximum: rescale what the earlier pages added.
 					corr := float32(math.Exp(float64(m - mx)))
 					ws.l[st] *= float64(corr)
-					for d := range acc {
-						acc[d] *= corr
+					for d := range ws.acc[st*hd : (st+1)*hd] {
+						ws.acc[st*hd+d] *= corr
 					}
 					m = mx
 					ws.m[st] = m
 				}
-				for j := lo; j < hi; j++ {
-					e := float32(math.Exp(float64(sc[j-lo] - m)))
-					ws.l[st] += float64(e)
-					vr := vv[(j-k0)*w+ko : (j-k0)*w+ko+hd]
-					for d, x := range vr {
-						acc[d] += e * x
+				var sum float64
+				for j := k0; j < k0+cnt; j++ {
+					if j < lo || j >= hi {
+						row[j-k0] = 0
+						continue
 					}
+					e := float32(math.Exp(float64(row[j-k0] - m)))
+					row[j-k0] = e
+					sum += float64(e)
 				}
+				ws.l[st] += sum
 			}
+			// acc_h[nq, hd] += P[nq, cnt] · V_page[cnt, hd]
+			tensor.Gemm(nq, hd, cnt, sc, ps, vv[ko:], w, false, ws.acc[h*nq*hd:], hd, true)
 		}
 	}
 	for i, p := range pos {
