@@ -174,7 +174,8 @@ func grow(s []float32, n int) []float32 {
 // positions 0..pos[i] (within the window), which must be stored already
 // (Put). A negative pos[i] marks a padding row, whose output is zeros. The
 // output rows go to out[i·outStride:]. The softmax is computed online over
-// the pages (running maximum and sum), in float32 with float64 sums.
+// the pages (running maximum and sum), in float32 with float64 sums; the
+// products with K and V go through tensor.Gemm a page at a time.
 func (c *PagedKVCache) Attend(out []float32, outStride int, q []float32, qStride int,
 	layer, b int, pos []int, opt AttnOptions, ws *AttnScratch) {
 	heads, hd, nq := opt.Heads, c.HeadDim, len(pos)

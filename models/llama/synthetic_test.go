@@ -34,6 +34,8 @@ type tiny struct {
 	window    int            // sliding_window
 	rope      map[string]any // rope_parameters (nil: default)
 	skip      string         // a tensor name to leave out
+	// Sizes; 0 means the tiny defaults below.
+	hidden, inner, vocab, layers int
 }
 
 const (
@@ -49,9 +51,12 @@ func (c tiny) write(t testing.TB) string {
 	if c.heads == 0 {
 		c.heads, c.kvHeads = 4, 2
 	}
+	if c.hidden == 0 {
+		c.hidden, c.inner, c.vocab, c.layers = tinyHidden, tinyInner, tinyVocab, tinyLayers
+	}
 	hd := c.headDim
 	if hd == 0 {
-		hd = tinyHidden / c.heads
+		hd = c.hidden / c.heads
 	}
 	architecture := c.arch
 	if architecture == "" {
@@ -60,8 +65,8 @@ func (c tiny) write(t testing.TB) string {
 	}
 	cfg := map[string]any{
 		"model_type": c.modelType, "architectures": []string{architecture},
-		"vocab_size": tinyVocab, "hidden_size": tinyHidden, "intermediate_size": tinyInner,
-		"num_hidden_layers": tinyLayers, "num_attention_heads": c.heads, "num_key_value_heads": c.kvHeads,
+		"vocab_size": c.vocab, "hidden_size": c.hidden, "intermediate_size": c.inner,
+		"num_hidden_layers": c.layers, "num_attention_heads": c.heads, "num_key_value_heads": c.kvHeads,
 		"rms_norm_eps": 1e-5, "hidden_act": "silu", "max_position_embeddings": 128,
 		"tie_word_embeddings": c.tied, "attention_bias": c.attnBias, "mlp_bias": c.mlpBias,
 	}
@@ -123,11 +128,11 @@ func (c tiny) write(t testing.TB) string {
 	if c.noPrefix {
 		p = ""
 	}
-	d, q, kv := tinyHidden, c.heads*hd, c.kvHeads*hd
+	d, q, kv, inner := c.hidden, c.heads*hd, c.kvHeads*hd, c.inner
 	qkvBias := c.attnBias || c.modelType == "qwen2"
 	oBias := c.attnBias && c.modelType != "qwen2"
-	add(p+"embed_tokens.weight", 0.7, 0, tinyVocab, d)
-	for l := 0; l < tinyLayers; l++ {
+	add(p+"embed_tokens.weight", 0.7, 0, c.vocab, d)
+	for l := 0; l < c.layers; l++ {
 		s := fmt.Sprintf("%slayers.%d.", p, l)
 		add(s+"input_layernorm.weight", 0.2, 1, d)
 		add(s+"post_attention_layernorm.weight", 0.2, 1, d)
@@ -147,18 +152,18 @@ func (c tiny) write(t testing.TB) string {
 			add(s+"self_attn.q_norm.weight", 0.2, 1, hd)
 			add(s+"self_attn.k_norm.weight", 0.2, 1, hd)
 		}
-		add(s+"mlp.gate_proj.weight", 0.3, 0, tinyInner, d)
-		add(s+"mlp.up_proj.weight", 0.3, 0, tinyInner, d)
-		add(s+"mlp.down_proj.weight", 0.3, 0, d, tinyInner)
+		add(s+"mlp.gate_proj.weight", 0.3, 0, inner, d)
+		add(s+"mlp.up_proj.weight", 0.3, 0, inner, d)
+		add(s+"mlp.down_proj.weight", 0.3, 0, d, inner)
 		if c.mlpBias {
-			add(s+"mlp.gate_proj.bias", 0.2, 0, tinyInner)
-			add(s+"mlp.up_proj.bias", 0.2, 0, tinyInner)
+			add(s+"mlp.gate_proj.bias", 0.2, 0, inner)
+			add(s+"mlp.up_proj.bias", 0.2, 0, inner)
 			add(s+"mlp.down_proj.bias", 0.2, 0, d)
 		}
 	}
 	add(p+"norm.weight", 0.2, 1, d)
 	if !c.tied {
-		add("lm_head.weight", 0.5, 0, tinyVocab, d)
+		add("lm_head.weight", 0.5, 0, c.vocab, d)
 	}
 	if err := safetensors.WriteFile(filepath.Join(dir, "model.safetensors"), views, nil); err != nil {
 		t.Fatal(err)
