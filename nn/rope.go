@@ -130,7 +130,8 @@ func ParseRopeConfig(raw map[string]json.RawMessage, headDim, maxPositions int) 
 	if c.OriginalMaxPositions == 0 {
 		c.OriginalMaxPositions = maxPositions
 	}
-	return c, c.validate()
+	err := c.validate() // may fill in yarn's factor
+	return c, err
 }
 
 func (c *RopeConfig) validate() error {

@@ -373,6 +373,31 @@ func TestFixtureEncode(t *testing.T) {
 	if r > 1 {
 		t.Errorf("last_hidden_state error %.3g exceeds the tolerance (ratio %.3g)", a, r)
 	}
+	// Last-token pooling and L2 normalization give the sentence embeddings.
+	if ref.has("embeddings") {
+		emb := ref.floats(t, "embeddings")
+		var worstErr float64
+		for b := 0; b < shape[0]; b++ {
+			last := -1
+			for i := 0; i < shape[1]; i++ {
+				if mask[b*shape[1]+i] != 0 {
+					last = i
+				}
+			}
+			row := out.LastHiddenState.Float32s()[(b*shape[1]+last)*d : (b*shape[1]+last+1)*d]
+			var ss float64
+			for _, x := range row {
+				ss += float64(x) * float64(x)
+			}
+			for j, x := range row {
+				worstErr = max(worstErr, math.Abs(float64(x)/math.Sqrt(ss)-float64(emb[b*d+j])))
+			}
+		}
+		t.Logf("embeddings (last-token pooling, normalized): worst |err| %.3g", worstErr)
+		if worstErr > 1e-4 {
+			t.Errorf("embeddings differ by %.3g", worstErr)
+		}
+	}
 	if n := len(out.HiddenStates); n != m.(*Base).m.cfg.NumHiddenLayers+1 {
 		t.Errorf("%d hidden states", n)
 	}

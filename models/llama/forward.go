@@ -164,9 +164,10 @@ func (sc *scratch) shape(m *model, n int) {
 // Forward appends the new tokens of in to every sequence of the cache and
 // returns the logits (and final hidden states) asked for. Padding (mask 0)
 // is not stored: each sequence's positions continue from its own real
-// length, as transformers' position_ids = cumsum(mask) − 1 give them. The
-// returned slices are reused by the next call on the same cache; a decoding
-// step allocates nothing.
+// length, as transformers' position_ids = cumsum(mask) − 1 give them.
+// Hidden with NoLogits returns the final hidden states of every new
+// position. The returned slices are reused by the next call on the same
+// cache; a decoding step allocates nothing.
 func (c *CausalLM) Forward(ctx context.Context, ac arch.Cache, in *arch.DecoderInput) (*arch.DecoderOutput, error) {
 	if err := c.m.enter(); err != nil {
 		return nil, err

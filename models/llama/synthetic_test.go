@@ -374,9 +374,10 @@ func TestDecodeStepDoesNotAllocate(t *testing.T) {
 // TestConcurrentForward runs Forward from several goroutines on one model,
 // each with its own cache, and checks each gets what it gets alone.
 func TestConcurrentForward(t *testing.T) {
-	m := loadTiny(t, variants["qwen2-bias-tied"])
+	dir := variants["qwen2-bias-tied"].write(t)
+	lone, m := loadCausal(t, dir), loadCausal(t, dir) // m's rope tables grow under the goroutines
 	ctx := context.Background()
-	decode := func(seed uint64) []float32 {
+	decodeWith := func(m *CausalLM, seed uint64) []float32 {
 		r := rand.New(rand.NewPCG(seed, 1))
 		c, err := m.NewCache(1, 40)
 		if err != nil {
@@ -399,14 +400,14 @@ func TestConcurrentForward(t *testing.T) {
 	const n = 6
 	want := make([][]float32, n)
 	for i := range want {
-		want[i] = decode(uint64(i))
+		want[i] = decodeWith(lone, uint64(i))
 	}
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if got := decode(uint64(i)); fmt.Sprint(got) != fmt.Sprint(want[i]) {
+			if got := decodeWith(m, uint64(i)); fmt.Sprint(got) != fmt.Sprint(want[i]) {
 				t.Errorf("goroutine %d: results differ from a lone run", i)
 			}
 		}()
@@ -552,5 +553,33 @@ func TestBadInputs(t *testing.T) {
 	_, err = LoadDir(tiny{modelType: "llama", arch: "LlamaForSequenceClassification"}.write(t))
 	if !errors.Is(err, arch.ErrUnsupported) {
 		t.Errorf("classification head: %v does not wrap ErrUnsupported", err)
+	}
+}
+
+// TestDynamicRope checks the wiring of dynamic NTK scaling: within
+// max_position_embeddings (128 here) it is the default rotation; past it
+// the frequencies change with the call's length, and decoding goes on.
+func TestDynamicRope(t *testing.T) {
+	dyn := loadTiny(t, variants["llama-dynamic-ntk"])
+	plain := loadTiny(t, variants["llama-gqa-untied"]) // same seed and shapes, default rope
+	ids := make([]int, 140)
+	for i := range ids {
+		ids[i] = (i * 13) % tinyVocab
+	}
+	short, long := recompute(t, dyn, ids[:100]), recompute(t, dyn, ids)
+	if d := maxDiff(short, recompute(t, plain, ids[:100])); d != 0 {
+		t.Fatalf("within max_position_embeddings dynamic differs from default by %v", d)
+	}
+	if d := maxDiff(long, recompute(t, plain, ids)); d == 0 {
+		t.Fatal("past max_position_embeddings dynamic equals default")
+	}
+	c, _ := dyn.NewCache(1, 150)
+	if _, err := dyn.Forward(context.Background(), c, &arch.DecoderInput{IDs: ids[:127]}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids[127:] {
+		if _, err := dyn.Forward(context.Background(), c, &arch.DecoderInput{IDs: []int{id}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
