@@ -5,12 +5,14 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/embrace-go/embrace/models/arch"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 
-	"github.com/embrace-go/embrace/models/bert"
+	"github.com/embrace-go/embrace/hfdir"
+	"github.com/embrace-go/embrace/models"
 	"github.com/embrace-go/embrace/safetensors"
 )
 
@@ -62,18 +64,23 @@ func registerBERTOp(name string, sh bertShape, batch, seq, conc int) {
 			cleanup()
 			return nil, nil, err
 		}
-		m, err := bert.Load(dir)
+		f, err := hfdir.Read(dir)
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		m, err := models.LoadEncoder(f, nil)
 		if err != nil {
 			cleanup()
 			return nil, nil, err
 		}
 		rng := rand.New(rand.NewPCG(1, 2))
-		in := &bert.Input{Batch: batch, Seq: seq, InputIDs: make([]int, batch*seq)}
+		in := &arch.EncoderInput{Batch: batch, Seq: seq, InputIDs: make([]int, batch*seq)}
 		for i := range in.InputIDs {
 			in.InputIDs[i] = 1000 + rng.IntN(sh.vocab-1000)
 		}
 		op := func() error {
-			_, err := m.Forward(context.Background(), in, bert.ForwardOptions{})
+			_, err := m.Encode(context.Background(), in, arch.EncodeOptions{})
 			return err
 		}
 		if conc > 1 {

@@ -10,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/embrace-go/embrace/models/gpt2"
+	"github.com/embrace-go/embrace/hfdir"
+	"github.com/embrace-go/embrace/models"
+	"github.com/embrace-go/embrace/models/arch"
 	"github.com/embrace-go/embrace/safetensors"
 	"github.com/embrace-go/embrace/tensor"
 )
@@ -36,7 +38,7 @@ func init() {
 }
 
 // loadRandomGPT2 writes a random GPT-2 124M folder in dtype and loads it.
-func loadRandomGPT2(dt safetensors.DType) (*gpt2.Model, func(), error) {
+func loadRandomGPT2(dt safetensors.DType) (arch.CausalLM, func(), error) {
 	dir, err := os.MkdirTemp("", "embrace-bench-gpt2-")
 	if err != nil {
 		return nil, nil, err
@@ -45,7 +47,12 @@ func loadRandomGPT2(dt safetensors.DType) (*gpt2.Model, func(), error) {
 		os.RemoveAll(dir)
 		return nil, nil, err
 	}
-	m, err := gpt2.Load(dir)
+	f, err := hfdir.Read(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	m, err := models.LoadCausalLM(f, nil)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, nil, err
@@ -70,16 +77,16 @@ func registerGPT2Prefill(name string, seq int) {
 		if err != nil {
 			return nil, nil, err
 		}
-		st, err := m.NewState(1, seq)
+		st, err := m.NewCache(1, seq)
 		if err != nil {
 			cleanup()
 			return nil, nil, err
 		}
-		ids := randomIDs(seq)
+		in := &arch.DecoderInput{IDs: randomIDs(seq)}
 		ctx := context.Background()
 		op := func() error {
 			st.Reset()
-			_, err := st.Prefill(ctx, ids, nil)
+			_, err := m.Forward(ctx, st, in)
 			return err
 		}
 		return op, cleanup, nil
@@ -96,22 +103,22 @@ func registerGPT2Decode(name string, dt safetensors.DType, ctxLen int) {
 		if err != nil {
 			return nil, nil, err
 		}
-		st, err := m.NewState(1, ctxLen+1)
+		st, err := m.NewCache(1, ctxLen+1)
 		if err != nil {
 			cleanup()
 			return nil, nil, err
 		}
 		ctx := context.Background()
-		if _, err := st.Prefill(ctx, randomIDs(ctxLen), nil); err != nil {
+		if _, err := m.Forward(ctx, st, &arch.DecoderInput{IDs: randomIDs(ctxLen)}); err != nil {
 			cleanup()
 			return nil, nil, err
 		}
-		next := []int{42}
+		next := &arch.DecoderInput{IDs: []int{42}}
 		op := func() error {
 			if err := st.Truncate(ctxLen); err != nil {
 				return err
 			}
-			_, err := st.Step(ctx, next)
+			_, err := m.Forward(ctx, st, next)
 			return err
 		}
 		return op, cleanup, nil

@@ -4,8 +4,7 @@
 // minimum lengths, stop tokens and stop strings, left-padded batches, and a
 // streaming iterator of text pieces.
 //
-// The model is anything that implements Model (GPT2 adapts a
-// *gpt2.Model); the tokenizer is anything with a Decode method. Logits go
+// The model is any arch.CausalLM (every registered decoder); the tokenizer is anything with a Decode method. Logits go
 // through transformers' processors in transformers' order: repetition
 // penalty, no-repeat n-gram, minimum length, minimum new tokens, then (when
 // sampling) temperature, top-k, top-p and min-p.
@@ -15,8 +14,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"github.com/embrace-go/embrace/models/arch"
+
+	"github.com/embrace-go/embrace/hfdir"
 )
 
 // Config holds the generation parameters, with the meaning and defaults of
@@ -161,7 +161,7 @@ func ParseConfig(data []byte, where string) (Config, error) {
 		return c, fmt.Errorf("generate: %s: %w", where, err)
 	}
 	if u := f.unsupported(); u != "" {
-		return c, fmt.Errorf("generate: %s: unsupported: %s", where, u)
+		return c, fmt.Errorf("generate: %s: %w: %s", where, arch.ErrUnsupported, u)
 	}
 	setI := func(dst *int, p *int) {
 		if p != nil {
@@ -221,34 +221,28 @@ func intOrList(raw json.RawMessage) ([]int, error) {
 // one it takes eos_token_id and pad_token_id from dir/config.json, as
 // transformers does.
 func LoadConfig(dir string) (Config, error) {
-	p := filepath.Join(dir, "generation_config.json")
-	data, err := os.ReadFile(p)
-	if errors.Is(err, os.ErrNotExist) {
-		p = filepath.Join(dir, "config.json")
-		data, err = os.ReadFile(p)
-		if err != nil {
-			return DefaultConfig(), fmt.Errorf("generate: %w", err)
-		}
-		var mc struct {
-			EOS json.RawMessage `json:"eos_token_id"`
-			Pad *int            `json:"pad_token_id"`
-		}
-		if err := json.Unmarshal(data, &mc); err != nil {
-			return DefaultConfig(), fmt.Errorf("generate: %s: %w", p, err)
-		}
-		c := DefaultConfig()
-		if c.EOSTokenIDs, err = intOrList(mc.EOS); err != nil {
-			return c, fmt.Errorf("generate: %s: eos_token_id: %w", p, err)
-		}
-		if mc.Pad != nil {
-			c.PadTokenID = *mc.Pad
-		}
-		return c, nil
-	}
+	f, err := hfdir.Read(dir)
 	if err != nil {
 		return DefaultConfig(), fmt.Errorf("generate: %w", err)
 	}
-	return ParseConfig(data, p)
+	return FolderConfig(f)
+}
+
+// FolderConfig is LoadConfig over a folder's metadata already read.
+func FolderConfig(f *hfdir.Folder) (Config, error) {
+	if g := f.Generation; g != nil {
+		return ParseConfig(g.Data, g.Path)
+	}
+	mc, err := f.RequireConfig()
+	if err != nil {
+		return DefaultConfig(), fmt.Errorf("generate: %w", err)
+	}
+	c := DefaultConfig()
+	c.EOSTokenIDs = mc.EOSTokenIDs
+	if mc.PadTokenID != nil {
+		c.PadTokenID = *mc.PadTokenID
+	}
+	return c, nil
 }
 
 // Validate reports parameters out of their range.

@@ -6,7 +6,8 @@ import (
 	"log"
 
 	"github.com/embrace-go/embrace/generate"
-	"github.com/embrace-go/embrace/models/gpt2"
+	"github.com/embrace-go/embrace/models"
+	"github.com/embrace-go/embrace/models/arch"
 	"github.com/embrace-go/embrace/tokenizer"
 )
 
@@ -14,7 +15,7 @@ import (
 // as it is produced.
 func ExampleStream() {
 	dir := "path/to/gpt2"
-	m, err := gpt2.Load(dir)
+	m, err := models.Load(dir, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -35,7 +36,7 @@ func ExampleStream() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	for piece, err := range generate.Stream(context.Background(), generate.GPT2(m), enc.IDs, cfg) {
+	for piece, err := range generate.Stream(context.Background(), m.(arch.CausalLM), enc.IDs, cfg) {
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -45,7 +46,7 @@ func ExampleStream() {
 
 // Greedy continuations of several prompts in one left-padded batch.
 func ExampleGenerate() {
-	m, err := gpt2.Load("path/to/gpt2")
+	m, err := models.Load("path/to/gpt2", nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func ExampleGenerate() {
 	cfg := generate.DefaultConfig()
 	cfg.MaxNewTokens = 8
 	cfg.RepetitionPenalty = 1.2
-	out, err := generate.Generate(context.Background(), generate.GPT2(m), [][]int{{464, 1280}, {15496}}, cfg)
+	out, err := generate.Generate(context.Background(), m.(arch.CausalLM), [][]int{{464, 1280}, {15496}}, cfg)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -4,29 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/embrace-go/embrace/models/arch"
 	"slices"
 	"strings"
 )
 
-// Model is a causal language model that can be decoded with a cache.
-type Model interface {
-	// NewSession returns an empty decoding session for batch sequences of
-	// up to capacity positions each.
-	NewSession(batch, capacity int) (Session, error)
-	// VocabSize is the number of logits per position.
-	VocabSize() int
-	// MaxPositions is the longest sequence the model handles (0: no limit).
-	MaxPositions() int
-}
-
-// Session is the cached state of one batch being decoded.
-type Session interface {
-	// Prefill feeds B×S left-padded prompt ids with their attention mask
-	// (nil: no padding) and returns the next-token logits [B×V].
-	Prefill(ctx context.Context, ids, mask []int) ([]float32, error)
-	// Step feeds one token per sequence and returns the next logits [B×V].
-	Step(ctx context.Context, ids []int) ([]float32, error)
-}
+// ErrTooLong is wrapped by the error for a prompt that fills the model's
+// context.
+var ErrTooLong = errors.New("too long")
 
 // errStop ends the decoding loop early without an error.
 var errStop = errors.New("stop")
@@ -48,7 +33,7 @@ func (c *Config) maxNew(seq int) int {
 // It returns B rows of prompt followed by generated ids, and how many ids
 // each row generated before it finished; the rest of a row that finished
 // early is the pad id, as in transformers.
-func run(ctx context.Context, m Model, ids, mask []int, batch int, cfg Config, onStep stepFunc) ([][]int, []int, error) {
+func run(ctx context.Context, m arch.CausalLM, ids, mask []int, batch int, cfg Config, onStep stepFunc) ([][]int, []int, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, err
 	}
@@ -63,13 +48,16 @@ func run(ctx context.Context, m Model, ids, mask []int, batch int, cfg Config, o
 	}
 	seq := len(ids) / batch
 	maxNew := cfg.maxNew(seq)
-	vocab := m.VocabSize()
+	info := m.Info()
+	vocab := info.VocabSize
 	for i, id := range ids {
 		if id < 0 || id >= vocab {
 			return nil, nil, fmt.Errorf("generate: token id %d at position %d is outside the vocabulary of %d", id, i, vocab)
 		}
 	}
-	if mp := m.MaxPositions(); mp > 0 {
+	if mp := info.MaxPositions; mp > 0 {
+		// Generation stops at the context limit (finish reason "length")
+		// rather than failing when max_new_tokens would pass it.
 		for b := 0; b < batch; b++ {
 			real := seq
 			if mask != nil {
@@ -78,9 +66,10 @@ func run(ctx context.Context, m Model, ids, mask []int, batch int, cfg Config, o
 					real += min(v, 1)
 				}
 			}
-			if real+maxNew > mp {
-				return nil, nil, fmt.Errorf("generate: prompt %d has %d tokens; with %d new tokens it exceeds the model's %d positions", b, real, maxNew, mp)
+			if real >= mp {
+				return nil, nil, fmt.Errorf("generate: prompt %d has %d tokens, which leaves no room in the model's %d positions: %w", b, real, mp, ErrTooLong)
 			}
+			maxNew = min(maxNew, mp-real)
 		}
 	}
 	rows := make([][]int, batch)
@@ -92,14 +81,16 @@ func run(ctx context.Context, m Model, ids, mask []int, batch int, cfg Config, o
 	if maxNew == 0 {
 		return rows, lens, nil
 	}
-	sess, err := m.NewSession(batch, seq+maxNew)
+	cache, err := m.NewCache(batch, seq+maxNew)
 	if err != nil {
 		return nil, nil, err
 	}
-	logits, err := sess.Prefill(ctx, ids, mask)
+	out, err := m.Forward(ctx, cache, &arch.DecoderInput{IDs: ids, Mask: mask})
 	if err != nil {
 		return nil, nil, err
 	}
+	logits := out.Logits
+	step1 := &arch.DecoderInput{}
 	ch := newChooser(&cfg, vocab)
 	pad := cfg.pad()
 	finished := make([]bool, batch)
@@ -151,9 +142,11 @@ func run(ctx context.Context, m Model, ids, mask []int, batch int, cfg Config, o
 		if !slices.Contains(finished, false) || step+1 == maxNew {
 			return rows, lens, nil
 		}
-		if logits, err = sess.Step(ctx, next); err != nil {
+		step1.IDs = next
+		if out, err = m.Forward(ctx, cache, step1); err != nil {
 			return rows, lens, err
 		}
+		logits = out.Logits
 	}
 }
 
@@ -173,7 +166,7 @@ func findStop(text string, stops []string) (at int, found bool) {
 // and returns B rows of the input ids followed by the generated ids, all of
 // the same length: a row that ends early is filled with the pad id. This is
 // transformers' generate(input_ids, attention_mask=...).
-func GeneratePadded(ctx context.Context, m Model, ids, mask []int, batch int, cfg Config) ([][]int, error) {
+func GeneratePadded(ctx context.Context, m arch.CausalLM, ids, mask []int, batch int, cfg Config) ([][]int, error) {
 	rows, _, err := run(ctx, m, ids, mask, batch, cfg, nil)
 	return rows, err
 }
@@ -185,7 +178,7 @@ func GeneratePadded(ctx context.Context, m Model, ids, mask []int, batch int, cf
 // gives the same tokens as generating each alone (up to float rounding);
 // repetition penalty and no-repeat n-grams see the padding, as in
 // transformers.
-func Generate(ctx context.Context, m Model, prompts [][]int, cfg Config) ([][]int, error) {
+func Generate(ctx context.Context, m arch.CausalLM, prompts [][]int, cfg Config) ([][]int, error) {
 	if len(prompts) == 0 {
 		return nil, nil
 	}

@@ -3,6 +3,7 @@ package generate
 import (
 	"context"
 	"errors"
+	"github.com/embrace-go/embrace/models/arch"
 	"iter"
 	"strings"
 	"unicode/utf8"
@@ -17,7 +18,7 @@ import (
 // generation; an error is yielded once, as the last element.
 //
 // cfg.Decoder must be set.
-func Stream(ctx context.Context, m Model, prompt []int, cfg Config) iter.Seq2[string, error] {
+func Stream(ctx context.Context, m arch.CausalLM, prompt []int, cfg Config) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
 		if cfg.Decoder == nil {
 			yield("", errors.New("generate: streaming needs a Decoder"))

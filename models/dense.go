@@ -3,6 +3,7 @@ package models
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/embrace-go/embrace/models/arch"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,7 +60,7 @@ func LoadDense(dir string) (*Dense, error) {
 	case "SiLU":
 		d.Act = tensor.SiLU
 	default:
-		return nil, fmt.Errorf("%s: unsupported: activation_function %q", path, cfg.Act)
+		return nil, fmt.Errorf("%s: %w: activation_function %q", path, arch.ErrUnsupported, cfg.Act)
 	}
 	ck, err := safetensors.OpenCheckpoint(dir)
 	if err != nil {

@@ -1,79 +1,131 @@
 // Package models loads a Hugging Face checkpoint folder as a user downloads
-// it: config.json's model_type picks the architecture (BERT family or GPT-2)
-// and its architectures list picks the head.
+// it: config.json's model_type picks the architecture package from the
+// registry, and its architectures list picks the head. The loaded model is
+// used through the capability interfaces of package arch (arch.Encoder,
+// arch.CausalLM), never through its concrete type.
+//
+// Adding an architecture is a new package under models/ and one line in
+// registry.go; see docs/adding-an-architecture.md.
 package models
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"slices"
+	"strings"
 
-	"github.com/embrace-go/embrace/models/bert"
-	"github.com/embrace-go/embrace/models/gpt2"
+	"github.com/embrace-go/embrace/hfdir"
+	"github.com/embrace-go/embrace/models/arch"
 )
 
-// Info is what config.json says about the model before it is loaded.
-type Info struct {
-	ModelType     string   `json:"model_type"`
-	Architectures []string `json:"architectures"`
+// Lookup returns the registration that loads a model_type.
+func Lookup(modelType string) (arch.Registration, bool) {
+	for _, r := range registry() {
+		if slices.Contains(r.ModelTypes, modelType) {
+			return r, true
+		}
+	}
+	return arch.Registration{}, false
 }
 
-// Inspect reads dir/config.json's model_type and architectures.
-func Inspect(dir string) (*Info, error) {
-	path := filepath.Join(dir, "config.json")
-	data, err := os.ReadFile(path)
+// ModelTypes lists every model_type value some registered package loads,
+// sorted.
+func ModelTypes() []string {
+	var all []string
+	for _, r := range registry() {
+		all = append(all, r.ModelTypes...)
+	}
+	slices.Sort(all)
+	return all
+}
+
+// registration finds the package for a folder's config.json, or an error
+// naming the file and the supported types.
+func registration(hc *hfdir.Config) (arch.Registration, error) {
+	if hc.ModelType == "" {
+		return arch.Registration{}, fmt.Errorf("%s: no model_type", hc.Path)
+	}
+	r, ok := Lookup(hc.ModelType)
+	if !ok {
+		return arch.Registration{}, fmt.Errorf("%s: %w: model_type %q (supported: %s)",
+			hc.Path, arch.ErrUnsupported, hc.ModelType, strings.Join(ModelTypes(), ", "))
+	}
+	return r, nil
+}
+
+// Task reads the head of a folder's model from config.json without loading
+// any weights.
+func Task(f *hfdir.Folder) (arch.Task, error) {
+	hc, err := f.RequireConfig()
+	if err != nil {
+		return "", err
+	}
+	r, err := registration(hc)
+	if err != nil {
+		return "", err
+	}
+	return r.Task(hc)
+}
+
+// Load loads the model in dir with opt (nil: the defaults).
+func Load(dir string, opt *arch.LoadOptions) (arch.Model, error) {
+	f, err := hfdir.Read(dir)
 	if err != nil {
 		return nil, err
 	}
-	var info Info
-	if err := json.Unmarshal(data, &info); err != nil {
-		return nil, fmt.Errorf("%s: not valid JSON: %w", path, err)
-	}
-	if info.ModelType == "" {
-		return nil, fmt.Errorf("%s: no model_type", path)
-	}
-	return &info, nil
+	return LoadFolder(f, opt)
 }
 
-// IsEncoder reports whether the model type is one the bert package loads.
-func (i *Info) IsEncoder() bool {
-	switch i.ModelType {
-	case "bert", "roberta", "xlm-roberta", "camembert", "distilbert":
-		return true
-	}
-	return false
-}
-
-// Model is a loaded checkpoint: a *bert.Model or a *gpt2.Model.
-type Model interface {
-	Close() error
-}
-
-// Load loads the folder with the package its model_type names.
-func Load(dir string) (Model, error) {
-	info, err := Inspect(dir)
+// LoadFolder loads the model of a folder whose metadata is already read.
+func LoadFolder(f *hfdir.Folder, opt *arch.LoadOptions) (arch.Model, error) {
+	hc, err := f.RequireConfig()
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case info.IsEncoder():
-		return bert.Load(dir)
-	case info.ModelType == "gpt2":
-		return gpt2.Load(dir)
-	}
-	return nil, fmt.Errorf("%s: unsupported: model_type %q", filepath.Join(dir, "config.json"), info.ModelType)
-}
-
-// LoadEncoder loads a BERT, RoBERTa or DistilBERT folder, with an error
-// naming the model type when the folder holds something else.
-func LoadEncoder(dir string) (*bert.Model, error) {
-	info, err := Inspect(dir)
+	r, err := registration(hc)
 	if err != nil {
 		return nil, err
 	}
-	if !info.IsEncoder() {
-		return nil, fmt.Errorf("%s: unsupported: model_type %q is not a BERT-family encoder", filepath.Join(dir, "config.json"), info.ModelType)
+	var o arch.LoadOptions
+	if opt != nil {
+		o = *opt
 	}
-	return bert.Load(dir)
+	return r.Load(f, o)
 }
+
+// LoadEncoder loads a folder whose model is an arch.Encoder.
+func LoadEncoder(f *hfdir.Folder, opt *arch.LoadOptions) (arch.Encoder, error) {
+	m, err := LoadFolder(f, opt)
+	if err != nil {
+		return nil, err
+	}
+	e, ok := m.(arch.Encoder)
+	if !ok {
+		m.Close()
+		return nil, notA(f, m, "an encoder")
+	}
+	return e, nil
+}
+
+// LoadCausalLM loads a folder whose model is an arch.CausalLM.
+func LoadCausalLM(f *hfdir.Folder, opt *arch.LoadOptions) (arch.CausalLM, error) {
+	m, err := LoadFolder(f, opt)
+	if err != nil {
+		return nil, err
+	}
+	lm, ok := m.(arch.CausalLM)
+	if !ok {
+		m.Close()
+		return nil, notA(f, m, "a causal language model")
+	}
+	return lm, nil
+}
+
+func notA(f *hfdir.Folder, m arch.Model, what string) error {
+	info := m.Info()
+	return fmt.Errorf("%s: %w: the model (model_type %q, architectures %v, head %s) is not %s",
+		f.Config.Path, arch.ErrUnsupported, info.ModelType, info.Architectures, info.Task, what)
+}
+
+// IsUnsupported reports whether err says something is not supported.
+func IsUnsupported(err error) bool { return errors.Is(err, arch.ErrUnsupported) }

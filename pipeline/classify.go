@@ -3,10 +3,10 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"github.com/embrace-go/embrace/models/arch"
 	"math"
 	"sort"
 
-	"github.com/embrace-go/embrace/models/bert"
 	"github.com/embrace-go/embrace/tokenizer"
 )
 
@@ -37,7 +37,7 @@ type ClassifyOptions struct {
 // NewTextClassifier loads a sequence-classification checkpoint from a folder
 // or Hub repo id.
 func NewTextClassifier(ctx context.Context, nameOrDir string, opt *Options) (*TextClassifier, error) {
-	e, err := openEncoder(ctx, nameOrDir, opt, bert.TaskSequenceClassification)
+	e, err := openEncoder(ctx, nameOrDir, opt, arch.TaskSequenceClassification)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +49,7 @@ func (c *TextClassifier) Close() error { return c.enc.Close() }
 
 // Labels returns the model's labels in id order.
 func (c *TextClassifier) Labels() []string {
-	return append([]string(nil), c.enc.model.Config.Labels...)
+	return append([]string(nil), c.enc.info.Labels...)
 }
 
 func (c *TextClassifier) function(opt ClassifyOptions) (string, error) {
@@ -60,11 +60,11 @@ func (c *TextClassifier) function(opt ClassifyOptions) (string, error) {
 		}
 		return "", fmt.Errorf("pipeline: unknown function %q (want softmax, sigmoid or none)", opt.Function)
 	}
-	cfg := c.enc.model.Config
+	problem, _ := c.enc.meta.Config.String("problem_type", "")
 	switch {
-	case cfg.ProblemType == "regression":
+	case problem == "regression":
 		return "none", nil
-	case cfg.ProblemType == "multi_label_classification" || len(cfg.Labels) == 1:
+	case problem == "multi_label_classification" || len(c.enc.info.Labels) == 1:
 		return "sigmoid", nil
 	}
 	return "softmax", nil
@@ -76,7 +76,7 @@ func (c *TextClassifier) Classify(ctx context.Context, texts []string, opt Class
 	if err != nil {
 		return nil, err
 	}
-	labels := c.enc.model.Config.Labels
+	labels := c.enc.info.Labels
 	out := make([][]LabelScore, len(texts))
 	err = chunks(ctx, len(texts), c.enc.batch, func(lo, hi int) error {
 		encs := make([]*tokenizer.Encoding, 0, hi-lo)

@@ -3,9 +3,9 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"github.com/embrace-go/embrace/models/arch"
 	"sort"
 
-	"github.com/embrace-go/embrace/models/bert"
 	"github.com/embrace-go/embrace/tokenizer"
 )
 
@@ -37,7 +37,7 @@ type FillMaskOptions struct {
 
 // NewFillMask loads a masked-LM checkpoint from a folder or Hub repo id.
 func NewFillMask(ctx context.Context, nameOrDir string, opt *Options) (*FillMask, error) {
-	e, err := openEncoder(ctx, nameOrDir, opt, bert.TaskMaskedLM, bert.TaskPreTraining)
+	e, err := openEncoder(ctx, nameOrDir, opt, arch.TaskMaskedLM, arch.TaskPreTraining)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +119,7 @@ func (f *FillMask) Fill(ctx context.Context, texts []string, opt FillMaskOptions
 			logits = res.PredictionLogits
 		}
 		lg := logits.Float32s()
-		v := f.enc.model.Config.VocabSize
+		v := f.enc.info.VocabSize
 		for i := lo; i < hi; i++ {
 			enc := encs[i-lo]
 			var masks []int

@@ -9,20 +9,20 @@ import (
 	"strings"
 
 	"github.com/embrace-go/embrace/generate"
+	"github.com/embrace-go/embrace/hfdir"
 	"github.com/embrace-go/embrace/models"
-	"github.com/embrace-go/embrace/models/gpt2"
+	"github.com/embrace-go/embrace/models/arch"
 	"github.com/embrace-go/embrace/tokenizer"
 )
 
 // TextGeneration is the "text-generation" pipeline: prompt text in,
-// continued text out, for GPT-2-family checkpoints. Defaults come from the
+// continued text out, for every registered causal language model. Defaults come from the
 // folder's generation_config.json. It is safe for concurrent use; each call
 // decodes with its own cache.
 type TextGeneration struct {
 	dir      string
 	tok      *tokenizer.Tokenizer
-	model    *gpt2.Model
-	lm       generate.Model
+	model    arch.CausalLM
 	defaults generate.Config
 }
 
@@ -41,35 +41,32 @@ type GeneratedText struct {
 }
 
 // NewTextGeneration loads the tokenizer, model and generation defaults of a
-// GPT-2 folder (or Hub repo id).
+// causal language model folder (or Hub repo id).
 func NewTextGeneration(ctx context.Context, nameOrDir string) (*TextGeneration, error) {
 	dir, err := resolve(ctx, nameOrDir)
 	if err != nil {
 		return nil, err
 	}
-	info, err := models.Inspect(dir)
+	f, err := hfdir.Read(dir)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	if info.ModelType != "gpt2" {
-		return nil, fmt.Errorf("pipeline: %s: unsupported: text generation needs a GPT-2 model, the folder holds model_type %q", dir, info.ModelType)
-	}
-	m, err := gpt2.Load(dir)
+	m, err := models.LoadCausalLM(f, nil)
 	if err != nil {
-		return nil, fmt.Errorf("pipeline: %w", err)
+		return nil, fmt.Errorf("pipeline: text generation: %w", err)
 	}
 	tok, err := tokenizer.FromDir(dir)
 	if err != nil {
 		m.Close()
 		return nil, fmt.Errorf("pipeline: %s: %w", dir, err)
 	}
-	cfg, err := generate.LoadConfig(dir)
+	cfg, err := generate.FolderConfig(f)
 	if err != nil {
 		m.Close()
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 	cfg.Decoder = tok
-	return &TextGeneration{dir: dir, tok: tok, model: m, lm: generate.GPT2(m), defaults: cfg}, nil
+	return &TextGeneration{dir: dir, tok: tok, model: m, defaults: cfg}, nil
 }
 
 // Close releases the model's memory mapping.
@@ -79,7 +76,7 @@ func (p *TextGeneration) Close() error { return p.model.Close() }
 func (p *TextGeneration) Tokenizer() *tokenizer.Tokenizer { return p.tok }
 
 // Model returns the loaded model.
-func (p *TextGeneration) Model() *gpt2.Model { return p.model }
+func (p *TextGeneration) Model() arch.CausalLM { return p.model }
 
 // Config returns the generation defaults (from generation_config.json), to
 // modify and pass to Generate, GenerateBatch or Stream.
@@ -132,7 +129,7 @@ func (p *TextGeneration) GenerateBatch(ctx context.Context, prompts []string, cf
 			return nil, fmt.Errorf("prompt %d: %w", i, err)
 		}
 	}
-	gen, err := generate.Generate(ctx, p.lm, ids, c)
+	gen, err := generate.Generate(ctx, p.model, ids, c)
 	if err != nil {
 		return nil, err
 	}
@@ -189,5 +186,5 @@ func (p *TextGeneration) Stream(ctx context.Context, prompt string, cfg *generat
 	if err != nil {
 		return func(yield func(string, error) bool) { yield("", err) }
 	}
-	return generate.Stream(ctx, p.lm, ids, c)
+	return generate.Stream(ctx, p.model, ids, c)
 }

@@ -139,9 +139,12 @@ func TestTextGenerationErrors(t *testing.T) {
 	if _, err := p.Generate(ctx, "", nil); err == nil {
 		t.Error("empty prompt accepted")
 	}
+	// Generation stops at the context limit with finish reason "length".
 	cfg := p.Config()
 	cfg.MaxNewTokens = 1 << 20
-	if _, err := p.Generate(ctx, "Hello", &cfg); err == nil || !strings.Contains(err.Error(), "positions") {
-		t.Errorf("too long: %v", err)
+	cfg.EOSTokenIDs = nil
+	out, err := p.Generate(ctx, "Hello", &cfg)
+	if err != nil || out.FinishReason != "length" || len(out.TokenIDs) == 0 {
+		t.Errorf("past the context: %+v, %v", out, err)
 	}
 }

@@ -15,15 +15,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/embrace-go/embrace/models/arch"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/embrace-go/embrace/hfdir"
 	"github.com/embrace-go/embrace/hub"
 	"github.com/embrace-go/embrace/models"
-	"github.com/embrace-go/embrace/models/bert"
 	"github.com/embrace-go/embrace/tokenizer"
 )
 
@@ -60,7 +62,9 @@ func resolve(ctx context.Context, nameOrDir string) (string, error) {
 type encoder struct {
 	dir   string
 	tok   *tokenizer.Tokenizer
-	model *bert.Model
+	model arch.Encoder
+	info  arch.Info
+	meta  *hfdir.Folder
 	batch int
 	// tokInfo is what the pipelines need from tokenizer.json /
 	// tokenizer_config.json that the tokenizer does not expose.
@@ -73,35 +77,40 @@ type encoder struct {
 
 // openEncoder loads the tokenizer and model of a folder and checks that the
 // model's head is one of want.
-func openEncoder(ctx context.Context, nameOrDir string, opt *Options, want ...bert.Task) (*encoder, error) {
+func openEncoder(ctx context.Context, nameOrDir string, opt *Options, want ...arch.Task) (*encoder, error) {
 	dir, err := resolve(ctx, nameOrDir)
 	if err != nil {
 		return nil, err
 	}
-	m, err := models.LoadEncoder(dir)
+	f, err := hfdir.Read(dir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	ok := len(want) == 0
-	for _, t := range want {
-		ok = ok || m.Config.Task == t
+	// The head is read from config.json before any weight is.
+	task, err := models.Task(f)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	if !ok {
-		m.Close()
-		return nil, fmt.Errorf("pipeline: %s: the model is a %s model (architectures %v), this pipeline needs %v", dir, m.Config.Task, m.Config.Architectures, want)
+	if len(want) > 0 && !slices.Contains(want, task) {
+		return nil, fmt.Errorf("pipeline: %s: %w: the model is a %s model (architectures %v), this pipeline needs %v", dir, arch.ErrUnsupported, task, f.Config.Architectures, want)
 	}
+	m, err := models.LoadEncoder(f, nil)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	info := m.Info()
 	tok, err := tokenizer.FromDir(dir)
 	if err != nil {
 		m.Close()
 		return nil, fmt.Errorf("pipeline: %s: %w", dir, err)
 	}
-	e := &encoder{dir: dir, tok: tok, model: m, batch: opt.batch()}
+	e := &encoder{dir: dir, tok: tok, model: m, info: info, meta: f, batch: opt.batch()}
 	e.readTokenizerInfo()
+	if f.Tokenizer != nil {
+		e.modelMaxLength = f.Tokenizer.ModelMaxLength
+	}
 	if opt != nil && opt.Truncate {
-		limit := m.Config.MaxPositionEmbeddings
-		if m.Config.Family == bert.RoBERTa {
-			limit -= m.Config.PadTokenID + 1 // positions start after the padding index
-		}
+		limit := info.MaxPositions
 		if e.modelMaxLength > 0 {
 			limit = min(limit, e.modelMaxLength)
 		}
@@ -136,14 +145,6 @@ func (e *encoder) readTokenizerInfo() {
 	} else if _, err := os.Stat(filepath.Join(e.dir, "merges.txt")); err == nil {
 		e.decoderType = "ByteLevel"
 	}
-	var tc struct {
-		ModelMaxLength float64 `json:"model_max_length"`
-	}
-	if data, err := os.ReadFile(filepath.Join(e.dir, "tokenizer_config.json")); err == nil {
-		if json.Unmarshal(data, &tc) == nil && tc.ModelMaxLength > 0 && tc.ModelMaxLength < 1e9 {
-			e.modelMaxLength = int(tc.ModelMaxLength)
-		}
-	}
 }
 
 // Close releases the model's memory mapping.
@@ -151,7 +152,7 @@ func (e *encoder) Close() error { return e.model.Close() }
 
 // forward pads encodings to the longest (on the right), runs the model and
 // returns its output together with the padded input.
-func (e *encoder) forward(ctx context.Context, encs []*tokenizer.Encoding) (*bert.Output, *bert.Input, error) {
+func (e *encoder) forward(ctx context.Context, encs []*tokenizer.Encoding) (*arch.EncoderOutput, *arch.EncoderInput, error) {
 	seq := 0
 	for _, enc := range encs {
 		seq = max(seq, len(enc.IDs))
@@ -160,8 +161,8 @@ func (e *encoder) forward(ctx context.Context, encs []*tokenizer.Encoding) (*ber
 		return nil, nil, errors.New("pipeline: empty input after tokenization")
 	}
 	b := len(encs)
-	in := &bert.Input{Batch: b, Seq: seq, InputIDs: make([]int, b*seq), AttentionMask: make([]int, b*seq), TokenTypeIDs: make([]int, b*seq)}
-	pad := e.model.Config.PadTokenID
+	in := &arch.EncoderInput{Batch: b, Seq: seq, InputIDs: make([]int, b*seq), AttentionMask: make([]int, b*seq), TokenTypeIDs: make([]int, b*seq)}
+	pad := e.info.PadTokenID
 	for i, enc := range encs {
 		for j := 0; j < seq; j++ {
 			k := i*seq + j
@@ -179,7 +180,7 @@ func (e *encoder) forward(ctx context.Context, encs []*tokenizer.Encoding) (*ber
 			}
 		}
 	}
-	out, err := e.model.Forward(ctx, in, bert.ForwardOptions{})
+	out, err := e.model.Encode(ctx, in, arch.EncodeOptions{})
 	if err != nil {
 		return nil, nil, err
 	}

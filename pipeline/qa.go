@@ -3,9 +3,9 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"github.com/embrace-go/embrace/models/arch"
 	"sort"
 
-	"github.com/embrace-go/embrace/models/bert"
 	"github.com/embrace-go/embrace/tokenizer"
 )
 
@@ -45,7 +45,7 @@ type QAOptions struct {
 // NewQuestionAnswerer loads a question-answering checkpoint from a folder or
 // Hub repo id.
 func NewQuestionAnswerer(ctx context.Context, nameOrDir string, opt *Options) (*QuestionAnswerer, error) {
-	e, err := openEncoder(ctx, nameOrDir, opt, bert.TaskQuestionAnswering)
+	e, err := openEncoder(ctx, nameOrDir, opt, arch.TaskQuestionAnswering)
 	if err != nil {
 		return nil, err
 	}

@@ -2,10 +2,10 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"github.com/embrace-go/embrace/hfdir"
+	"github.com/embrace-go/embrace/models/arch"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -43,86 +43,16 @@ const (
 	PoolLastToken   = "lasttoken"    // the last real token
 )
 
-type stModule struct {
-	Path string `json:"path"`
-	Type string `json:"type"`
-}
-
-// poolingConfig holds both forms of 1_Pooling/config.json: the current
-// pooling_mode string (or list) and the classic pooling_mode_* flags.
-type poolingConfig struct {
-	PoolingMode   json.RawMessage `json:"pooling_mode"`
-	Dim           int             `json:"embedding_dimension"`
-	WordDim       int             `json:"word_embedding_dimension"`
-	CLS           bool            `json:"pooling_mode_cls_token"`
-	Max           bool            `json:"pooling_mode_max_tokens"`
-	Mean          bool            `json:"pooling_mode_mean_tokens"`
-	MeanSqrt      bool            `json:"pooling_mode_mean_sqrt_len_tokens"`
-	WeightedMean  bool            `json:"pooling_mode_weightedmean_tokens"`
-	LastToken     bool            `json:"pooling_mode_lasttoken"`
-	IncludePrompt *bool           `json:"include_prompt"`
-}
-
-func (p *poolingConfig) modes(where string) ([]string, error) {
-	var names []string
-	if len(p.PoolingMode) > 0 && string(p.PoolingMode) != "null" {
-		var one string
-		if err := json.Unmarshal(p.PoolingMode, &one); err == nil {
-			names = []string{one}
-		} else if err := json.Unmarshal(p.PoolingMode, &names); err != nil {
-			return nil, fmt.Errorf("%s: pooling_mode is neither a string nor a list of strings", where)
-		}
-	} else {
-		flags := []struct {
-			on   bool
-			name string
-		}{{p.CLS, "cls"}, {p.Max, "max"}, {p.Mean, "mean"}, {p.MeanSqrt, "mean_sqrt_len_tokens"},
-			{p.WeightedMean, "weightedmean"}, {p.LastToken, "lasttoken"}}
-		for _, f := range flags {
-			if f.on {
-				names = append(names, f.name)
-			}
-		}
-	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("%s: no pooling mode is set", where)
-	}
-	// Normalize the spellings sentence-transformers accepts, then keep its
-	// fixed concatenation order.
-	set := map[string]bool{}
-	for _, n := range names {
-		switch n {
-		case "cls", "cls_token":
-			set[PoolCLS] = true
-		case "max", "max_tokens":
-			set[PoolMax] = true
-		case "mean", "mean_tokens":
-			set[PoolMean] = true
-		case "mean_sqrt_len_tokens", "mean_sqrt_len":
-			set[PoolMeanSqrtLen] = true
-		case "weightedmean", "weightedmean_tokens":
-			set[PoolWeighted] = true
-		case "lasttoken":
-			set[PoolLastToken] = true
-		default:
-			return nil, fmt.Errorf("%s: unsupported: pooling mode %q", where, n)
-		}
-	}
-	var out []string
-	for _, n := range []string{PoolCLS, PoolMax, PoolMean, PoolMeanSqrtLen, PoolWeighted, PoolLastToken} {
-		if set[n] {
-			out = append(out, n)
-		}
-	}
-	return out, nil
-}
-
 // NewSentenceEmbedder loads a sentence-transformers folder (or any encoder
 // checkpoint) from a folder or Hub repo id.
 func NewSentenceEmbedder(ctx context.Context, nameOrDir string, opt *Options) (*SentenceEmbedder, error) {
 	dir, err := resolve(ctx, nameOrDir)
 	if err != nil {
 		return nil, err
+	}
+	meta, err := hfdir.Read(dir)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 	modelDir := dir
 	modes := []string{PoolMean}
@@ -135,42 +65,27 @@ func NewSentenceEmbedder(ctx context.Context, nameOrDir string, opt *Options) (*
 		}
 	}
 	poolDim := 0
-	if data, err := os.ReadFile(filepath.Join(dir, "modules.json")); err == nil {
-		var mods []stModule
-		if err := json.Unmarshal(data, &mods); err != nil {
-			return nil, fmt.Errorf("pipeline: %s: %w", filepath.Join(dir, "modules.json"), err)
-		}
+	st := meta.SentenceTransformers
+	if st != nil {
+		where := meta.Path("modules.json")
 		sawTransformer, sawPooling := false, false
-		for i, m := range mods {
-			kind := m.Type[strings.LastIndex(m.Type, ".")+1:]
-			switch kind {
+		for i, m := range st.Modules {
+			switch m.Kind {
 			case "Transformer":
 				if sawTransformer || i != 0 {
-					return nil, fmt.Errorf("pipeline: %s: unsupported: transformer module at position %d", dir, i)
+					return nil, fmt.Errorf("pipeline: %s: %w: transformer module at position %d", where, arch.ErrUnsupported, i)
 				}
 				sawTransformer = true
 				modelDir = filepath.Join(dir, m.Path)
 			case "Pooling":
 				sawPooling = true
-				path := filepath.Join(dir, m.Path, "config.json")
-				data, err := os.ReadFile(path)
-				if err != nil {
-					return nil, fmt.Errorf("pipeline: %w", err)
-				}
-				var pc poolingConfig
-				if err := json.Unmarshal(data, &pc); err != nil {
-					return nil, fmt.Errorf("pipeline: %s: not valid JSON: %w", path, err)
-				}
-				if modes, err = pc.modes(path); err != nil {
-					return nil, fmt.Errorf("pipeline: %w", err)
-				}
-				poolDim = max(pc.Dim, pc.WordDim)
+				modes, poolDim = m.Pooling.Modes, m.Pooling.Dim
 			case "Dense", "Normalize":
 				if !sawPooling {
 					closeAll()
-					return nil, fmt.Errorf("pipeline: %s: unsupported: %s module before the pooling", filepath.Join(dir, "modules.json"), kind)
+					return nil, fmt.Errorf("pipeline: %s: %w: %s module before the pooling", where, arch.ErrUnsupported, m.Kind)
 				}
-				if kind == "Normalize" {
+				if m.Kind == "Normalize" {
 					post = append(post, postStep{})
 					continue
 				}
@@ -182,12 +97,12 @@ func NewSentenceEmbedder(ctx context.Context, nameOrDir string, opt *Options) (*
 				post = append(post, postStep{dense: d})
 			default:
 				closeAll()
-				return nil, fmt.Errorf("pipeline: %s: unsupported: sentence-transformers module %q", filepath.Join(dir, "modules.json"), m.Type)
+				return nil, fmt.Errorf("pipeline: %s: %w: sentence-transformers module %q", where, arch.ErrUnsupported, m.Type)
 			}
 		}
 		if !sawTransformer {
 			closeAll()
-			return nil, fmt.Errorf("pipeline: %s: no Transformer module", filepath.Join(dir, "modules.json"))
+			return nil, fmt.Errorf("pipeline: %s: no Transformer module", where)
 		}
 	}
 	e, err := openEncoder(ctx, modelDir, opt)
@@ -196,12 +111,12 @@ func NewSentenceEmbedder(ctx context.Context, nameOrDir string, opt *Options) (*
 		return nil, err
 	}
 	s := &SentenceEmbedder{enc: e, modes: modes, post: post}
-	cfg := e.model.Config
-	if poolDim != 0 && poolDim != cfg.HiddenSize {
+	hidden := e.info.HiddenSize
+	if poolDim != 0 && poolDim != hidden {
 		s.Close()
-		return nil, fmt.Errorf("pipeline: %s: pooling expects embeddings of width %d, the model's hidden size is %d", dir, poolDim, cfg.HiddenSize)
+		return nil, fmt.Errorf("pipeline: %s: pooling expects embeddings of width %d, the model's hidden size is %d", dir, poolDim, hidden)
 	}
-	width := len(modes) * cfg.HiddenSize
+	width := len(modes) * hidden
 	for _, p := range post {
 		if p.dense == nil {
 			continue
@@ -214,24 +129,19 @@ func NewSentenceEmbedder(ctx context.Context, nameOrDir string, opt *Options) (*
 	}
 	// max_seq_length from sentence_bert_config.json, else the smaller of
 	// the model's positions and the tokenizer's model_max_length.
-	var sb struct {
-		MaxSeqLength *int `json:"max_seq_length"`
-		DoLowerCase  bool `json:"do_lower_case"`
-	}
-	if data, err := os.ReadFile(filepath.Join(modelDir, "sentence_bert_config.json")); err == nil {
-		if err := json.Unmarshal(data, &sb); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("pipeline: %s: not valid JSON: %w", filepath.Join(modelDir, "sentence_bert_config.json"), err)
-		}
-	}
-	s.lower = sb.DoLowerCase
+	positions := e.info.MaxPositions
 	switch {
-	case sb.MaxSeqLength != nil && *sb.MaxSeqLength > 0:
-		s.maxSeqLen = *sb.MaxSeqLength
+	case st != nil && st.MaxSeqLength > 0:
+		s.maxSeqLen = st.MaxSeqLength
+	case e.modelMaxLength > 0 && positions > 0:
+		s.maxSeqLen = min(positions, e.modelMaxLength)
 	case e.modelMaxLength > 0:
-		s.maxSeqLen = min(cfg.MaxPositionEmbeddings, e.modelMaxLength)
+		s.maxSeqLen = e.modelMaxLength
 	default:
-		s.maxSeqLen = cfg.MaxPositionEmbeddings
+		s.maxSeqLen = positions
+	}
+	if st != nil {
+		s.lower = st.DoLowerCase
 	}
 	s.tok = e.tok.WithTruncation(&tokenizer.TruncationParams{MaxLength: s.maxSeqLen, Strategy: "longest_first"})
 	return s, nil
@@ -249,7 +159,7 @@ func (s *SentenceEmbedder) Close() error {
 
 // Dim is the length of the embeddings.
 func (s *SentenceEmbedder) Dim() int {
-	d := len(s.modes) * s.enc.model.Config.HiddenSize
+	d := len(s.modes) * s.enc.info.HiddenSize
 	for _, p := range s.post {
 		if p.dense != nil {
 			d = p.dense.Out()
@@ -263,7 +173,7 @@ func (s *SentenceEmbedder) MaxSeqLength() int { return s.maxSeqLen }
 
 // Embed returns one embedding per text.
 func (s *SentenceEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
-	d := s.enc.model.Config.HiddenSize
+	d := s.enc.info.HiddenSize
 	out := make([][]float32, len(texts))
 	err := chunks(ctx, len(texts), s.enc.batch, func(lo, hi int) error {
 		encs := make([]*tokenizer.Encoding, 0, hi-lo)
@@ -416,7 +326,7 @@ func (f *FeatureExtractor) Close() error { return f.enc.Close() }
 
 // Extract returns, per text, one vector per token (special tokens included).
 func (f *FeatureExtractor) Extract(ctx context.Context, texts []string) ([][][]float32, error) {
-	d := f.enc.model.Config.HiddenSize
+	d := f.enc.info.HiddenSize
 	out := make([][][]float32, len(texts))
 	err := chunks(ctx, len(texts), f.enc.batch, func(lo, hi int) error {
 		encs := make([]*tokenizer.Encoding, 0, hi-lo)

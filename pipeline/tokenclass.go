@@ -3,11 +3,11 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"github.com/embrace-go/embrace/models/arch"
 	"slices"
 	"strings"
 	"unicode/utf8"
 
-	"github.com/embrace-go/embrace/models/bert"
 	"github.com/embrace-go/embrace/tokenizer"
 )
 
@@ -54,7 +54,7 @@ type TokenOptions struct {
 // NewTokenClassifier loads a token-classification checkpoint from a folder or
 // Hub repo id.
 func NewTokenClassifier(ctx context.Context, nameOrDir string, opt *Options) (*TokenClassifier, error) {
-	e, err := openEncoder(ctx, nameOrDir, opt, bert.TaskTokenClassification)
+	e, err := openEncoder(ctx, nameOrDir, opt, arch.TaskTokenClassification)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +90,7 @@ func (c *TokenClassifier) Classify(ctx context.Context, texts []string, opt Toke
 	if ignore == nil {
 		ignore = []string{"O"}
 	}
-	labels := c.enc.model.Config.Labels
+	labels := c.enc.info.Labels
 	out := make([][]Entity, len(texts))
 	err := chunks(ctx, len(texts), c.enc.batch, func(lo, hi int) error {
 		encs := make([]*tokenizer.Encoding, 0, hi-lo)
@@ -218,7 +218,7 @@ func (c *TokenClassifier) wordOf(pre []preEntity) string {
 
 // aggregateWords merges subword tokens into words, labelled by strategy.
 func (c *TokenClassifier) aggregateWords(pre []preEntity, strategy string) []Entity {
-	labels := c.enc.model.Config.Labels
+	labels := c.enc.info.Labels
 	var words [][]preEntity
 	for _, p := range pre {
 		if len(words) > 0 && p.subword {

@@ -4,13 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/embrace-go/embrace/models/arch"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
-	"github.com/embrace-go/embrace/models"
-	"github.com/embrace-go/embrace/models/bert"
 	"github.com/embrace-go/embrace/safetensors"
 	"github.com/embrace-go/embrace/tensor"
 )
@@ -42,18 +41,13 @@ func readReference(dir string) (*reference, error) {
 
 // checkEncoder runs a BERT-family model fixture: every <tag>.input batch
 // through the model, every pipeline entry through the pipeline API.
-func checkEncoder(dir string, r *Report) {
+func checkEncoder(dir string, m arch.Encoder, r *Report) {
 	ctx := context.Background()
 	ref, err := readReference(dir)
 	if err != nil {
 		r.Fail("%v", err)
 		return
 	}
-	m, err := models.LoadEncoder(dir)
-	if !r.Check("load", err) {
-		return
-	}
-	defer m.Close()
 	rs, err := safetensors.Open(filepath.Join(dir, "reference.safetensors"))
 	if err != nil {
 		r.Fail("%v", err)
@@ -77,7 +71,7 @@ func checkEncoder(dir string, r *Report) {
 			r.Fail("%s: %v", tag, err)
 			continue
 		}
-		out, err := m.Forward(ctx, in, bert.ForwardOptions{HiddenStates: true})
+		out, err := m.Encode(ctx, in, arch.EncodeOptions{HiddenStates: true})
 		if err != nil {
 			r.Fail("%s: forward: %v", tag, err)
 			continue
@@ -91,7 +85,7 @@ func checkEncoder(dir string, r *Report) {
 }
 
 // readInput reads input_ids, attention_mask and token_type_ids under prefix.
-func readInput(rs *safetensors.File, prefix string) (*bert.Input, error) {
+func readInput(rs *safetensors.File, prefix string) (*arch.EncoderInput, error) {
 	v, err := rs.Tensor(prefix + "input_ids")
 	if err != nil {
 		return nil, err
@@ -103,7 +97,7 @@ func readInput(rs *safetensors.File, prefix string) (*bert.Input, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &bert.Input{Batch: v.Shape[0], Seq: v.Shape[1], InputIDs: ids}
+	in := &arch.EncoderInput{Batch: v.Shape[0], Seq: v.Shape[1], InputIDs: ids}
 	if rs.Has(prefix + "attention_mask") {
 		v, _ := rs.Tensor(prefix + "attention_mask")
 		if in.AttentionMask, err = intsOf(v); err != nil {
@@ -133,7 +127,7 @@ func intsOf(v safetensors.TensorView) ([]int, error) {
 
 // compareOutputs compares every reference tensor under prefix with the
 // model's output of the same name, at real positions only.
-func compareOutputs(r *Report, rs *safetensors.File, prefix, prefix64 string, got map[string]*tensor.Tensor, in *bert.Input) {
+func compareOutputs(r *Report, rs *safetensors.File, prefix, prefix64 string, got map[string]*tensor.Tensor, in *arch.EncoderInput) {
 	for _, n := range rs.Names() {
 		name, ok := strings.CutPrefix(n, prefix)
 		if !ok {
@@ -165,7 +159,7 @@ func compareOutputs(r *Report, rs *safetensors.File, prefix, prefix64 string, go
 // tokens: per-token outputs ([B, S, ...], and the [B, S] start/end logits)
 // follow the attention mask; per-sequence outputs ([B, labels]) are
 // compared everywhere.
-func realPositions(name string, shape []int, in *bert.Input) func(int) bool {
+func realPositions(name string, shape []int, in *arch.EncoderInput) func(int) bool {
 	if in.AttentionMask == nil || len(shape) < 2 || shape[0] != in.Batch || shape[1] != in.Seq {
 		return nil
 	}

@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/embrace-go/embrace/hfdir"
+	"github.com/embrace-go/embrace/models/arch"
 	"slices"
 	"strings"
 
-	"github.com/embrace-go/embrace/models/bert"
 	"github.com/embrace-go/embrace/pipeline"
 	"github.com/embrace-go/embrace/safetensors"
 	"github.com/embrace-go/embrace/tokenizer"
@@ -92,7 +93,7 @@ func checkTokenization(dir string, ref *reference, rs *safetensors.File, r *Repo
 
 // checkQALogits runs every qa{i}.input_ids through the model and compares
 // qa{i}.start_logits and qa{i}.end_logits.
-func checkQALogits(ctx context.Context, dir string, ref *reference, rs *safetensors.File, m *bert.Model, r *Report) {
+func checkQALogits(ctx context.Context, dir string, ref *reference, rs *safetensors.File, m arch.Encoder, r *Report) {
 	tok, err := tokenizer.FromDir(dir)
 	if err != nil {
 		return // reported by checkTokenization
@@ -108,9 +109,9 @@ func checkQALogits(ctx context.Context, dir string, ref *reference, rs *safetens
 			r.Fail("%s.input_ids: bad tensor %v", tag, v.Shape)
 			continue
 		}
-		in := &bert.Input{Batch: v.Shape[0], Seq: v.Shape[1], InputIDs: ids}
+		in := &arch.EncoderInput{Batch: v.Shape[0], Seq: v.Shape[1], InputIDs: ids}
 		// The segment ids come from the tokenizer, as for a user.
-		if i < len(ref.QuestionAnswering) && m.Config.TypeVocabSize > 1 {
+		if i < len(ref.QuestionAnswering) && typeVocab(dir) > 1 {
 			var e struct{ Question, Context string }
 			if json.Unmarshal(ref.QuestionAnswering[i], &e) == nil {
 				if enc, err := tok.EncodePair(e.Question, e.Context, true); err == nil && len(enc.TypeIDs) == len(ids) {
@@ -118,7 +119,7 @@ func checkQALogits(ctx context.Context, dir string, ref *reference, rs *safetens
 				}
 			}
 		}
-		out, err := m.Forward(ctx, in, bert.ForwardOptions{})
+		out, err := m.Encode(ctx, in, arch.EncodeOptions{})
 		if err != nil {
 			r.Fail("%s: forward: %v", tag, err)
 			continue
@@ -476,4 +477,18 @@ func hasKey(raw json.RawMessage, key string) bool {
 	}
 	_, ok := keys[key]
 	return ok
+}
+
+// typeVocab is config.json's type_vocab_size (2, BERT's default, when
+// absent): whether the model takes segment ids.
+func typeVocab(dir string) int {
+	f, err := hfdir.Read(dir)
+	if err != nil || f.Config == nil {
+		return 2
+	}
+	n, err := f.Config.Int("type_vocab_size", 2)
+	if err != nil {
+		return 2
+	}
+	return n
 }

@@ -5,10 +5,10 @@
 //	go run ./examples/conformance [-v] PATH...
 //
 // A folder holding cases.jsonl is a tokenizer fixture (checkTokenizer in
-// tokenizer.go); one holding reference.json is a model fixture. Model fixtures
-// are dispatched on config.json's model_type: "gpt2" goes to
-// checkGPT2(dir string, r *Report) in gpt2.go, every other type to
-// checkEncoder(dir string, r *Report) in encoder.go. A check function records
+// tokenizer.go); one holding reference.json is a model fixture, loaded as a
+// user loads it (models.Load picks the architecture) and checked through the
+// capabilities the model has: a causal LM by checkDecoder in decoder.go, an
+// encoder by checkEncoder in encoder.go. A check function records
 // what it verified with r.Pass / r.Compare and what went wrong with r.Fail; it
 // may return early after a Fail. It never needs to recover from panics: run
 // does that per fixture.
@@ -19,7 +19,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -109,22 +108,7 @@ func run(dir string, verbose bool) (r *Report) {
 	case exists(filepath.Join(dir, "cases.jsonl")):
 		checkTokenizer(dir, r)
 	case exists(filepath.Join(dir, "reference.json")):
-		var cfg struct {
-			ModelType string `json:"model_type"`
-		}
-		data, err := os.ReadFile(filepath.Join(dir, "config.json"))
-		if err == nil {
-			err = json.Unmarshal(data, &cfg)
-		}
-		if err != nil {
-			r.Fail("config.json: %v", err)
-			return r
-		}
-		if cfg.ModelType == "gpt2" {
-			checkGPT2(dir, r)
-		} else {
-			checkEncoder(dir, r)
-		}
+		checkModel(dir, r)
 	}
 	return r
 }

@@ -16,8 +16,8 @@ import (
 	"strings"
 
 	"github.com/embrace-go/embrace/generate"
+	"github.com/embrace-go/embrace/hfdir"
 	"github.com/embrace-go/embrace/hub"
-	"github.com/embrace-go/embrace/models"
 	"github.com/embrace-go/embrace/pipeline"
 	"github.com/embrace-go/embrace/tokenizer"
 )
@@ -58,13 +58,16 @@ func loadModel(ctx context.Context, ref string, lo LoadOptions) (m *Model, err e
 	_, stErr := os.Stat(filepath.Join(dir, "modules.json"))
 	isST := stErr == nil
 
-	var info *models.Info
-	if !isST || fileExists(filepath.Join(dir, "config.json")) {
-		if info, err = models.Inspect(dir); err != nil {
-			return nil, err
-		}
+	meta, err := hfdir.Read(dir)
+	if err != nil {
+		return nil, err
 	}
-	if info != nil && info.ModelType == "gpt2" {
+	// The pipeline package says which tasks the folder's model serves.
+	tasks, err := pipeline.FolderTasks(meta)
+	if err != nil {
+		return nil, err
+	}
+	if slices.Contains(tasks, pipeline.TaskTextGeneration) {
 		g, err := loadGenerator(ctx, dir)
 		if err != nil {
 			return nil, err
@@ -73,9 +76,6 @@ func loadModel(ctx context.Context, ref string, lo LoadOptions) (m *Model, err e
 		m.Generator = g
 		m.ChatTemplate = chatTemplate(dir)
 		return m, nil
-	}
-	if info != nil && !info.IsEncoder() {
-		return nil, fmt.Errorf("unsupported: %s: model_type %q (architectures %v) is neither a BERT-family encoder nor GPT-2", dir, info.ModelType, info.Architectures)
 	}
 
 	tokDir := dir
@@ -89,11 +89,7 @@ func loadModel(ctx context.Context, ref string, lo LoadOptions) (m *Model, err e
 	counter := &fitter{tok: tok.WithTruncation(nil).WithPadding(nil)}
 	m.ChatTemplate = chatTemplate(tokDir)
 
-	arch := ""
-	if info != nil && len(info.Architectures) > 0 {
-		arch = info.Architectures[0]
-	}
-	if isST || arch == "" || strings.HasSuffix(arch, "Model") {
+	if tasks[0] == pipeline.TaskSentenceEmbedding {
 		e, err := pipeline.NewSentenceEmbedder(ctx, dir, popt)
 		if err != nil {
 			return nil, err
@@ -110,29 +106,29 @@ func loadModel(ctx context.Context, ref string, lo LoadOptions) (m *Model, err e
 	// positions (and the tokenizer's model_max_length).
 	counter.limit = limitOf(encoderMaxTokens(dir), lo.MaxInputTokens)
 	m.Tokens = counter
-	switch {
-	case strings.HasSuffix(arch, "ForSequenceClassification"):
+	switch tasks[0] {
+	case pipeline.TaskTextClassification:
 		p, err := pipeline.NewTextClassifier(ctx, dir, popt)
 		if err != nil {
 			return nil, err
 		}
 		closers = append(closers, p.Close)
 		m.Classifier = &classifyAdapter{p: p, fit: counter}
-	case strings.HasSuffix(arch, "ForTokenClassification"):
+	case pipeline.TaskTokenClassification:
 		p, err := pipeline.NewTokenClassifier(ctx, dir, popt)
 		if err != nil {
 			return nil, err
 		}
 		closers = append(closers, p.Close)
 		m.Tagger = &tagAdapter{p: p, fit: counter}
-	case strings.HasSuffix(arch, "ForQuestionAnswering"):
+	case pipeline.TaskQuestionAnswering:
 		p, err := pipeline.NewQuestionAnswerer(ctx, dir, popt)
 		if err != nil {
 			return nil, err
 		}
 		closers = append(closers, p.Close)
 		m.Answerer = &qaAdapter{p: p}
-	case strings.HasSuffix(arch, "ForMaskedLM"), strings.HasSuffix(arch, "ForPreTraining"):
+	case pipeline.TaskFillMask:
 		p, err := pipeline.NewFillMask(ctx, dir, popt)
 		if err != nil {
 			return nil, err
@@ -140,7 +136,7 @@ func loadModel(ctx context.Context, ref string, lo LoadOptions) (m *Model, err e
 		closers = append(closers, p.Close)
 		m.MaskFiller = &fillAdapter{p: p, fit: counter}
 	default:
-		return nil, fmt.Errorf("unsupported: %s: no endpoint serves architecture %q", dir, arch)
+		return nil, fmt.Errorf("unsupported: %s: no endpoint serves the tasks %v", dir, tasks)
 	}
 	return m, nil
 }
@@ -457,7 +453,7 @@ func (g *genAdapter) CountTokens(text string) (int, error) {
 	return len(enc.IDs), nil
 }
 
-func (g *genAdapter) MaxTokens() int { return g.p.Model().MaxPositions() }
+func (g *genAdapter) MaxTokens() int { return g.p.Model().Info().MaxPositions }
 
 // watchDecoder passes decoding through and remembers the last ids it saw:
 // generate.Stream decodes all generated ids after every step, so the last

@@ -2,6 +2,7 @@ package bert
 
 import (
 	"context"
+	"github.com/embrace-go/embrace/models/arch"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -21,7 +22,7 @@ func TestForwardAllocations(t *testing.T) {
 	ctx := context.Background()
 	for _, batch := range []int{1, 3} {
 		const seq = 16
-		in := &Input{Batch: batch, Seq: seq, InputIDs: make([]int, batch*seq), AttentionMask: make([]int, batch*seq)}
+		in := &arch.EncoderInput{Batch: batch, Seq: seq, InputIDs: make([]int, batch*seq), AttentionMask: make([]int, batch*seq)}
 		for i := range in.InputIDs {
 			in.InputIDs[i] = 100 + i
 			in.AttentionMask[i] = 1

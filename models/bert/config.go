@@ -3,6 +3,7 @@ package bert
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/embrace-go/embrace/models/arch"
 	"os"
 	"sort"
 	"strconv"
@@ -20,20 +21,6 @@ const (
 	BERT       Family = "bert"
 	RoBERTa    Family = "roberta" // also xlm-roberta and camembert, which share its modelling code
 	DistilBERT Family = "distilbert"
-)
-
-// Task is the head on top of the encoder, chosen from config.json's
-// architectures.
-type Task string
-
-// The heads of Hugging Face's BERT-family classes.
-const (
-	TaskBase                   Task = "base"                    // BertModel: last hidden state and pooler
-	TaskMaskedLM               Task = "masked-lm"               // BertForMaskedLM
-	TaskSequenceClassification Task = "sequence-classification" // BertForSequenceClassification
-	TaskTokenClassification    Task = "token-classification"    // BertForTokenClassification
-	TaskQuestionAnswering      Task = "question-answering"      // BertForQuestionAnswering
-	TaskPreTraining            Task = "pre-training"            // BertForPreTraining: MLM + next sentence
 )
 
 // Config is config.json of a BERT, RoBERTa or DistilBERT checkpoint, with
@@ -60,8 +47,8 @@ type Config struct {
 	IsDecoder             bool              `json:"is_decoder"`
 
 	// Family and Task are derived from model_type and architectures.
-	Family Family `json:"-"`
-	Task   Task   `json:"-"`
+	Family Family    `json:"-"`
+	Task   arch.Task `json:"-"`
 	// Labels is id2label as a slice (LABEL_i where the config names none).
 	Labels []string `json:"-"`
 	// Act is hidden_act parsed.
@@ -119,7 +106,7 @@ func ParseConfig(data []byte) (*Config, error) {
 	case "":
 		return nil, fmt.Errorf("no model_type")
 	default:
-		return nil, fmt.Errorf("unsupported: model_type %q (want bert, roberta, xlm-roberta, camembert or distilbert)", probe.ModelType)
+		return nil, fmt.Errorf("%w: model_type %q (want bert, roberta, xlm-roberta, camembert or distilbert)", arch.ErrUnsupported, probe.ModelType)
 	}
 	if err := json.Unmarshal(data, c); err != nil {
 		return nil, fmt.Errorf("bad field: %w", err)
@@ -183,10 +170,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("type_vocab_size is %d", c.TypeVocabSize)
 	}
 	if c.PositionEmbeddingType != "absolute" && c.PositionEmbeddingType != "" {
-		return fmt.Errorf("unsupported: position_embedding_type %q", c.PositionEmbeddingType)
+		return fmt.Errorf("%w: position_embedding_type %q", arch.ErrUnsupported, c.PositionEmbeddingType)
 	}
 	if c.IsDecoder {
-		return fmt.Errorf("unsupported: is_decoder true (only encoders are supported)")
+		return fmt.Errorf("%w: is_decoder true (only encoders are supported)", arch.ErrUnsupported)
 	}
 	if c.LayerNormEps <= 0 {
 		return fmt.Errorf("layer_norm_eps is %g, want > 0", c.LayerNormEps)
@@ -232,16 +219,16 @@ var familyPrefixes = map[string]Family{
 	"Bert": BERT, "Roberta": RoBERTa, "XLMRoberta": RoBERTa, "Camembert": RoBERTa, "DistilBert": DistilBERT,
 }
 
-var taskSuffixes = map[string]Task{
-	"Model": TaskBase, "ForMaskedLM": TaskMaskedLM, "ForSequenceClassification": TaskSequenceClassification,
-	"ForTokenClassification": TaskTokenClassification, "ForQuestionAnswering": TaskQuestionAnswering,
-	"ForPreTraining": TaskPreTraining,
+var taskSuffixes = map[string]arch.Task{
+	"Model": arch.TaskBase, "ForMaskedLM": arch.TaskMaskedLM, "ForSequenceClassification": arch.TaskSequenceClassification,
+	"ForTokenClassification": arch.TaskTokenClassification, "ForQuestionAnswering": arch.TaskQuestionAnswering,
+	"ForPreTraining": arch.TaskPreTraining,
 }
 
 // taskOf picks the head from the first architecture (none means the base model).
-func taskOf(f Family, archs []string) (Task, error) {
+func taskOf(f Family, archs []string) (arch.Task, error) {
 	if len(archs) == 0 {
-		return TaskBase, nil
+		return arch.TaskBase, nil
 	}
 	a := archs[0]
 	for p, fam := range familyPrefixes {
@@ -250,13 +237,13 @@ func taskOf(f Family, archs []string) (Task, error) {
 			continue
 		}
 		if t, ok := taskSuffixes[rest]; ok {
-			if t == TaskPreTraining && f != BERT {
+			if t == arch.TaskPreTraining && f != BERT {
 				break
 			}
 			return t, nil
 		}
 	}
-	return "", fmt.Errorf("unsupported: architecture %q for model_type %s", a, f)
+	return "", fmt.Errorf("%w: architecture %q for model_type %s", arch.ErrUnsupported, a, f)
 }
 
 // HeadDim is the width of one attention head.

@@ -3,6 +3,7 @@ package bert_test
 import (
 	"context"
 	"fmt"
+	"github.com/embrace-go/embrace/models/arch"
 
 	"github.com/embrace-go/embrace/models/bert"
 )
@@ -17,12 +18,12 @@ func ExampleLoad() {
 	}
 	defer m.Close()
 	// Two sequences; the second is padded on the right.
-	in := &bert.Input{
+	in := &arch.EncoderInput{
 		Batch: 2, Seq: 5,
 		InputIDs:      []int{2, 887, 178, 574, 3, 2, 887, 3, 0, 0},
 		AttentionMask: []int{1, 1, 1, 1, 1, 1, 1, 1, 0, 0},
 	}
-	out, err := m.Forward(context.Background(), in, bert.ForwardOptions{})
+	out, err := m.Encode(context.Background(), in, arch.EncodeOptions{})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -2,6 +2,7 @@ package bert
 
 import (
 	"context"
+	"github.com/embrace-go/embrace/models/arch"
 	"math"
 	"os"
 	"path/filepath"
@@ -62,12 +63,12 @@ func ints(t *testing.T, v safetensors.TensorView) []int {
 }
 
 // readInput reads <tag>.input.* from a reference file.
-func readInput(t *testing.T, ref *safetensors.File, tag string) *Input {
+func readInput(t *testing.T, ref *safetensors.File, tag string) *arch.EncoderInput {
 	ids, err := ref.Tensor(tag + ".input.input_ids")
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &Input{Batch: ids.Shape[0], Seq: ids.Shape[1], InputIDs: ints(t, ids)}
+	in := &arch.EncoderInput{Batch: ids.Shape[0], Seq: ids.Shape[1], InputIDs: ints(t, ids)}
 	if v, err := ref.Tensor(tag + ".input.attention_mask"); err == nil {
 		in.AttentionMask = ints(t, v)
 	}
@@ -102,7 +103,7 @@ func TestFixtures(t *testing.T) {
 			checked := 0
 			for tag := range tags {
 				in := readInput(t, ref, tag)
-				out, err := m.Forward(context.Background(), in, ForwardOptions{HiddenStates: true})
+				out, err := m.Encode(context.Background(), in, arch.EncodeOptions{HiddenStates: true})
 				if err != nil {
 					t.Fatalf("%s: %v", tag, err)
 				}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/embrace-go/embrace/models/arch"
 	"math"
 	"slices"
 	"testing"
@@ -72,7 +73,7 @@ func TestHeadsPerFamily(t *testing.T) {
 			}
 			defer m.Close()
 			ids := []int{0, 10, 11, 12, 2}
-			out, err := m.Forward(context.Background(), &Input{Batch: 1, Seq: len(ids), InputIDs: ids}, ForwardOptions{})
+			out, err := m.Encode(context.Background(), &arch.EncoderInput{Batch: 1, Seq: len(ids), InputIDs: ids}, arch.EncodeOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -94,7 +95,7 @@ func TestHeadsPerFamily(t *testing.T) {
 					want = fmt.Sprint([]int{1, d})
 				case k == "start_logits" || k == "end_logits":
 					want = fmt.Sprint([]int{1, len(ids)})
-				case m.Config.Task == TaskMaskedLM:
+				case m.Config.Task == arch.TaskMaskedLM:
 					want = fmt.Sprint([]int{1, len(ids), m.Config.VocabSize})
 				default:
 					want = fmt.Sprint([]int{1, len(ids), len(m.Config.Labels)})

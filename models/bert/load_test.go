@@ -3,6 +3,7 @@ package bert
 import (
 	"context"
 	"encoding/json"
+	"github.com/embrace-go/embrace/models/arch"
 	"math"
 	"os"
 	"path/filepath"
@@ -67,7 +68,7 @@ func copyFixture(t *testing.T, name string, editConfig func(map[string]any), ren
 
 // referenceRun runs the fixture's "single" batch through the model in dir
 // and returns the named outputs.
-func referenceRun(t *testing.T, fixture, dir string) (map[string][]float32, *Input) {
+func referenceRun(t *testing.T, fixture, dir string) (map[string][]float32, *arch.EncoderInput) {
 	t.Helper()
 	m, err := Load(dir)
 	if err != nil {
@@ -80,7 +81,7 @@ func referenceRun(t *testing.T, fixture, dir string) (map[string][]float32, *Inp
 	}
 	defer ref.Close()
 	in := readInput(t, ref, "single")
-	out, err := m.Forward(context.Background(), in, ForwardOptions{HiddenStates: true})
+	out, err := m.Encode(context.Background(), in, arch.EncodeOptions{HiddenStates: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,13 +241,13 @@ func TestPaddingInvariance(t *testing.T) {
 			if cfg.Family == RoBERTa {
 				ids = []int{0, 17, 33, 99, 150, 7, 2}
 			}
-			alone, err := m.Forward(ctx, &Input{Batch: 1, Seq: len(ids), InputIDs: ids}, ForwardOptions{HiddenStates: true})
+			alone, err := m.Encode(ctx, &arch.EncoderInput{Batch: 1, Seq: len(ids), InputIDs: ids}, arch.EncodeOptions{HiddenStates: true})
 			if err != nil {
 				t.Fatal(err)
 			}
 			// The same sequence second in a batch, padded on the right to 12.
 			seq := 12
-			in := &Input{Batch: 2, Seq: seq, InputIDs: make([]int, 2*seq), AttentionMask: make([]int, 2*seq)}
+			in := &arch.EncoderInput{Batch: 2, Seq: seq, InputIDs: make([]int, 2*seq), AttentionMask: make([]int, 2*seq)}
 			for j := 0; j < seq; j++ {
 				in.InputIDs[j], in.AttentionMask[j] = 20+j, 1
 				in.InputIDs[seq+j] = cfg.PadTokenID
@@ -254,7 +255,7 @@ func TestPaddingInvariance(t *testing.T) {
 			for j, id := range ids {
 				in.InputIDs[seq+j], in.AttentionMask[seq+j] = id, 1
 			}
-			padded, err := m.Forward(ctx, in, ForwardOptions{HiddenStates: true})
+			padded, err := m.Encode(ctx, in, arch.EncodeOptions{HiddenStates: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -289,20 +290,20 @@ func TestInputErrors(t *testing.T) {
 	long := m.Config.MaxPositionEmbeddings + 1
 	cases := []struct {
 		name string
-		in   *Input
+		in   *arch.EncoderInput
 		want string
 	}{
-		{"too long", &Input{Batch: 1, Seq: long, InputIDs: make([]int, long)}, "max_position_embeddings"},
-		{"id outside vocab", &Input{Batch: 1, Seq: 2, InputIDs: []int{1, m.Config.VocabSize}}, "vocabulary"},
-		{"negative id", &Input{Batch: 1, Seq: 2, InputIDs: []int{-1, 3}}, "vocabulary"},
-		{"short ids", &Input{Batch: 2, Seq: 2, InputIDs: []int{1, 2, 3}}, "input ids"},
-		{"bad mask", &Input{Batch: 1, Seq: 2, InputIDs: []int{1, 2}, AttentionMask: []int{1, 2}}, "attention mask"},
-		{"bad type id", &Input{Batch: 1, Seq: 2, InputIDs: []int{1, 2}, TokenTypeIDs: []int{0, 2}}, "token type"},
-		{"empty", &Input{}, "empty"},
+		{"too long", &arch.EncoderInput{Batch: 1, Seq: long, InputIDs: make([]int, long)}, "max_position_embeddings"},
+		{"id outside vocab", &arch.EncoderInput{Batch: 1, Seq: 2, InputIDs: []int{1, m.Config.VocabSize}}, "vocabulary"},
+		{"negative id", &arch.EncoderInput{Batch: 1, Seq: 2, InputIDs: []int{-1, 3}}, "vocabulary"},
+		{"short ids", &arch.EncoderInput{Batch: 2, Seq: 2, InputIDs: []int{1, 2, 3}}, "input ids"},
+		{"bad mask", &arch.EncoderInput{Batch: 1, Seq: 2, InputIDs: []int{1, 2}, AttentionMask: []int{1, 2}}, "attention mask"},
+		{"bad type id", &arch.EncoderInput{Batch: 1, Seq: 2, InputIDs: []int{1, 2}, TokenTypeIDs: []int{0, 2}}, "token type"},
+		{"empty", &arch.EncoderInput{}, "empty"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := m.Forward(context.Background(), c.in, ForwardOptions{})
+			_, err := m.Encode(context.Background(), c.in, arch.EncodeOptions{})
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v, want one mentioning %q", err, c.want)
 			}
@@ -310,7 +311,7 @@ func TestInputErrors(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := m.Forward(ctx, &Input{Batch: 1, Seq: 2, InputIDs: []int{1, 2}}, ForwardOptions{}); err == nil {
+	if _, err := m.Encode(ctx, &arch.EncoderInput{Batch: 1, Seq: 2, InputIDs: []int{1, 2}}, arch.EncodeOptions{}); err == nil {
 		t.Fatal("a cancelled context did not stop the forward pass")
 	}
 }
@@ -318,7 +319,7 @@ func TestInputErrors(t *testing.T) {
 // RoBERTa numbers positions from padding_idx+1 over non-pad tokens only.
 func TestRobertaPositions(t *testing.T) {
 	e := &Encoder{Config: &Config{Family: RoBERTa, PadTokenID: 1}}
-	got := e.positionIDs(&Input{Batch: 2, Seq: 4, InputIDs: []int{0, 5, 2, 1, 1, 0, 5, 2}}, make([]int, 8))
+	got := e.positionIDs(&arch.EncoderInput{Batch: 2, Seq: 4, InputIDs: []int{0, 5, 2, 1, 1, 0, 5, 2}}, make([]int, 8))
 	want := []int{2, 3, 4, 1, 1, 2, 3, 4}
 	for i := range want {
 		if got[i] != want[i] {
@@ -334,8 +335,8 @@ func TestConcurrentForward(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	in := &Input{Batch: 1, Seq: 6, InputIDs: []int{2, 40, 41, 42, 43, 3}}
-	want, err := m.Forward(context.Background(), in, ForwardOptions{})
+	in := &arch.EncoderInput{Batch: 1, Seq: 6, InputIDs: []int{2, 40, 41, 42, 43, 3}}
+	want, err := m.Encode(context.Background(), in, arch.EncodeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +346,7 @@ func TestConcurrentForward(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out, err := m.Forward(context.Background(), in, ForwardOptions{})
+			out, err := m.Encode(context.Background(), in, arch.EncodeOptions{})
 			if err != nil {
 				errs <- err.Error()
 				return

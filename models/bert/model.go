@@ -16,9 +16,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/embrace-go/embrace/hfdir"
+	"github.com/embrace-go/embrace/models/arch"
 	"math"
 	"os"
-	"path/filepath"
 	"sync"
 
 	"github.com/embrace-go/embrace/models/weights"
@@ -122,21 +123,8 @@ func loadEncoder(cfg *Config, w *weights.Loader) (*Encoder, error) {
 	return e, nil
 }
 
-// Input is a batch of token sequences, right- or left-padded to one length.
-type Input struct {
-	Batch, Seq int
-	// InputIDs holds Batch·Seq token ids, row-major.
-	InputIDs []int
-	// AttentionMask holds Batch·Seq values, 1 for real tokens and 0 for
-	// padding; nil means every token is real.
-	AttentionMask []int
-	// TokenTypeIDs holds Batch·Seq segment ids; nil means all 0. Ignored by
-	// DistilBERT, which has no segment embeddings.
-	TokenTypeIDs []int
-}
-
 // check validates the input against the config.
-func (in *Input) check(cfg *Config) error {
+func checkInput(in *arch.EncoderInput, cfg *Config) error {
 	n := in.Batch * in.Seq
 	if in.Batch <= 0 || in.Seq <= 0 {
 		return fmt.Errorf("bert: empty input (batch %d, sequence %d)", in.Batch, in.Seq)
@@ -181,7 +169,7 @@ func (in *Input) check(cfg *Config) error {
 // and DistilBERT; for RoBERTa, padding_idx+1 onwards counted over non-pad
 // tokens only (pads keep padding_idx), as create_position_ids_from_input_ids
 // does.
-func (e *Encoder) positionIDs(in *Input, pos []int) []int {
+func (e *Encoder) positionIDs(in *arch.EncoderInput, pos []int) []int {
 	pos = pos[:len(in.InputIDs)]
 	pad := e.Config.PadTokenID
 	for b := 0; b < in.Batch; b++ {
@@ -205,9 +193,9 @@ func (e *Encoder) positionIDs(in *Input, pos []int) []int {
 // Forward runs the encoder: x [B, S, D] is the last hidden state. With
 // allHidden it also returns the L+1 hidden states (embeddings output, then
 // each layer's), as output_hidden_states=True does.
-func (e *Encoder) Forward(ctx context.Context, in *Input, allHidden bool) (last *tensor.Tensor, hidden []*tensor.Tensor, err error) {
+func (e *Encoder) Forward(ctx context.Context, in *arch.EncoderInput, allHidden bool) (last *tensor.Tensor, hidden []*tensor.Tensor, err error) {
 	cfg := e.Config
-	if err := in.check(cfg); err != nil {
+	if err := checkInput(in, cfg); err != nil {
 		return nil, nil, err
 	}
 	n, d := in.Batch*in.Seq, cfg.HiddenSize
@@ -360,7 +348,7 @@ type Model struct {
 	// (pre-training, BERT sequence classification); nil otherwise.
 	Pooler *Pooler
 	// Exactly one of the heads below is set, according to Config.Task (none
-	// for TaskBase).
+	// for arch.TaskBase).
 	MLM        *MLMHead
 	NSP        *nn.Linear // pre-training's next-sentence classifier [2, D]
 	Classifier *ClassificationHead
@@ -368,25 +356,37 @@ type Model struct {
 	QA         *nn.Linear // [2, D]
 
 	closer func() error
+	guard  arch.Guard
 }
 
 // Load reads a checkpoint folder as a user downloads it: config.json, then
 // model.safetensors or a sharded model.safetensors.index.json. The head comes
 // from config.json's architectures.
 func Load(dir string) (*Model, error) {
-	cfgPath := filepath.Join(dir, "config.json")
-	cfg, err := ReadConfig(cfgPath)
+	f, err := hfdir.Read(dir)
 	if err != nil {
 		return nil, err
 	}
-	ckpt, err := safetensors.OpenCheckpoint(dir)
+	return loadFolder(f)
+}
+
+func loadFolder(f *hfdir.Folder) (*Model, error) {
+	hc, err := f.RequireConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := ParseConfig(hc.Data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", hc.Path, err)
+	}
+	ckpt, err := safetensors.OpenCheckpoint(f.Dir)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("bert: %s: no model.safetensors or model.safetensors.index.json: %w", dir, err)
+			return nil, fmt.Errorf("bert: %s: no model.safetensors or model.safetensors.index.json: %w", f.Dir, err)
 		}
 		return nil, fmt.Errorf("bert: %w", err)
 	}
-	m, err := New(cfg, ckpt, dir)
+	m, err := New(cfg, ckpt, f.Dir)
 	if err != nil {
 		ckpt.Close()
 		return nil, err
@@ -395,14 +395,9 @@ func Load(dir string) (*Model, error) {
 	return m, nil
 }
 
-// Close releases the checkpoint's memory mapping. The model must not be used
-// afterwards.
-func (m *Model) Close() error {
-	if m.closer == nil {
-		return nil
-	}
-	return m.closer()
-}
+// Close waits for the calls in flight and releases the checkpoint's memory
+// mapping; calls made afterwards return arch.ErrClosed.
+func (m *Model) Close() error { return m.guard.Close(m.closer) }
 
 // New builds a model from cfg and the tensors in src; where names the source
 // in errors. Weight names are accepted with or without the base model's
@@ -421,32 +416,32 @@ func New(cfg *Config, src weights.Source, where string) (*Model, error) {
 		return nil, err
 	}
 	d := cfg.HiddenSize
-	needPooler := cfg.Family == BERT && (cfg.Task == TaskPreTraining || cfg.Task == TaskSequenceClassification)
-	if needPooler || (cfg.Task == TaskBase && w.Has("pooler.dense.weight")) {
+	needPooler := cfg.Family == BERT && (cfg.Task == arch.TaskPreTraining || cfg.Task == arch.TaskSequenceClassification)
+	if needPooler || (cfg.Task == arch.TaskBase && w.Has("pooler.dense.weight")) {
 		if m.Pooler, err = loadPooler(w, d); err != nil {
 			return nil, err
 		}
 	}
 	nl := len(cfg.Labels)
 	switch cfg.Task {
-	case TaskMaskedLM, TaskPreTraining:
+	case arch.TaskMaskedLM, arch.TaskPreTraining:
 		if m.MLM, err = loadMLMHead(cfg, root, m.Encoder.Embeddings.Word.Table); err != nil {
 			return nil, err
 		}
-		if cfg.Task == TaskPreTraining {
+		if cfg.Task == arch.TaskPreTraining {
 			if m.NSP, err = root.Linear("cls.seq_relationship", d, 2, true); err != nil {
 				return nil, err
 			}
 		}
-	case TaskSequenceClassification:
+	case arch.TaskSequenceClassification:
 		if m.Classifier, err = loadClassificationHead(cfg, root); err != nil {
 			return nil, err
 		}
-	case TaskTokenClassification:
+	case arch.TaskTokenClassification:
 		if m.TokenCls, err = root.Linear("classifier", d, nl, true); err != nil {
 			return nil, err
 		}
-	case TaskQuestionAnswering:
+	case arch.TaskQuestionAnswering:
 		if m.QA, err = root.Linear("qa_outputs", d, 2, true); err != nil {
 			return nil, err
 		}
@@ -454,71 +449,35 @@ func New(cfg *Config, src weights.Source, where string) (*Model, error) {
 	return m, nil
 }
 
-// ForwardOptions choose the optional outputs.
-type ForwardOptions struct {
-	// HiddenStates asks for every layer's output (output_hidden_states).
-	HiddenStates bool
-}
-
-// Output holds what a forward pass computed; fields a head does not produce
-// are nil. Names follow transformers' output classes.
-type Output struct {
-	LastHiddenState *tensor.Tensor   // [B, S, D]
-	HiddenStates    []*tensor.Tensor // L+1 × [B, S, D] when requested
-	PoolerOutput    *tensor.Tensor   // [B, D] when the model has a pooler
-	// Logits: [B, S, V] (masked LM), [B, labels] (sequence classification)
-	// or [B, S, labels] (token classification).
-	Logits                *tensor.Tensor
-	PredictionLogits      *tensor.Tensor // [B, S, V] (pre-training)
-	SeqRelationshipLogits *tensor.Tensor // [B, 2] (pre-training)
-	StartLogits           *tensor.Tensor // [B, S] (question answering)
-	EndLogits             *tensor.Tensor // [B, S] (question answering)
-}
-
-// Named returns the outputs by their Hugging Face names ("logits",
-// "hidden_states.0", ...), leaving out the ones not computed.
-func (o *Output) Named() map[string]*tensor.Tensor {
-	m := map[string]*tensor.Tensor{}
-	add := func(k string, t *tensor.Tensor) {
-		if t != nil {
-			m[k] = t
-		}
+// Encode runs the encoder and the model's head on a batch.
+func (m *Model) Encode(ctx context.Context, in *arch.EncoderInput, opt arch.EncodeOptions) (*arch.EncoderOutput, error) {
+	if in == nil {
+		return nil, errors.New("bert: nil input")
 	}
-	add("last_hidden_state", o.LastHiddenState)
-	add("pooler_output", o.PoolerOutput)
-	add("logits", o.Logits)
-	add("prediction_logits", o.PredictionLogits)
-	add("seq_relationship_logits", o.SeqRelationshipLogits)
-	add("start_logits", o.StartLogits)
-	add("end_logits", o.EndLogits)
-	for i, h := range o.HiddenStates {
-		add(fmt.Sprintf("hidden_states.%d", i), h)
+	if err := m.guard.Acquire("bert"); err != nil {
+		return nil, err
 	}
-	return m
-}
-
-// Forward runs the encoder and the model's head on a batch.
-func (m *Model) Forward(ctx context.Context, in *Input, opt ForwardOptions) (*Output, error) {
+	defer m.guard.Release()
 	last, hidden, err := m.Encoder.Forward(ctx, in, opt.HiddenStates)
 	if err != nil {
 		return nil, err
 	}
-	out := &Output{LastHiddenState: last, HiddenStates: hidden}
+	out := &arch.EncoderOutput{LastHiddenState: last, HiddenStates: hidden}
 	b, s := in.Batch, in.Seq
 	if m.Pooler != nil {
 		out.PoolerOutput = m.Pooler.Forward(last)
 	}
 	switch m.Config.Task {
-	case TaskMaskedLM:
+	case arch.TaskMaskedLM:
 		out.Logits = m.MLM.Forward(last)
-	case TaskPreTraining:
+	case arch.TaskPreTraining:
 		out.PredictionLogits = m.MLM.Forward(last)
 		out.SeqRelationshipLogits = m.NSP.Apply(out.PoolerOutput)
-	case TaskSequenceClassification:
+	case arch.TaskSequenceClassification:
 		out.Logits = m.Classifier.Forward(last, out.PoolerOutput)
-	case TaskTokenClassification:
+	case arch.TaskTokenClassification:
 		out.Logits = m.TokenCls.Apply(last)
-	case TaskQuestionAnswering:
+	case arch.TaskQuestionAnswering:
 		se := m.QA.Apply(last).Float32s() // [N, 2]
 		start, end := tensor.Zeros(b, s), tensor.Zeros(b, s)
 		st, en := start.Float32s(), end.Float32s()

@@ -15,7 +15,7 @@ func ExampleLoad() {
 		log.Fatal(err)
 	}
 	defer m.Close()
-	out, err := m.Forward(context.Background(), gpt2.Input{IDs: []int{15496, 11, 995}})
+	out, err := m.Recompute(context.Background(), gpt2.Input{IDs: []int{15496, 11, 995}})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"math"
 	"sync"
 
+	"github.com/embrace-go/embrace/hfdir"
+	"github.com/embrace-go/embrace/models/arch"
 	"github.com/embrace-go/embrace/models/weights"
 	"github.com/embrace-go/embrace/nn"
 	"github.com/embrace-go/embrace/safetensors"
@@ -38,6 +40,8 @@ type Model struct {
 	// work recycles the scratch of finished Forward and Prefill calls
 	// (*scratch); concurrent calls each take their own.
 	work sync.Pool
+	// guard keeps Close from unmapping weights under a running call.
+	guard arch.Guard
 }
 
 // Config returns a copy of the model's configuration.
@@ -54,15 +58,27 @@ func (m *Model) MaxPositions() int { return m.cfg.NPositions }
 // sharded index) from dir. Weights stay in their stored precision and alias
 // the memory-mapped files; Close releases them.
 func Load(dir string) (*Model, error) {
-	cfg, err := LoadConfig(dir)
+	f, err := hfdir.Read(dir)
 	if err != nil {
 		return nil, err
 	}
-	ck, err := safetensors.OpenCheckpoint(dir)
+	return loadFolder(f)
+}
+
+func loadFolder(f *hfdir.Folder) (*Model, error) {
+	hc, err := f.RequireConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := ParseConfig(hc.Data, hc.Path)
+	if err != nil {
+		return nil, err
+	}
+	ck, err := safetensors.OpenCheckpoint(f.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("gpt2: %w", err)
 	}
-	m, err := FromCheckpoint(cfg, ck, dir)
+	m, err := FromCheckpoint(cfg, ck, f.Dir)
 	if err != nil {
 		ck.Close()
 		return nil, err
@@ -71,13 +87,15 @@ func Load(dir string) (*Model, error) {
 	return m, nil
 }
 
-// Close releases the checkpoint files behind a model made by Load. The model
-// must not be used afterwards.
+// Close waits for the calls in flight and releases the checkpoint files
+// behind a model made by Load; calls made afterwards return arch.ErrClosed.
 func (m *Model) Close() error {
-	if m.ck == nil {
-		return nil
-	}
-	return m.ck.Close()
+	return m.guard.Close(func() error {
+		if m.ck == nil {
+			return nil
+		}
+		return m.ck.Close()
+	})
 }
 
 // FromCheckpoint builds a model from cfg and the tensors of src (names with
@@ -235,10 +253,14 @@ func (m *Model) embed(x *tensor.Tensor, ids, pos []int) error {
 	return nil
 }
 
-// Forward runs the whole model over a batch without a cache and returns the
+// Recompute runs the whole model over a batch without a cache and returns the
 // logits and the last hidden state at every position. Padded positions hold
 // values without meaning.
-func (m *Model) Forward(ctx context.Context, in Input) (*Output, error) {
+func (m *Model) Recompute(ctx context.Context, in Input) (*Output, error) {
+	if err := m.guard.Acquire("gpt2"); err != nil {
+		return nil, err
+	}
+	defer m.guard.Release()
 	b, s, err := in.shape()
 	if err != nil {
 		return nil, err

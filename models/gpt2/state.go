@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/embrace-go/embrace/models/arch"
 	"github.com/embrace-go/embrace/nn"
 	"github.com/embrace-go/embrace/tensor"
 )
@@ -29,6 +30,11 @@ type State struct {
 	x      *tensor.Tensor // [B, D]
 	sc     *scratch
 	logits *tensor.Tensor // [B, V]
+
+	// out is what Forward returns; allHidden and allLogits hold the
+	// every-position outputs of the last AllPositions call.
+	out                  arch.DecoderOutput
+	allHidden, allLogits []float32
 }
 
 // NewState returns an empty state for batch sequences of up to capacity
@@ -85,6 +91,16 @@ func (s *State) Reset() {
 // padding, position ids follow the mask as in transformers' generate. The
 // returned slice is reused by the next call.
 func (s *State) Prefill(ctx context.Context, ids, mask []int) ([]float32, error) {
+	if err := s.m.guard.Acquire("gpt2"); err != nil {
+		return nil, err
+	}
+	defer s.m.guard.Release()
+	return s.prefill(ctx, ids, mask, false)
+}
+
+// prefill is Prefill; with all it computes the final norm and the logits of
+// every position into s.allHidden and s.allLogits instead of the last ones.
+func (s *State) prefill(ctx context.Context, ids, mask []int, all bool) ([]float32, error) {
 	b := s.batch
 	if len(ids) == 0 || len(ids)%b != 0 {
 		return nil, fmt.Errorf("gpt2: prefill with %d ids for %d sequences", len(ids), b)
@@ -139,7 +155,7 @@ func (s *State) Prefill(ctx context.Context, ids, mask []int) ([]float32, error)
 		blk := &m.blocks[li]
 		c := s.caches[li]
 		var aerr error
-		if li == len(m.blocks)-1 {
+		if li == len(m.blocks)-1 && !all {
 			xl = m.blockForwardLast(blk, x, sc, b, seq, func(qkv, out []float32) {
 				if aerr = c.Append(qkv[d:], qkv[2*d:], 3*d, seq); aerr == nil {
 					c.AttendLast(out, qkv, 3*d, seq, m.cfg.NHead, s.bias, blk.scale)
@@ -156,6 +172,14 @@ func (s *State) Prefill(ctx context.Context, ids, mask []int) ([]float32, error)
 			s.rollback(start)
 			return nil, fmt.Errorf("gpt2: layer %d: %w", li, aerr)
 		}
+	}
+	if all {
+		m.lnF.Forward(x, x)
+		s.allHidden = append(s.allHidden[:0], x.Float32s()[:n*d]...)
+		logits := tensor.Zeros(n, m.cfg.VocabSize)
+		tensor.MatMulT(logits, x, m.head)
+		s.allLogits = logits.Float32s()
+		return s.allLogits, nil
 	}
 	last := s.x
 	if xl == nil { // no layers
@@ -210,6 +234,10 @@ func (s *State) Step(ctx context.Context, ids []int) ([]float32, error) {
 	if start == 0 {
 		return s.Prefill(ctx, ids, nil)
 	}
+	if err := s.m.guard.Acquire("gpt2"); err != nil {
+		return nil, err
+	}
+	defer s.m.guard.Release()
 	m := s.m
 	d := m.cfg.NEmbd
 	copy(s.pos, s.nextPos)
