@@ -28,9 +28,15 @@ func (m *model) encode(ctx context.Context, in *arch.EncoderInput, opt arch.Enco
 		return nil, err
 	}
 	defer m.leave()
+	if in == nil {
+		return nil, fmt.Errorf("llama: encode: nil input")
+	}
 	bs, s := in.Batch, in.Seq
 	if bs <= 0 || s <= 0 || len(in.InputIDs) != bs*s {
 		return nil, fmt.Errorf("llama: encode: %d ids for a batch of %d × %d", len(in.InputIDs), bs, s)
+	}
+	if in.AttentionMask != nil && len(in.AttentionMask) != bs*s {
+		return nil, fmt.Errorf("llama: encode: attention mask has %d values for a batch of %d × %d", len(in.AttentionMask), bs, s)
 	}
 	c, err := m.newCache(bs, s, CacheOptions{PageSize: min(s, 256)})
 	if err != nil {

@@ -173,9 +173,12 @@ func (c *CausalLM) Forward(ctx context.Context, ac arch.Cache, in *arch.DecoderI
 		return nil, err
 	}
 	defer c.m.leave()
+	if in == nil {
+		return nil, fmt.Errorf("llama: nil input")
+	}
 	cache, ok := ac.(*Cache)
-	if !ok || cache.m != c.m {
-		return nil, fmt.Errorf("llama: Forward with a cache this model did not make")
+	if !ok || cache == nil || cache.m != c.m {
+		return nil, fmt.Errorf("llama: the cache %T was not made by this model's NewCache", ac)
 	}
 	return c.m.forward(ctx, cache, in, nil)
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"sync"
 
 	"github.com/embrace-go/embrace/hfdir"
 	"github.com/embrace-go/embrace/models/arch"
@@ -37,9 +36,7 @@ type model struct {
 	rope   *nn.Rope
 	scale  float32
 	ck     *safetensors.Checkpoint
-
-	mu     sync.RWMutex // read-held by every call, write-held by Close
-	closed bool
+	guard  arch.Guard // calls hold it; Close waits for them
 }
 
 // CausalLM is a *ForCausalLM model: it implements arch.CausalLM (and
@@ -241,29 +238,18 @@ func build(cfg *Config, src weights.Source, where string, withHead bool) (*model
 }
 
 // enter starts a call: it fails once the model is closed.
-func (m *model) enter() error {
-	m.mu.RLock()
-	if m.closed {
-		m.mu.RUnlock()
-		return arch.ErrClosed
-	}
-	return nil
-}
+func (m *model) enter() error { return m.guard.Acquire("llama") }
 
-func (m *model) leave() { m.mu.RUnlock() }
+func (m *model) leave() { m.guard.Release() }
 
 // close waits for the calls in flight, then releases the checkpoint.
 func (m *model) close() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
+	return m.guard.Close(func() error {
+		if m.ck != nil {
+			return m.ck.Close()
+		}
 		return nil
-	}
-	m.closed = true
-	if m.ck != nil {
-		return m.ck.Close()
-	}
-	return nil
+	})
 }
 
 // Info describes the model.
