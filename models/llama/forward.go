@@ -118,7 +118,8 @@ type scratch struct {
 	n                            int
 	x, h, qkv, att, tmp, gu, mid *tensor.Tensor
 	pos                          []int
-	rows                         int // rows of last and logits
+	bias                         []float32 // the key mask of a fresh prompt
+	rows                         int       // rows of last and logits
 	last, logits                 *tensor.Tensor
 	ropeBuf                      []float32
 	ws                           nn.AttnScratch
@@ -153,9 +154,9 @@ func (sc *scratch) shape(m *model, n int) {
 	sc.gu = reuse(sc.gu, n, 2*c.IntermediateSize)
 	sc.mid = reuse(sc.mid, n, c.IntermediateSize)
 	if cap(sc.pos) < n {
-		sc.pos = make([]int, n)
+		sc.pos, sc.bias = make([]int, n), make([]float32, n)
 	}
-	sc.pos = sc.pos[:n]
+	sc.pos, sc.bias = sc.pos[:n], sc.bias[:n]
 	if len(sc.ropeBuf) < 3*m.rope.Half() {
 		sc.ropeBuf = make([]float32, 3*m.rope.Half())
 	}
@@ -238,6 +239,8 @@ func (m *model) forward(ctx context.Context, c *Cache, in *arch.DecoderInput, hs
 		*hs = append(*hs, append([]float32(nil), x.Float32s()...))
 	}
 	start := c.n
+	fresh := start == 0
+	keyBias := nn.MaskBiasInto(sc.bias, in.Mask)
 	nh, nkv, hd := cfg.NumAttentionHeads, cfg.NumKeyValueHeads, cfg.HeadDim
 	qkvW := (nh + 2*nkv) * hd
 	kOff, vOff := nh*hd, (nh+nkv)*hd
@@ -266,9 +269,24 @@ func (m *model) forward(ctx context.Context, c *Cache, in *arch.DecoderInput, hs
 			c.kv.Put(li, r/s, p, row[kOff:vOff], row[vOff:])
 		}
 		att := sc.att.Float32s()
-		opt := nn.AttnOptions{Heads: nh, Scale: m.scale, Window: ly.window}
-		for r := 0; r < b; r++ {
-			c.kv.Attend(att[r*s*nh*hd:], nh*hd, qkv[r*s*qkvW:], qkvW, li, r, pos[r*s:(r+1)*s], opt, &sc.ws)
+		if fresh && (ly.window == 0 || ly.window >= s) {
+			// A prompt into an empty cache: every key is in this call's
+			// rows, so the parallel kernel reads them in place (padding
+			// hidden by the key mask; with padding only at the ends,
+			// buffer order is position order).
+			tensor.Attention(att, qkv, qkv[kOff:], qkv[vOff:], tensor.AttentionParams{
+				Batch: b, Heads: nh, KVHeads: nkv, HeadDim: hd, SeqQ: s, SeqK: s,
+				QBatchStride: s * qkvW, QRowStride: qkvW,
+				KBatchStride: s * qkvW, KRowStride: qkvW,
+				VBatchStride: s * qkvW, VRowStride: qkvW,
+				OutBatchStride: s * nh * hd, OutRowStride: nh * hd,
+				Scale: m.scale, KeyMask: keyBias, Causal: true,
+			})
+		} else {
+			opt := nn.AttnOptions{Heads: nh, Scale: m.scale, Window: ly.window}
+			for r := 0; r < b; r++ {
+				c.kv.Attend(att[r*s*nh*hd:], nh*hd, qkv[r*s*qkvW:], qkvW, li, r, pos[r*s:(r+1)*s], opt, &sc.ws)
+			}
 		}
 		ly.o.ForwardNoBias(sc.tmp, sc.att)
 		tensor.AddResidual(x, sc.tmp, ly.o.B)
