@@ -72,7 +72,7 @@ func ParseRopeConfig(raw map[string]json.RawMessage, headDim, maxPositions int) 
 	}
 	for _, k := range []string{"full_attention", "sliding_attention"} {
 		if _, ok := params[k]; ok {
-			return c, fmt.Errorf("rope: per-layer-type rope_parameters (%q) are not supported for this model", k)
+			return c, fmt.Errorf("unsupported: per-layer-type rope_parameters (%q)", k)
 		}
 	}
 	if params != nil {

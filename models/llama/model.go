@@ -221,12 +221,14 @@ func build(cfg *Config, src weights.Source, where string, withHead bool) (*model
 		return nil, fmt.Errorf("llama: %w", err)
 	}
 	if withHead {
+		// As transformers ties them, a tied head is the embedding table even
+		// when the checkpoint also stores lm_head.weight.
 		switch {
-		case root.Has("lm_head.weight"):
-			m.head, err = root.Linear("lm_head", d, cfg.VocabSize, false)
 		case cfg.TieWordEmbeddings:
 			m.head = &nn.Linear{W: m.embed.Table}
 			err = m.head.Pack()
+		case root.Has("lm_head.weight"):
+			m.head, err = root.Linear("lm_head", d, cfg.VocabSize, false)
 		default:
 			err = fmt.Errorf("%s: tie_word_embeddings is false but the checkpoint has no lm_head.weight", where)
 		}
