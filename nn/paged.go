@@ -9,12 +9,21 @@ import (
 
 // PagedKVCache holds the keys and values of every attention layer for a
 // batch of sequences, each sequence with its own length, in pages of
-// PageSize positions. A sequence's page list grows one page at a time as it
-// lengthens, so nothing already stored is ever copied, and pages freed by
-// Reset or Truncate are kept for reuse, so a cache that has reached its
-// working size allocates nothing more. Keys and values may be stored in
-// F16 or BF16 to halve the memory; they are widened to float32 a page at a
-// time when attended.
+// PageSize positions: one page list per layer and sequence.
+//
+// Pages rather than one buffer per sequence grown by doubling: a doubling
+// buffer copies everything it holds at each growth (and briefly needs both
+// copies), while a page list only appends a page, so nothing stored is ever
+// moved, memory follows each sequence's own length to within a page, and
+// truncating or resetting hands whole pages to a free list that later growth
+// takes from first. A fresh cache allocates one page per layer every
+// PageSize positions of a sequence; a reset or truncated one reuses its
+// pages and allocates nothing. Attention reads a page at a time, so the
+// pages need not be adjacent.
+//
+// Keys and values may be stored in F16 or BF16 to halve the memory; they
+// are rounded once when stored and widened to float32 a page at a time when
+// attended.
 //
 // Padding is never stored: a left-padded batch of prompts of different
 // lengths keeps each prompt's own positions, and each sequence attends to
