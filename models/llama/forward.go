@@ -240,6 +240,8 @@ func (m *model) forward(ctx context.Context, c *Cache, in *arch.DecoderInput, hs
 	}
 	start := c.n
 	fresh := start == 0
+	lastOnly := in.Logits == arch.LastPosition && hs == nil && s > 1
+	moved := false // the last rows were moved to the front of x
 	keyBias := nn.MaskBiasInto(sc.bias, in.Mask)
 	nh, nkv, hd := cfg.NumAttentionHeads, cfg.NumKeyValueHeads, cfg.HeadDim
 	qkvW := (nh + 2*nkv) * hd
@@ -269,30 +271,48 @@ func (m *model) forward(ctx context.Context, c *Cache, in *arch.DecoderInput, hs
 			c.kv.Put(li, r/s, p, row[kOff:vOff], row[vOff:])
 		}
 		att := sc.att.Float32s()
+		// In the last layer of a prompt whose only output is each
+		// sequence's last position, the other rows need their keys and
+		// values stored (done above) but nothing more: attention, o_proj
+		// and the MLP run on those b rows alone (llama.cpp skips the same).
+		qs, rows := s, n
+		if lastOnly && li == len(m.layers)-1 {
+			qs, rows = 1, b
+		}
 		if fresh && (ly.window == 0 || ly.window >= s) {
 			// A prompt into an empty cache: every key is in this call's
 			// rows, so the parallel kernel reads them in place (padding
 			// hidden by the key mask; with padding only at the ends,
 			// buffer order is position order).
-			tensor.Attention(att, qkv, qkv[kOff:], qkv[vOff:], tensor.AttentionParams{
-				Batch: b, Heads: nh, KVHeads: nkv, HeadDim: hd, SeqQ: s, SeqK: s,
+			tensor.Attention(att, qkv[(s-qs)*qkvW:], qkv[kOff:], qkv[vOff:], tensor.AttentionParams{
+				Batch: b, Heads: nh, KVHeads: nkv, HeadDim: hd, SeqQ: qs, SeqK: s,
 				QBatchStride: s * qkvW, QRowStride: qkvW,
 				KBatchStride: s * qkvW, KRowStride: qkvW,
 				VBatchStride: s * qkvW, VRowStride: qkvW,
-				OutBatchStride: s * nh * hd, OutRowStride: nh * hd,
-				Scale: m.scale, KeyMask: keyBias, Causal: true,
+				OutBatchStride: qs * nh * hd, OutRowStride: nh * hd,
+				Scale: m.scale, KeyMask: keyBias, Causal: true, QOffset: s - qs,
 			})
 		} else {
 			opt := nn.AttnOptions{Heads: nh, Scale: m.scale, Window: ly.window}
 			for r := 0; r < b; r++ {
-				c.kv.Attend(att[r*s*nh*hd:], nh*hd, qkv[r*s*qkvW:], qkvW, li, r, pos[r*s:(r+1)*s], opt, &sc.ws)
+				o := r*s + s - qs
+				c.kv.Attend(att[r*qs*nh*hd:], nh*hd, qkv[o*qkvW:], qkvW, li, r, pos[o:o+qs], opt, &sc.ws)
 			}
 		}
-		ly.o.ForwardNoBias(sc.tmp, sc.att)
-		tensor.AddResidual(x, sc.tmp, ly.o.B)
-		ly.postNorm.Forward(sc.h, x)
-		ly.mlp.ForwardInto(sc.tmp, sc.h, sc.gu, sc.mid, true)
-		tensor.AddResidual(x, sc.tmp, ly.mlp.Down.B)
+		xl, attl, tmp, h, gu, mid := x, sc.att, sc.tmp, sc.h, sc.gu, sc.mid
+		if rows != n {
+			moveLastRows(x, b, s)
+			// Views on the first rows: a prompt may allocate these
+			// headers; decoding steps never come here.
+			xl, attl, tmp, h = x.Rows(0, rows), sc.att.Rows(0, rows), sc.tmp.Rows(0, rows), sc.h.Rows(0, rows)
+			gu, mid = sc.gu.Rows(0, rows), sc.mid.Rows(0, rows)
+			moved = true
+		}
+		ly.o.ForwardNoBias(tmp, attl)
+		tensor.AddResidual(xl, tmp, ly.o.B)
+		ly.postNorm.Forward(h, xl)
+		ly.mlp.ForwardInto(tmp, h, gu, mid, true)
+		tensor.AddResidual(xl, tmp, ly.mlp.Down.B)
 		if hs != nil && li < len(m.layers)-1 {
 			*hs = append(*hs, append([]float32(nil), x.Float32s()...))
 		}
@@ -332,7 +352,11 @@ func (m *model) forward(ctx context.Context, c *Cache, in *arch.DecoderInput, hs
 		sc.last = reuse(sc.last, b, d)
 		xs, ls := x.Float32s(), sc.last.Float32s()
 		for r := 0; r < b; r++ {
-			copy(ls[r*d:(r+1)*d], xs[(r*s+s-1)*d:(r*s+s)*d])
+			src := (r*s + s - 1) * d
+			if moved {
+				src = r * d
+			}
+			copy(ls[r*d:(r+1)*d], xs[src:src+d])
 		}
 		m.norm.Forward(sc.last, sc.last)
 		sc.logits = reuse(sc.logits, b, cfg.VocabSize)
@@ -346,4 +370,14 @@ func (m *model) forward(ctx context.Context, c *Cache, in *arch.DecoderInput, hs
 		*hs = append(*hs, append([]float32(nil), x.Float32s()...))
 	}
 	return out, nil
+}
+
+// moveLastRows moves row r·seq+seq−1 of x to row r for r < b (each row
+// moves up, never onto a row still to be read).
+func moveLastRows(x *tensor.Tensor, b, seq int) {
+	d := x.Dim(-1)
+	xs := x.Float32s()
+	for r := 0; r < b; r++ {
+		copy(xs[r*d:(r+1)*d], xs[(r*seq+seq-1)*d:(r*seq+seq)*d])
+	}
 }

@@ -306,6 +306,22 @@ func TestAllPositionsMatchesSteps(t *testing.T) {
 	if c2.Len() != len(ids) || c2.(*Cache).SeqLen(0) != len(ids) {
 		t.Fatalf("Len %d", c2.Len())
 	}
+	// A second chunk into a non-empty cache, last position only (the
+	// last layer then runs its attention and MLP on that row alone).
+	if err := c2.Truncate(2); err != nil {
+		t.Fatal(err)
+	}
+	out, err = m.Forward(context.Background(), c2, &arch.DecoderInput{IDs: ids[2:], Hidden: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := len(ids) - 1
+	if d := maxDiff(out.Logits, allLogits[last*tinyVocab:]); d > 2e-5 {
+		t.Fatalf("chunked prompt: last logits differ by %.3g", d)
+	}
+	if d := maxDiff(out.Hidden, allHidden[last*tinyHidden:]); d > 2e-5 {
+		t.Fatalf("chunked prompt: last hidden state differs by %.3g", d)
+	}
 }
 
 // TestHalfCache checks that F16 and BF16 key/value storage stays close to
