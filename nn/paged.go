@@ -192,9 +192,16 @@ func (c *PagedKVCache) Attend(out []float32, outStride int, q []float32, qStride
 		panic(fmt.Sprintf("nn: attention with %d query heads over %d kv heads", heads, c.KVHeads))
 	}
 	group := heads / c.KVHeads
-	maxPos := -1
+	maxPos, minKey := -1, math.MaxInt // the keys some row sees: [minKey, maxPos]
 	for _, p := range pos {
-		maxPos = max(maxPos, p)
+		if p >= 0 {
+			maxPos = max(maxPos, p)
+			lo := 0
+			if opt.Window > 0 {
+				lo = max(0, p-opt.Window+1)
+			}
+			minKey = min(minKey, lo)
+		}
 	}
 	ws.m = grow(ws.m, heads*nq)
 	ws.acc = grow(ws.acc, heads*nq*hd)
@@ -210,7 +217,7 @@ func (c *PagedKVCache) Attend(out []float32, outStride int, q []float32, qStride
 	ws.sc = grow(ws.sc, nq*c.PageSize)
 	pages := c.pages[layer*c.Batch+b]
 	w, ps := c.width, c.PageSize
-	for pi := 0; pi*ps <= maxPos; pi++ {
+	for pi := max(minKey, 0) / ps; pi*ps <= maxPos; pi++ { // pages wholly outside a window are skipped
 		pg := pages[pi]
 		k0 := pi * ps
 		cnt := min(ps, maxPos+1-k0) // keys of this page some row sees
