@@ -4,6 +4,7 @@ import (
 	"github.com/embrace-go/embrace/models/arch"
 	"github.com/embrace-go/embrace/models/bert"
 	"github.com/embrace-go/embrace/models/gpt2"
+	"github.com/embrace-go/embrace/models/modernbert"
 	"github.com/embrace-go/embrace/models/mpnet"
 )
 
@@ -13,5 +14,6 @@ func registry() []arch.Registration {
 		bert.Arch(),
 		gpt2.Arch(),
 		mpnet.Arch(),
+		modernbert.Arch(),
 	}
 }
