@@ -111,44 +111,70 @@ func (p *attnParams) span() int {
 	return min(p.seq, queryBlock+2*p.window)
 }
 
-var scorePool sync.Pool // *[]float32
+// scorePool recycles the score blocks of attention workers; taskPool the
+// per-call state of attention.
+var (
+	scorePool sync.Pool // *[]float32
+	taskPool  = sync.Pool{New: func() any { return new(attnTask) }}
+)
+
+// attnTask is one attention call: workers claim (sequence, head, block)
+// jobs from next until none is left.
+type attnTask struct {
+	out, qkv     []float32
+	p            attnParams
+	jobs, blocks int
+	next         atomic.Int64
+	wg           sync.WaitGroup
+}
 
 // attention computes out [B·S, D] = softmax(q·kᵀ/√Dh + mask)·v per sequence
 // and head from qkv [B·S, 3D] (q, k and v side by side in each row), by
 // blocks of queryBlock queries over the keys they see: all of them on a
 // global layer, those within the window on a sliding one. Masked keys get
 // probability 0; a query that sees no real key (padding inside a window of
-// padding) gets zeros. Work is split over (sequence, head, block).
+// padding) gets zeros. The caller and up to GOMAXPROCS−1 goroutines split
+// the (sequence, head, block) jobs, each with its own pooled score block.
 //
 // This belongs in nn next to SelfAttention once nn has a windowed variant.
 func attention(out, qkv []float32, p attnParams) {
-	blocks := (p.seq + queryBlock - 1) / queryBlock
-	jobs := p.batch * p.heads * blocks
-	workers := min(runtime.GOMAXPROCS(0), jobs)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	need := queryBlock * p.span()
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sp, _ := scorePool.Get().(*[]float32)
-			if sp == nil || cap(*sp) < need {
-				s := make([]float32, need)
-				sp = &s
-			}
-			for {
-				j := int(next.Add(1) - 1)
-				if j >= jobs {
-					break
-				}
-				bh, blk := j/blocks, j%blocks
-				attendBlock(out, qkv, &p, bh/p.heads, bh%p.heads, blk, *sp)
-			}
-			scorePool.Put(sp)
-		}()
+	t := taskPool.Get().(*attnTask)
+	t.out, t.qkv, t.p = out, qkv, p
+	t.blocks = (p.seq + queryBlock - 1) / queryBlock
+	t.jobs = p.batch * p.heads * t.blocks
+	t.next.Store(0)
+	workers := min(runtime.GOMAXPROCS(0), t.jobs)
+	t.wg.Add(workers - 1)
+	for w := 1; w < workers; w++ {
+		go t.work(true)
 	}
-	wg.Wait()
+	t.work(false)
+	t.wg.Wait()
+	t.out, t.qkv, t.p = nil, nil, attnParams{}
+	taskPool.Put(t)
+}
+
+// work runs jobs until none is left; a helper goroutine signals wg.
+func (t *attnTask) work(helper bool) {
+	if helper {
+		defer t.wg.Done()
+	}
+	p := &t.p
+	need := queryBlock * p.span()
+	sp, _ := scorePool.Get().(*[]float32)
+	if sp == nil || cap(*sp) < need {
+		s := make([]float32, need)
+		sp = &s
+	}
+	for {
+		j := int(t.next.Add(1) - 1)
+		if j >= t.jobs {
+			break
+		}
+		bh, blk := j/t.blocks, j%t.blocks
+		attendBlock(t.out, t.qkv, p, bh/p.heads, bh%p.heads, blk, *sp)
+	}
+	scorePool.Put(sp)
 }
 
 // attendBlock computes query block blk of head h of sequence b.

@@ -4,6 +4,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/embrace-go/embrace/tensor"
 )
@@ -55,47 +56,67 @@ type attnParams struct {
 	relBias, keyBias []float32
 }
 
-// scorePool recycles the [S, S] score matrices of attention workers.
-var scorePool sync.Pool
+// scorePool recycles the [S, S] score matrices of attention workers;
+// taskPool the per-call state of attention.
+var (
+	scorePool sync.Pool // *[]float32
+	taskPool  = sync.Pool{New: func() any { return new(attnTask) }}
+)
+
+// attnTask is one attention call: workers claim (sequence, head) jobs from
+// next until none is left.
+type attnTask struct {
+	out, qkv []float32
+	p        attnParams
+	jobs     int
+	next     atomic.Int64
+	wg       sync.WaitGroup
+}
 
 // attention computes out [B·S, D] = softmax(q·kᵀ/√Dh + relBias + keyBias)·v
 // per sequence and head, where qkv [B·S, 3D] holds q, k and v side by side
 // in each row. Masked keys get probability 0; a query row that sees no key
-// at all (a sequence of padding only) gets zeros. Work is split over
-// (sequence, head) pairs, each worker with its own [S, S] scores.
+// at all (a sequence of padding only) gets zeros. The caller and up to
+// GOMAXPROCS−1 goroutines split the (sequence, head) pairs, each with its
+// own pooled [S, S] scores.
 //
 // This is nn.SelfAttention with a per-head relative position bias, which
 // tensor.Attention has no parameter for; it belongs in nn once nn grows an
 // additive score bias.
 func attention(out, qkv []float32, p attnParams) {
-	jobs := p.batch * p.heads
-	workers := min(runtime.GOMAXPROCS(0), jobs)
-	var next sync.Mutex
-	job := 0
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sp, _ := scorePool.Get().(*[]float32)
-			if sp == nil || cap(*sp) < p.seq*p.seq {
-				s := make([]float32, p.seq*p.seq)
-				sp = &s
-			}
-			for {
-				next.Lock()
-				j := job
-				job++
-				next.Unlock()
-				if j >= jobs {
-					break
-				}
-				attendHead(out, qkv, &p, j/p.heads, j%p.heads, (*sp)[:p.seq*p.seq])
-			}
-			scorePool.Put(sp)
-		}()
+	t := taskPool.Get().(*attnTask)
+	t.out, t.qkv, t.p, t.jobs = out, qkv, p, p.batch*p.heads
+	t.next.Store(0)
+	workers := min(runtime.GOMAXPROCS(0), t.jobs)
+	t.wg.Add(workers - 1)
+	for w := 1; w < workers; w++ {
+		go t.work(true)
 	}
-	wg.Wait()
+	t.work(false)
+	t.wg.Wait()
+	t.out, t.qkv, t.p = nil, nil, attnParams{}
+	taskPool.Put(t)
+}
+
+// work runs jobs until none is left; a helper goroutine signals wg.
+func (t *attnTask) work(helper bool) {
+	if helper {
+		defer t.wg.Done()
+	}
+	p := &t.p
+	sp, _ := scorePool.Get().(*[]float32)
+	if sp == nil || cap(*sp) < p.seq*p.seq {
+		s := make([]float32, p.seq*p.seq)
+		sp = &s
+	}
+	for {
+		j := int(t.next.Add(1) - 1)
+		if j >= t.jobs {
+			break
+		}
+		attendHead(t.out, t.qkv, p, j/p.heads, j%p.heads, (*sp)[:p.seq*p.seq])
+	}
+	scorePool.Put(sp)
 }
 
 // attendHead computes head h of sequence b.
