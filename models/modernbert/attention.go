@@ -87,9 +87,9 @@ func applyRope(qkv []float32, rows, seq, heads, dh int, t *ropeTable) {
 	}
 }
 
-// queryBlock is the number of query rows attended together: the scores of
-// a block are queryBlock × (keys it can see), so memory stays bounded by
-// the block, never S × S, at any sequence length.
+// queryBlock is the most query rows attended together: the scores of a
+// block are at most queryBlock × (keys it can see), so memory stays bounded
+// by the block, never S × S, at any sequence length.
 const queryBlock = 64
 
 // attnParams describes one layer's attention over a fused QKV buffer.
@@ -103,47 +103,69 @@ type attnParams struct {
 	keyBias []float32
 }
 
-// span is the number of keys a block of queries can see.
-func (p *attnParams) span() int {
+// span is the number of keys a block of rows queries can see.
+func (p *attnParams) span(rows int) int {
 	if p.window < 0 {
 		return p.seq
 	}
-	return min(p.seq, queryBlock+2*p.window)
+	return min(p.seq, rows+2*p.window)
 }
 
-// scorePool recycles the score blocks of attention workers; taskPool the
+// serialFlops is tensor's threshold below which tensor.Gemm computes a
+// product on the calling goroutine: attention jobs whose products stay
+// under it run side by side on workers, and larger ones run one after the
+// other with each product split over tensor's pool, so the two levels of
+// parallelism never compete for the same threads.
+const serialFlops = 1 << 18
+
+// plan picks the query rows per job and whether jobs run on workers.
+func (p *attnParams) plan() (rows int, parallel bool) {
+	rows = (serialFlops - 1) / (2 * p.span(queryBlock) * p.headDim)
+	if rows >= 8 { // tall enough for the matrix kernels
+		return min(rows, queryBlock, p.seq), true
+	}
+	return min(queryBlock, p.seq), false
+}
+
+// scorePool recycles the score blocks of attention jobs; taskPool the
 // per-call state of attention.
 var (
 	scorePool sync.Pool // *[]float32
 	taskPool  = sync.Pool{New: func() any { return new(attnTask) }}
 )
 
-// attnTask is one attention call: workers claim (sequence, head, block)
-// jobs from next until none is left.
+// attnTask is one attention call: (sequence, head, query block) jobs,
+// claimed from next until none is left.
 type attnTask struct {
 	out, qkv     []float32
 	p            attnParams
-	jobs, blocks int
+	rows, blocks int
+	jobs         int
 	next         atomic.Int64
 	wg           sync.WaitGroup
 }
 
 // attention computes out [B·S, D] = softmax(q·kᵀ/√Dh + mask)·v per sequence
 // and head from qkv [B·S, 3D] (q, k and v side by side in each row), by
-// blocks of queryBlock queries over the keys they see: all of them on a
-// global layer, those within the window on a sliding one. Masked keys get
+// blocks of query rows over the keys they see: all of them on a global
+// layer, those within the window on a sliding one. Masked keys get
 // probability 0; a query that sees no real key (padding inside a window of
-// padding) gets zeros. The caller and up to GOMAXPROCS−1 goroutines split
-// the (sequence, head, block) jobs, each with its own pooled score block.
+// padding) gets zeros. Each job, a block of one head of one sequence, has
+// its pooled score block.
 //
 // This belongs in nn next to SelfAttention once nn has a windowed variant.
 func attention(out, qkv []float32, p attnParams) {
 	t := taskPool.Get().(*attnTask)
+	var parallel bool
 	t.out, t.qkv, t.p = out, qkv, p
-	t.blocks = (p.seq + queryBlock - 1) / queryBlock
+	t.rows, parallel = p.plan()
+	t.blocks = (p.seq + t.rows - 1) / t.rows
 	t.jobs = p.batch * p.heads * t.blocks
 	t.next.Store(0)
-	workers := min(runtime.GOMAXPROCS(0), t.jobs)
+	workers := 1
+	if parallel {
+		workers = min(runtime.GOMAXPROCS(0), t.jobs)
+	}
 	t.wg.Add(workers - 1)
 	for w := 1; w < workers; w++ {
 		go t.work(true)
@@ -160,7 +182,7 @@ func (t *attnTask) work(helper bool) {
 		defer t.wg.Done()
 	}
 	p := &t.p
-	need := queryBlock * p.span()
+	need := t.rows * p.span(t.rows)
 	sp, _ := scorePool.Get().(*[]float32)
 	if sp == nil || cap(*sp) < need {
 		s := make([]float32, need)
@@ -172,21 +194,20 @@ func (t *attnTask) work(helper bool) {
 			break
 		}
 		bh, blk := j/t.blocks, j%t.blocks
-		attendBlock(t.out, t.qkv, p, bh/p.heads, bh%p.heads, blk, *sp)
+		i0 := blk * t.rows
+		attendRows(t.out, t.qkv, p, bh/p.heads, bh%p.heads, i0, min(i0+t.rows, p.seq), *sp)
 	}
 	scorePool.Put(sp)
 }
 
-// attendBlock computes query block blk of head h of sequence b.
-func attendBlock(out, qkv []float32, p *attnParams, b, h, blk int, scratch []float32) {
+// attendRows computes query rows [i0, i1) of head h of sequence b.
+func attendRows(out, qkv []float32, p *attnParams, b, h, i0, i1 int, scratch []float32) {
 	s, dh := p.seq, p.headDim
 	d := p.heads * dh
 	stride := 3 * d
-	i0 := blk * queryBlock
-	i1 := min(i0+queryBlock, s)
 	k0, k1 := 0, s
 	if p.window >= 0 {
-		k0, k1 = max(0, i0-p.window), min(s, i1+p.window)
+		k0, k1 = max(0, i0-p.window), min(s, i1-1+p.window+1)
 	}
 	nk := k1 - k0
 	base := b * s * stride
@@ -201,37 +222,24 @@ func attendBlock(out, qkv []float32, p *attnParams, b, h, blk int, scratch []flo
 	if p.keyBias != nil {
 		mask = p.keyBias[b*s+k0 : b*s+k1]
 	}
+	inf := float32(math.Inf(-1))
 	for i := i0; i < i1; i++ {
 		row := scores[(i-i0)*nk : (i-i0+1)*nk]
-		lo, hi := 0, nk // visible keys, relative to k0
+		lo, hi := 0, nk // the keys query i sees, relative to k0
 		if p.window >= 0 {
 			lo, hi = max(0, i-p.window-k0), min(nk, i+p.window+1-k0)
 		}
-		mx := float32(math.Inf(-1))
-		for j := lo; j < hi; j++ {
-			if mask != nil && mask[j] != 0 {
-				row[j] = float32(math.Inf(-1))
-				continue
-			}
-			row[j] *= scale
-			mx = max(mx, row[j])
-		}
 		clear(row[:lo])
 		clear(row[hi:])
-		if math.IsInf(float64(mx), -1) {
-			clear(row)
-			continue
+		vis := row[lo:hi]
+		for j := range vis {
+			if mask != nil && mask[lo+j] != 0 {
+				vis[j] = inf // probability 0; a row of -Inf gives zeros
+				continue
+			}
+			vis[j] *= scale
 		}
-		var sum float64
-		for j := lo; j < hi; j++ {
-			e := math.Exp(float64(row[j] - mx))
-			row[j] = float32(e)
-			sum += e
-		}
-		inv := float32(1 / sum)
-		for j := lo; j < hi; j++ {
-			row[j] *= inv
-		}
+		tensor.SoftmaxRow(vis)
 	}
 	// out[i0:i1, head h] = P · V_h[k0:k1]
 	tensor.Gemm(i1-i0, dh, nk, scores, nk, v, stride, false, out[(b*s+i0)*d+h*dh:], d, false)

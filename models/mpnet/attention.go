@@ -56,38 +56,62 @@ type attnParams struct {
 	relBias, keyBias []float32
 }
 
-// scorePool recycles the [S, S] score matrices of attention workers;
-// taskPool the per-call state of attention.
+// serialFlops is tensor's threshold below which tensor.Gemm computes a
+// product on the calling goroutine: attention jobs whose products stay
+// under it run side by side on workers, and larger ones run one after the
+// other with each product split over tensor's pool, so the two levels of
+// parallelism never compete for the same threads.
+const serialFlops = 1 << 18
+
+// plan picks the query rows per job and whether jobs run on workers.
+func (p *attnParams) plan() (rows int, parallel bool) {
+	rows = (serialFlops - 1) / (2 * p.seq * p.headDim)
+	if rows >= 8 { // tall enough for the matrix kernels
+		return min(rows, p.seq), true
+	}
+	return min(64, p.seq), false
+}
+
+// scorePool recycles the score blocks of attention jobs; taskPool the
+// per-call state of attention.
 var (
 	scorePool sync.Pool // *[]float32
 	taskPool  = sync.Pool{New: func() any { return new(attnTask) }}
 )
 
-// attnTask is one attention call: workers claim (sequence, head) jobs from
-// next until none is left.
+// attnTask is one attention call: (sequence, head, query block) jobs,
+// claimed from next until none is left.
 type attnTask struct {
-	out, qkv []float32
-	p        attnParams
-	jobs     int
-	next     atomic.Int64
-	wg       sync.WaitGroup
+	out, qkv     []float32
+	p            attnParams
+	rows, blocks int
+	jobs         int
+	next         atomic.Int64
+	wg           sync.WaitGroup
 }
 
 // attention computes out [B·S, D] = softmax(q·kᵀ/√Dh + relBias + keyBias)·v
 // per sequence and head, where qkv [B·S, 3D] holds q, k and v side by side
 // in each row. Masked keys get probability 0; a query row that sees no key
-// at all (a sequence of padding only) gets zeros. The caller and up to
-// GOMAXPROCS−1 goroutines split the (sequence, head) pairs, each with its
-// own pooled [S, S] scores.
+// at all (a sequence of padding only) gets zeros. Work goes in jobs of a
+// block of query rows of one head of one sequence, each with its pooled
+// [rows, S] scores.
 //
 // This is nn.SelfAttention with a per-head relative position bias, which
 // tensor.Attention has no parameter for; it belongs in nn once nn grows an
 // additive score bias.
 func attention(out, qkv []float32, p attnParams) {
 	t := taskPool.Get().(*attnTask)
-	t.out, t.qkv, t.p, t.jobs = out, qkv, p, p.batch*p.heads
+	var parallel bool
+	t.out, t.qkv, t.p = out, qkv, p
+	t.rows, parallel = p.plan()
+	t.blocks = (p.seq + t.rows - 1) / t.rows
+	t.jobs = p.batch * p.heads * t.blocks
 	t.next.Store(0)
-	workers := min(runtime.GOMAXPROCS(0), t.jobs)
+	workers := 1
+	if parallel {
+		workers = min(runtime.GOMAXPROCS(0), t.jobs)
+	}
 	t.wg.Add(workers - 1)
 	for w := 1; w < workers; w++ {
 		go t.work(true)
@@ -104,9 +128,10 @@ func (t *attnTask) work(helper bool) {
 		defer t.wg.Done()
 	}
 	p := &t.p
+	need := t.rows * p.seq
 	sp, _ := scorePool.Get().(*[]float32)
-	if sp == nil || cap(*sp) < p.seq*p.seq {
-		s := make([]float32, p.seq*p.seq)
+	if sp == nil || cap(*sp) < need {
+		s := make([]float32, need)
 		sp = &s
 	}
 	for {
@@ -114,23 +139,25 @@ func (t *attnTask) work(helper bool) {
 		if j >= t.jobs {
 			break
 		}
-		attendHead(t.out, t.qkv, p, j/p.heads, j%p.heads, (*sp)[:p.seq*p.seq])
+		bh, blk := j/t.blocks, j%t.blocks
+		i0 := blk * t.rows
+		attendRows(t.out, t.qkv, p, bh/p.heads, bh%p.heads, i0, min(i0+t.rows, p.seq), *sp)
 	}
 	scorePool.Put(sp)
 }
 
-// attendHead computes head h of sequence b.
-func attendHead(out, qkv []float32, p *attnParams, b, h int, scores []float32) {
+// attendRows computes query rows [i0, i1) of head h of sequence b.
+func attendRows(out, qkv []float32, p *attnParams, b, h, i0, i1 int, scratch []float32) {
 	s, dh := p.seq, p.headDim
 	d := p.heads * dh
 	stride := 3 * d
 	base := b * s * stride
-	q := qkv[base+h*dh:]
+	q := qkv[base+i0*stride+h*dh:]
 	k := qkv[base+d+h*dh:]
 	v := qkv[base+2*d+h*dh:]
-	o := out[b*s*d+h*dh:]
-	// scores [S, S] = Q_h · K_hᵀ
-	tensor.Gemm(s, s, dh, q, stride, k, stride, true, scores, s, false)
+	scores := scratch[:(i1-i0)*s]
+	// scores [i1−i0, S] = Q_h[i0:i1] · K_hᵀ
+	tensor.Gemm(i1-i0, s, dh, q, stride, k, stride, true, scores, s, false)
 	scale := float32(1 / math.Sqrt(float64(dh)))
 	w := 2*s - 1
 	rel := p.relBias[h*w : (h+1)*w]
@@ -138,34 +165,19 @@ func attendHead(out, qkv []float32, p *attnParams, b, h int, scores []float32) {
 	if p.keyBias != nil {
 		mask = p.keyBias[b*s : (b+1)*s]
 	}
-	for i := 0; i < s; i++ {
-		row := scores[i*s : (i+1)*s]
-		// rel[j − i + S − 1] for j = 0.. is rel[S−1−i ...].
-		r := rel[s-1-i : 2*s-1-i]
-		mx := float32(math.Inf(-1))
+	inf := float32(math.Inf(-1))
+	for i := i0; i < i1; i++ {
+		row := scores[(i-i0)*s : (i-i0+1)*s]
+		r := rel[s-1-i : 2*s-1-i] // r[j] = bias at relative position j − i
 		for j := range row {
 			if mask != nil && mask[j] != 0 {
-				row[j] = float32(math.Inf(-1))
+				row[j] = inf // probability 0; a row of -Inf gives zeros
 				continue
 			}
 			row[j] = row[j]*scale + r[j]
-			mx = max(mx, row[j])
 		}
-		if math.IsInf(float64(mx), -1) {
-			clear(row)
-			continue
-		}
-		var sum float64
-		for j, x := range row {
-			e := math.Exp(float64(x - mx))
-			row[j] = float32(e)
-			sum += e
-		}
-		inv := float32(1 / sum)
-		for j := range row {
-			row[j] *= inv
-		}
+		tensor.SoftmaxRow(row)
 	}
-	// out_h [S, Dh] = P · V_h
-	tensor.Gemm(s, dh, s, scores, s, v, stride, false, o, d, false)
+	// out[i0:i1, head h] = P · V_h
+	tensor.Gemm(i1-i0, dh, s, scores, s, v, stride, false, out[(b*s+i0)*d+h*dh:], d, false)
 }
