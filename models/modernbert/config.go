@@ -136,6 +136,9 @@ func (c *Config) validate() error {
 	if c.IsDecoder {
 		return fmt.Errorf("%w: is_decoder true (ModernBERT is an encoder)", arch.ErrUnsupported)
 	}
+	if c.Task == arch.TaskQuestionAnswering && len(c.Labels) != 2 {
+		return fmt.Errorf("question answering with %d labels (the classifier's two outputs are the start and end logits)", len(c.Labels))
+	}
 	return nil
 }
 
@@ -199,6 +202,7 @@ var taskSuffixes = map[string]arch.Task{
 	"Model": arch.TaskBase, "ForMaskedLM": arch.TaskMaskedLM,
 	"ForSequenceClassification": arch.TaskSequenceClassification,
 	"ForTokenClassification":    arch.TaskTokenClassification,
+	"ForQuestionAnswering":      arch.TaskQuestionAnswering,
 }
 
 // taskOf picks the head from the first architecture (none means the base

@@ -301,7 +301,7 @@ type Model struct {
 	Head *PredictionHead
 	// At most one of these is set, according to Config.Task.
 	Decoder    *nn.Linear // masked LM: W [V, D] (tied to tok_embeddings unless the checkpoint has its own), B [V] when decoder_bias
-	Classifier *nn.Linear // sequence or token classification: [labels, D] with bias
+	Classifier *nn.Linear // sequence or token classification: [labels, D]; question answering: [2, D] (start, end); with bias
 
 	closer func() error
 	guard  arch.Guard
@@ -371,7 +371,7 @@ func New(cfg *Config, src weights.Source, where string) (*Model, error) {
 	switch cfg.Task {
 	case arch.TaskMaskedLM:
 		m.Decoder, err = loadDecoder(cfg, root, m.Encoder.Embeddings.Tok.Table)
-	case arch.TaskSequenceClassification, arch.TaskTokenClassification:
+	case arch.TaskSequenceClassification, arch.TaskTokenClassification, arch.TaskQuestionAnswering:
 		// The classifier Linear always has a bias (classifier_bias is the
 		// head's dense layer's).
 		m.Classifier, err = root.Linear("classifier", d, nl, true)
@@ -404,8 +404,16 @@ func (m *Model) Encode(ctx context.Context, in *arch.EncoderInput, opt arch.Enco
 		out.Logits = m.Classifier.Apply(m.Head.Forward(pooled))
 	case arch.TaskTokenClassification:
 		out.Logits = m.Classifier.Apply(m.Head.Forward(last))
+	case arch.TaskQuestionAnswering:
+		se := m.Classifier.Apply(m.Head.Forward(last)).Float32s() // [N, 2]
+		start, end := tensor.Zeros(in.Batch, in.Seq), tensor.Zeros(in.Batch, in.Seq)
+		st, en := start.Float32s(), end.Float32s()
+		for i := range st {
+			st[i], en[i] = se[2*i], se[2*i+1]
+		}
+		out.StartLogits, out.EndLogits = start, end
 	}
-	for _, t := range []*tensor.Tensor{out.LastHiddenState, out.Logits} {
+	for _, t := range []*tensor.Tensor{out.LastHiddenState, out.Logits, out.StartLogits, out.EndLogits} {
 		if t != nil && hasNaN(t.Float32s()) {
 			return nil, errors.New("modernbert: the forward pass produced NaN (corrupt weights?)")
 		}

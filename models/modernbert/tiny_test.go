@@ -64,7 +64,9 @@ func tinyCheckpoint(t *testing.T, architecture string, v variant) string {
 		"intermediate_size": tinyInter, "num_hidden_layers": tinyLayers, "max_position_embeddings": tinyPos,
 		"local_attention": tinyLocal, "attention_bias": v.biases, "mlp_bias": v.biases, "norm_bias": v.biases,
 		"classifier_bias": v.biases, "decoder_bias": true, "classifier_pooling": "mean", "pad_token_id": 0,
-		"id2label": map[string]string{"0": "a", "1": "b", "2": "c"},
+	}
+	if architecture != "ModernBertForQuestionAnswering" { // which has the default two labels
+		cfg["id2label"] = map[string]string{"0": "a", "1": "b", "2": "c"}
 	}
 	if v.v5 {
 		cfg["layer_types"] = []string{"full_attention", "sliding_attention", "full_attention", "sliding_attention"}
@@ -126,6 +128,8 @@ func tinyCheckpoint(t *testing.T, architecture string, v variant) string {
 		add("decoder.bias", 0.2, tinyVocab)
 	case "ModernBertForSequenceClassification", "ModernBertForTokenClassification":
 		linear("classifier", tinyD, 3, true)
+	case "ModernBertForQuestionAnswering":
+		linear("classifier", tinyD, 2, true)
 	}
 	if err := safetensors.WriteFile(filepath.Join(dir, "model.safetensors"), views, map[string]string{"format": "pt"}); err != nil {
 		t.Fatal(err)
@@ -419,6 +423,9 @@ func TestHeads(t *testing.T) {
 		{"ModernBertForMaskedLM", arch.TaskMaskedLM, func(o *arch.EncoderOutput) bool { return o.Logits.Len() == 2*7*tinyVocab }},
 		{"ModernBertForSequenceClassification", arch.TaskSequenceClassification, func(o *arch.EncoderOutput) bool { return o.Logits.Len() == 2*3 }},
 		{"ModernBertForTokenClassification", arch.TaskTokenClassification, func(o *arch.EncoderOutput) bool { return o.Logits.Len() == 2*7*3 }},
+		{"ModernBertForQuestionAnswering", arch.TaskQuestionAnswering, func(o *arch.EncoderOutput) bool {
+			return o.Logits == nil && o.StartLogits.Len() == 2*7 && o.EndLogits.Len() == 2*7
+		}},
 	} {
 		t.Run(c.arch, func(t *testing.T) {
 			m, err := Load(tinyCheckpoint(t, c.arch, variants[0]))
@@ -533,7 +540,7 @@ func TestErrors(t *testing.T) {
 		t.Errorf("after Close: %v, want ErrClosed", err)
 	}
 	for name, edit := range map[string]func(map[string]any){
-		"architecture": func(c map[string]any) { c["architectures"] = []string{"ModernBertForQuestionAnswering"} },
+		"architecture": func(c map[string]any) { c["architectures"] = []string{"ModernBertForMultipleChoice"} },
 		"activation":   func(c map[string]any) { c["hidden_activation"] = "mish" },
 		"pooling":      func(c map[string]any) { c["classifier_pooling"] = "max" },
 		"rope type": func(c map[string]any) {
