@@ -91,10 +91,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if len(res) != 1 {
 			return fmt.Errorf("%s: the model returned %d results for 1 text", where, len(res))
 		}
-		masks := make([][]prediction, len(res[0]))
-		for m, preds := range res[0] {
-			masks[m] = make([]prediction, len(preds))
-			for j, p := range preds {
+		masks := make([][]prediction, len(res[0].Masks))
+		for m, mr := range res[0].Masks {
+			masks[m] = make([]prediction, len(mr.Predictions))
+			for j, p := range mr.Predictions {
 				masks[m][j] = prediction{Score: p.Score, Token: p.Token, TokenStr: p.TokenStr, Sequence: p.Sequence}
 			}
 		}

@@ -93,7 +93,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return command.Fail(stderr, err)
 	}
-	gen, err := pipeline.NewTextGeneration(ctx, dir)
+	gen, err := pipeline.NewTextGeneration(ctx, dir, nil)
 	if err != nil {
 		return command.Fail(stderr, fmt.Errorf("loading %s: %w", dir, err))
 	}
@@ -136,7 +136,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 				NewText       string `json:"new_text"`
 				TokenIDs      []int  `json:"token_ids"`
 				FinishReason  string `json:"finish_reason"`
-			}{prompt, res.FullText, res.Text, nonNil(res.TokenIDs), res.FinishReason})
+			}{prompt, res.FullText, res.Text, nonNil(res.TokenIDs), string(res.FinishReason)})
 		}
 		if _, err := io.WriteString(stdout, prompt); err != nil {
 			return err

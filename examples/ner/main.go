@@ -60,7 +60,7 @@ type entity struct {
 
 // fromPipeline converts a pipeline entity to the output shape, whose
 // field names are Hugging Face's.
-func fromPipeline(e pipeline.Entity, agg string) entity {
+func fromPipeline(e pipeline.Entity, agg pipeline.Aggregation) entity {
 	out := entity{Score: e.Score, Word: e.Word, Start: e.Start, End: e.End, CharStart: e.StartRune, CharEnd: e.EndRune}
 	if agg == pipeline.AggregateNone {
 		out.Entity = e.Label
@@ -73,7 +73,7 @@ func fromPipeline(e pipeline.Entity, agg string) entity {
 }
 
 // aggregations are the strategies the -aggregation flag accepts.
-var aggregations = []string{pipeline.AggregateNone, pipeline.AggregateSimple, pipeline.AggregateFirst, pipeline.AggregateAverage, pipeline.AggregateMax}
+var aggregations = []pipeline.Aggregation{pipeline.AggregateNone, pipeline.AggregateSimple, pipeline.AggregateFirst, pipeline.AggregateAverage, pipeline.AggregateMax}
 
 // run is the whole program, callable from tests.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -88,7 +88,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	known := false
 	for _, a := range aggregations {
-		known = known || a == *agg
+		known = known || a == pipeline.Aggregation(*agg)
 	}
 	if !known {
 		return command.Failf(stderr, "-aggregation %q is not one of none, simple, first, average, max", *agg)
@@ -113,7 +113,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	jl := cli.NewJSONLines(stdout)
 	n := 0
 	err = cli.Batches(ctx, fs.Args(), stdin, *batchSize, func(batch []string) error {
-		res, err := tagger.Classify(ctx, batch, pipeline.TokenOptions{Aggregation: *agg})
+		res, err := tagger.Classify(ctx, batch, pipeline.TokenOptions{Aggregation: pipeline.Aggregation(*agg)})
 		if err != nil {
 			return err
 		}
@@ -123,7 +123,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		for i, found := range res {
 			ents := make([]entity, len(found))
 			for j, e := range found {
-				ents[j] = fromPipeline(e, *agg)
+				ents[j] = fromPipeline(e, pipeline.Aggregation(*agg))
 			}
 			if *asJSON {
 				err = jl.Write(struct {
