@@ -137,7 +137,7 @@ func checkInput(in *arch.EncoderInput, cfg *Config) error {
 		return fmt.Errorf("modernbert: empty input (batch %d, sequence %d)", in.Batch, in.Seq)
 	}
 	if in.Seq > cfg.MaxPositionEmbeddings {
-		return fmt.Errorf("modernbert: sequence of %d tokens is longer than the model's %d positions (max_position_embeddings)", in.Seq, cfg.MaxPositionEmbeddings)
+		return fmt.Errorf("modernbert: sequence of %d tokens is longer than the model's %d positions (max_position_embeddings): %w", in.Seq, cfg.MaxPositionEmbeddings, arch.ErrTooLong)
 	}
 	n := in.Batch * in.Seq
 	if n/in.Batch != in.Seq || len(in.InputIDs) != n {

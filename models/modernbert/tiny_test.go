@@ -497,8 +497,8 @@ func TestLongSequenceMemory(t *testing.T) {
 	if out.LastHiddenState.Len() != s*tinyD {
 		t.Errorf("last hidden state of %d values", out.LastHiddenState.Len())
 	}
-	if _, err := m.Encode(context.Background(), &arch.EncoderInput{Batch: 1, Seq: s + 1, InputIDs: make([]int, s+1)}, arch.EncodeOptions{}); err == nil {
-		t.Error("a sequence longer than max_position_embeddings was accepted")
+	if _, err := m.Encode(context.Background(), &arch.EncoderInput{Batch: 1, Seq: s + 1, InputIDs: make([]int, s+1)}, arch.EncodeOptions{}); !errors.Is(err, arch.ErrTooLong) {
+		t.Errorf("a sequence longer than max_position_embeddings: %v, want ErrTooLong", err)
 	}
 }
 

@@ -117,8 +117,8 @@ func checkInput(in *arch.EncoderInput, cfg *Config) error {
 		return fmt.Errorf("mpnet: empty input (batch %d, sequence %d)", in.Batch, in.Seq)
 	}
 	if in.Seq > cfg.MaxPositions() {
-		return fmt.Errorf("mpnet: sequence of %d tokens is longer than the model's %d positions (max_position_embeddings %d less the padding offset)",
-			in.Seq, cfg.MaxPositions(), cfg.MaxPositionEmbeddings)
+		return fmt.Errorf("mpnet: sequence of %d tokens is longer than the model's %d positions (max_position_embeddings %d less the padding offset): %w",
+			in.Seq, cfg.MaxPositions(), cfg.MaxPositionEmbeddings, arch.ErrTooLong)
 	}
 	n := in.Batch * in.Seq
 	if n/in.Batch != in.Seq || len(in.InputIDs) != n {

@@ -399,6 +399,9 @@ func TestErrors(t *testing.T) {
 			t.Errorf("%s: no error", name)
 		}
 	}
+	if _, err := m.Encode(ctx, &arch.EncoderInput{Batch: 1, Seq: tinyPos - 1, InputIDs: make([]int, tinyPos-1)}, arch.EncodeOptions{}); !errors.Is(err, arch.ErrTooLong) {
+		t.Errorf("too long: %v, want ErrTooLong", err)
+	}
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, err := m.Encode(cancelled, &arch.EncoderInput{Batch: 1, Seq: 2, InputIDs: []int{4, 5}}, arch.EncodeOptions{}); !errors.Is(err, context.Canceled) {
