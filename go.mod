@@ -7,3 +7,5 @@ require (
 	golang.org/x/text v0.32.0
 	gonum.org/v1/gonum v0.17.0
 )
+
+require github.com/dlclark/regexp2/v2 v2.13.0 // indirect

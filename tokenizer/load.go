@@ -616,10 +616,8 @@ func parsePreTokenizer(r rawJSON) (preTokenizer, error) {
 		switch {
 		case c.Pattern.String != nil:
 			sp.literal = *c.Pattern.String
-		case c.Pattern.Regex != nil && *c.Pattern.Regex == gpt2Pattern:
-			sp.gpt2 = true
 		case c.Pattern.Regex != nil:
-			if sp.re, err = compileHFRegex(*c.Pattern.Regex); err != nil {
+			if sp.re, err = newRegexFinder(*c.Pattern.Regex); err != nil {
 				return nil, err
 			}
 		default:

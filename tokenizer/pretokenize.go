@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -57,21 +56,6 @@ func toByteLevel(p piece) piece {
 		}
 	}
 	return piece{s: b.String(), align: al}
-}
-
-// gpt2Split appends the [start, end) ranges of s matched by GPT-2's
-// pattern
-//
-//	's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-//
-// written by hand because Go's regexp has no lookahead.
-func gpt2Split(s string, out [][2]int) [][2]int {
-	for i := 0; i < len(s); {
-		j := gpt2Next(s, i)
-		out = append(out, [2]int{i, j})
-		i = j
-	}
-	return out
 }
 
 // gpt2Next returns the end of the GPT-2 pattern match starting at i.
@@ -422,22 +406,27 @@ func (r runePre) split(p piece, out []piece) ([]piece, error) {
 // splitPre is the Split pre-tokenizer (literal or regex pattern).
 type splitPre struct {
 	literal string
-	re      *regexp.Regexp
-	gpt2    bool // the GPT-2 pattern, matched by hand
+	re      regexFinder
 	beh     splitBehavior
 	invert  bool
 }
 
 func (sp splitPre) split(p piece, out []piece) ([]piece, error) {
+	if c, ok := sp.re.(*coverFinder); ok && sp.beh == behIsolated && !sp.invert {
+		// The matches cover the text: each is a word.
+		for i := 0; i < len(p.s); {
+			j := c.next(p.s, i)
+			out = append(out, p.sub(i, j))
+			i = j
+		}
+		return out, nil
+	}
 	var ms [][2]int
 	switch {
-	case sp.gpt2:
-		ms = gpt2Split(p.s, nil)
 	case sp.re != nil:
-		for _, m := range sp.re.FindAllStringIndex(p.s, -1) {
-			if m[1] > m[0] {
-				ms = append(ms, [2]int{m[0], m[1]})
-			}
+		var err error
+		if ms, err = sp.re.find(p.s, nil); err != nil {
+			return out, err
 		}
 	case sp.literal != "":
 		for i := 0; i <= len(p.s)-len(sp.literal); {

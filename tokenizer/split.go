@@ -1,0 +1,134 @@
+package tokenizer
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/dlclark/regexp2/v2"
+)
+
+// regexFinder finds the matches of a regex pattern from a tokenizer file.
+// Hugging Face tokenizers compiles those patterns with Oniguruma, so the
+// matches must be Oniguruma's: leftmost-first alternation, Unicode \s \d
+// \w, line anchors for ^ and $, lookaround.
+type regexFinder interface {
+	// find appends the [start, end) byte ranges of the non-empty matches
+	// of s, in order.
+	find(s string, out [][2]int) ([][2]int, error)
+	// pattern is the source pattern, for error messages.
+	pattern() string
+}
+
+// newRegexFinder picks how to match a pattern: a hand-written matcher for
+// the well-known pre-tokenizer patterns (knownPatterns), Go's regexp for
+// patterns it matches exactly as Oniguruma does, and regexp2 (a
+// backtracking engine with lookaround) for everything else.
+func newRegexFinder(pat string) (regexFinder, error) {
+	if k, ok := knownPatterns[pat]; ok {
+		return &coverFinder{src: pat, next: k}, nil
+	}
+	if goRegexpSafe(pat) {
+		if re, err := regexp.Compile("(?m)" + pat); err == nil {
+			return goFinder{re: re, src: pat}, nil
+		}
+	}
+	return newRegexp2Finder(pat)
+}
+
+// goRegexpSafe reports whether Go's regexp, if it compiles pat, matches it
+// as Oniguruma does. Go's \s \d \w \b and POSIX classes are ASCII-only
+// where Oniguruma's are Unicode, so patterns using them go elsewhere.
+func goRegexpSafe(pat string) bool {
+	for i := 0; i < len(pat); i++ {
+		switch pat[i] {
+		case '\\':
+			if i+1 < len(pat) {
+				switch pat[i+1] {
+				case 's', 'S', 'd', 'D', 'w', 'W', 'b', 'B':
+					return false
+				}
+			}
+			i++ // skip the escaped byte
+		case '[':
+			if strings.HasPrefix(pat[i:], "[:") {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// goFinder matches with Go's regexp (RE2: linear time).
+type goFinder struct {
+	re  *regexp.Regexp
+	src string
+}
+
+func (g goFinder) pattern() string { return g.src }
+
+func (g goFinder) find(s string, out [][2]int) ([][2]int, error) {
+	for _, m := range g.re.FindAllStringIndex(s, -1) {
+		if m[1] > m[0] {
+			out = append(out, [2]int{m[0], m[1]})
+		}
+	}
+	return out, nil
+}
+
+// regexp2Finder matches with regexp2, whose default mode has Unicode \s
+// \d \w and \p classes, Go's simple case folding (as Oniguruma's, (?i)
+// 's matches 'ſ), lookahead, lookbehind and atomic groups.
+type regexp2Finder struct {
+	re  *regexp2.Regexp
+	src string
+}
+
+func newRegexp2Finder(pat string) (regexFinder, error) {
+	// Multiline: Oniguruma's default syntax treats ^ and $ as line
+	// anchors. The backtracking stack is left to grow with the input
+	// (it is bounded by the text, not by the file): a long run of spaces
+	// under \s+(?!\S) must not fail.
+	re, err := regexp2.Compile(pat, regexp2.Multiline, regexp2.OptionMaxBacktrackingStackSize(-1))
+	if err != nil {
+		return nil, fmt.Errorf("unsupported: regex %q: %w", pat, err)
+	}
+	return regexp2Finder{re: re, src: pat}, nil
+}
+
+func (g regexp2Finder) pattern() string { return g.src }
+
+func (g regexp2Finder) find(s string, out [][2]int) ([][2]int, error) {
+	ms, err := g.re.FindAllStringIndex(s, -1)
+	if err != nil {
+		return out, fmt.Errorf("tokenizer: regex %q: %w", g.src, err)
+	}
+	for _, m := range ms {
+		if m[1] > m[0] {
+			out = append(out, [2]int{m[0], m[1]})
+		}
+	}
+	return out, nil
+}
+
+// coverFinder runs a hand-written matcher for a pattern whose matches
+// cover the whole text: next(s, i) is the end of the match at i.
+type coverFinder struct {
+	src  string
+	next func(s string, i int) int
+}
+
+func (c *coverFinder) pattern() string { return c.src }
+
+func (c *coverFinder) find(s string, out [][2]int) ([][2]int, error) {
+	for i := 0; i < len(s); {
+		j := c.next(s, i)
+		if j <= i {
+			return out, errors.New("tokenizer: internal error: split matcher made no progress")
+		}
+		out = append(out, [2]int{i, j})
+		i = j
+	}
+	return out, nil
+}

@@ -1,0 +1,289 @@
+package tokenizer
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// splitEdgeCases are texts where the patterns' alternatives interact:
+// contractions, the optional prefix before letters, digit runs, white
+// space runs before letters, newlines and the end of the text, marks.
+var splitEdgeCases = []string{
+	"", " ", "  ", "\n", "\r\n", " \n", "\n ", "a", " a", "  a", "\ta", "\t\ta", " \ta", "\n\na", "a\n\n",
+	"a  ", "a \n ", "a \n b", "x\r\n\r\n  y", "x \r \n \t z", "  \n  \n  x", "\u00a0x", "\u3000\u3000x",
+	"\u2028x\u2029", "\u0085a", "\v\fa",
+	"don't", "DON'T", "I'M", "we've", "WE'VE", "they'll", "THEY'LL", "it'd", "you're", "'s", "'S", "'ſ", "'ſa",
+	"''s", "'", "'x", "x'", "' s", "'sam", "'Re", "'rE", "'lL", "'l", "'v", "'r", "abc's", "ABC'S", "Abc'Ll",
+	"12345678", "1 2", " 12", "a1b2", "٣٤٥٦", "½¾", "Ⅻ1", "1,234.56", "3.14159",
+	"hello, world!", "(hello)", "...", " ...", " ...\n\n", "a/b//c", " //\n", "?!\r\n", "--x",
+	"café", "cafe\u0301", "e\u0301\u0301", " \u0301a", "\u0301", "a\u0903b", "\u20dd", "ǅungla", "ʰa", "Aʰb",
+	"ABCdef", "abcDEF", "HTTPServer", "iPhone", "中文字", "中A文b", "Ǆǅǆ", "ΣΑΣ σας", "İstanbul",
+	"😀", " 😀😀", "👍🏽", "👨\u200d👩\u200d👧", "a😀b", "\u200d", "x\u200dy",
+	"tab\tsep\tvalues", "trailing spaces   ", "   leading", "mixed \t\n\r\v\f whitespace",
+	"<|endoftext|>", "<s>", "[CLS]", "A1'S", "a'sS", "'ll'll", "it's 12:30",
+}
+
+// randomText draws a string from an alphabet chosen to exercise every
+// class the patterns use.
+func randomText(r *rand.Rand) string {
+	alphabet := []string{
+		" ", " ", " ", "\t", "\n", "\r", "\r\n", "\v", "\f", "\u00a0", "\u2028", "\u3000", "\u0085", "\u1680",
+		"a", "b", "s", "t", "r", "e", "v", "m", "l", "d", "S", "T", "R", "E", "L", "D", "Z", "é", "ß",
+		"ǅ", "ʰ", "中", "ſ", "Σ", "σ", "İ", "0", "7", "٣", "½", "Ⅻ",
+		"\u0301", "\u0903", "\u20dd", "'", "'", "'", ".", "/", "!", "-", "_", "😀", "👍🏽", "\u200d", "\x00", "\x7f",
+	}
+	n := r.IntN(24)
+	var b strings.Builder
+	for range n {
+		b.WriteString(alphabet[r.IntN(len(alphabet))])
+	}
+	return b.String()
+}
+
+// corpusTexts reads the shared fixture corpus, or nil when absent.
+func corpusTexts(t testing.TB) []string {
+	s := sharedFixtures()
+	if s == "" {
+		t.Log(skipMsg + " (corpus.json not used)")
+		return nil
+	}
+	data, err := os.ReadFile(filepath.Join(s, "corpus.json"))
+	if err != nil {
+		t.Log(err)
+		return nil
+	}
+	var texts []string
+	if err := json.Unmarshal(data, &texts); err != nil {
+		t.Fatalf("corpus.json: %v", err)
+	}
+	return texts
+}
+
+// checkAgainstRegexp2 compares a hand matcher with regexp2 on s.
+func checkAgainstRegexp2(t testing.TB, pat string, hand, general regexFinder, s string) {
+	t.Helper()
+	got, err := hand.find(s, nil)
+	if err != nil {
+		t.Fatalf("hand matcher on %q: %v", s, err)
+	}
+	want, err := general.find(s, nil)
+	if err != nil {
+		t.Fatalf("regexp2 on %q: %v", s, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("pattern %.40q... on %q:\n hand    %v\n regexp2 %v", pat, s, pieces(s, got), pieces(s, want))
+	}
+}
+
+func pieces(s string, ms [][2]int) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, s[m[0]:m[1]])
+	}
+	return out
+}
+
+// TestKnownPatternsAgreeWithRegexp2 checks every hand-written matcher
+// against the general engine on the fixture corpus, edge cases and
+// random text.
+func TestKnownPatternsAgreeWithRegexp2(t *testing.T) {
+	corpus := corpusTexts(t)
+	for pat := range knownPatterns {
+		hand, err := newRegexFinder(pat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := hand.(*coverFinder); !ok {
+			t.Fatalf("known pattern %q got %T, want the hand matcher", pat, hand)
+		}
+		general, err := newRegexp2Finder(pat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range splitEdgeCases {
+			checkAgainstRegexp2(t, pat, hand, general, s)
+		}
+		for _, s := range corpus {
+			checkAgainstRegexp2(t, pat, hand, general, s)
+		}
+		r := rand.New(rand.NewPCG(1, 2))
+		n := 20000
+		if testing.Short() {
+			n = 2000
+		}
+		for range n {
+			checkAgainstRegexp2(t, pat, hand, general, randomText(r))
+		}
+	}
+}
+
+// FuzzKnownPatterns compares the hand matchers with regexp2 on arbitrary
+// valid UTF-8.
+func FuzzKnownPatterns(f *testing.F) {
+	for _, s := range splitEdgeCases {
+		f.Add(s)
+	}
+	type pair struct{ hand, general regexFinder }
+	var ps []pair
+	var pats []string
+	for pat := range knownPatterns {
+		h, err := newRegexFinder(pat)
+		if err != nil {
+			f.Fatal(err)
+		}
+		g, err := newRegexp2Finder(pat)
+		if err != nil {
+			f.Fatal(err)
+		}
+		ps = append(ps, pair{h, g})
+		pats = append(pats, pat)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return // the tokenizer refuses invalid UTF-8 before splitting
+		}
+		for i, p := range ps {
+			checkAgainstRegexp2(t, pats[i], p.hand, p.general, s)
+		}
+	})
+}
+
+// TestRegexEngineChoice checks which engine each kind of pattern gets.
+func TestRegexEngineChoice(t *testing.T) {
+	for _, c := range []struct {
+		pat  string
+		want string
+	}{
+		{cl100kPattern, "hand"},
+		{qwen2Pattern, "hand"},
+		{o200kPattern, "hand"},
+		{tekkenPattern, "hand"},
+		{gpt2Pattern, "hand"},
+		{"(?:" + cl100kPattern + ")", "regexp2"}, // lookahead
+		{`\s+`, "regexp2"},                       // Go's \s is ASCII-only
+		{`[[:alpha:]]+`, "regexp2"},              // so are its POSIX classes
+		{`\p{N}+`, "go"},
+		{` {2,}`, "go"},
+		{`\\s`, "go"}, // an escaped backslash, then s
+	} {
+		f, err := newRegexFinder(c.pat)
+		if err != nil {
+			t.Fatalf("%q: %v", c.pat, err)
+		}
+		var got string
+		switch f.(type) {
+		case *coverFinder:
+			got = "hand"
+		case goFinder:
+			got = "go"
+		case regexp2Finder:
+			got = "regexp2"
+		}
+		if got != c.want {
+			t.Errorf("%q: engine %s, want %s", c.pat, got, c.want)
+		}
+	}
+}
+
+// TestGeneralRegexSemantics pins the Oniguruma behaviours the general
+// path must reproduce.
+func TestGeneralRegexSemantics(t *testing.T) {
+	for _, c := range []struct {
+		pat, text string
+		want      []string
+	}{
+		// \s is Unicode White_Space (no-break space, ideographic space, NEL).
+		{`\s+`, "a\u00a0\u3000b\u0085c", []string{"\u00a0\u3000", "\u0085"}},
+		// \d is any decimal digit.
+		{`\d+`, "a٣٤b12", []string{"٣٤", "12"}},
+		// (?i) folds with Unicode simple folding: 's matches 'S and 'ſ.
+		{`(?i:'s)`, "'s 'S 'ſ", []string{"'s", "'S", "'ſ"}},
+		// ^ and $ are line anchors.
+		{`^a|b$`, "a\na b\nb", []string{"a", "a", "b", "b"}},
+		// Lookahead.
+		{`\s+(?!\S)`, "a   b  ", []string{"  ", "  "}},
+		// Go-compilable pattern: the same results through Go's regexp.
+		{`\p{L}+`, "héllo wörld", []string{"héllo", "wörld"}},
+	} {
+		f, err := newRegexFinder(c.pat)
+		if err != nil {
+			t.Fatalf("%q: %v", c.pat, err)
+		}
+		ms, err := f.find(c.text, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pieces(c.text, ms); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%q on %q: %q, want %q", c.pat, c.text, got, c.want)
+		}
+	}
+}
+
+// TestGeneralRegexLongInput checks that the backtracking engine handles a
+// long white-space run (its stack grows with the input) without error.
+func TestGeneralRegexLongInput(t *testing.T) {
+	f, err := newRegexp2Finder(`\s+(?!\S)|\s+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Repeat(" ", 300000) + "x"
+	ms, err := f.find(s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 2 || ms[0] != [2]int{0, 299999} || ms[1] != [2]int{299999, 300000} {
+		t.Fatalf("got %v", ms)
+	}
+}
+
+// TestSplitGeneralPathConformance runs the llama3-bpe and qwen2-bpe
+// fixture cases with their Split pattern forced through regexp2 (wrapped
+// in a group, so it is no longer recognised), the reference the hand
+// matchers are held to.
+func TestSplitGeneralPathConformance(t *testing.T) {
+	dirs := fixtureDirs(t)
+	ran := 0
+	for _, name := range []string{"llama3-bpe", "qwen2-bpe"} {
+		dir, ok := dirs[name]
+		if !ok {
+			t.Logf("%s: %s", name, skipMsg)
+			continue
+		}
+		ran++
+		data, err := os.ReadFile(filepath.Join(dir, "tokenizer.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(data, &doc); err != nil {
+			t.Fatal(err)
+		}
+		pre := doc["pre_tokenizer"].(map[string]any)["pretokenizers"].([]any)[0].(map[string]any)
+		pat := pre["pattern"].(map[string]any)
+		pat["Regex"] = "(?:" + pat["Regex"].(string) + ")"
+		data, _ = json.Marshal(doc)
+		tk, err := FromJSON(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sp := tk.pre.(preSequence)[0].(splitPre)
+		if _, ok := sp.re.(regexp2Finder); !ok {
+			t.Fatalf("%s: wrapped pattern uses %T, want regexp2", name, sp.re)
+		}
+		cases := readCases(t, filepath.Join(dir, "cases.jsonl"))
+		for i := range cases {
+			if errs := checkCase(tk, &cases[i]); len(errs) > 0 {
+				t.Errorf("%s case %d (%q): %v", name, i+1, cases[i].Text, errs)
+			}
+		}
+	}
+	if ran == 0 {
+		t.Skip(skipMsg)
+	}
+}
