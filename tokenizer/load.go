@@ -167,8 +167,11 @@ func FromJSON(data []byte) (*Tokenizer, error) {
 		if tp.Direction == "" {
 			tp.Direction = "right"
 		}
-		if tp.MaxLength < 0 || tp.Stride < 0 {
-			return nil, fmt.Errorf("tokenizer: invalid truncation max_length %d / stride %d", tp.MaxLength, tp.Stride)
+		if err := checkSize("truncation.max_length", tp.MaxLength); err != nil {
+			return nil, err
+		}
+		if err := checkSize("truncation.stride", tp.Stride); err != nil {
+			return nil, err
 		}
 		t.trunc = tp
 	}
@@ -195,8 +198,11 @@ func FromJSON(data []byte) (*Tokenizer, error) {
 		} else {
 			return nil, fmt.Errorf("unsupported: padding strategy %s", string(f.Padding.Strategy))
 		}
-		if pp.Length < 0 || pp.Length > maxVocabID || pp.MultipleOf < 0 {
-			return nil, fmt.Errorf("tokenizer: invalid padding length %d / multiple %d", pp.Length, pp.MultipleOf)
+		if err := checkSize("padding.strategy.Fixed", pp.Length); err != nil {
+			return nil, err
+		}
+		if err := checkSize("padding.pad_to_multiple_of", pp.MultipleOf); err != nil {
+			return nil, err
 		}
 		t.pad = pp
 	}
