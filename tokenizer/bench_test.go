@@ -83,3 +83,49 @@ func BenchmarkWordPieceBatch(b *testing.B) { benchBatch(b, "bert-base-uncased") 
 
 // BenchmarkBPEBatch encodes the corpus in batches of 1024 lines.
 func BenchmarkBPEBatch(b *testing.B) { benchBatch(b, "gpt2") }
+
+// BenchmarkLlama3 encodes the bench corpus line by line with llama3-bpe
+// (the cl100k Split pattern, hand-matched) (MB/s).
+func BenchmarkLlama3(b *testing.B) { benchEncode(b, "llama3-bpe") }
+
+// BenchmarkQwen2 encodes the bench corpus line by line with qwen2-bpe.
+func BenchmarkQwen2(b *testing.B) { benchEncode(b, "qwen2-bpe") }
+
+// BenchmarkSplitEngines splits the bench corpus with the Llama 3 pattern
+// through the hand matcher and through regexp2, and a lookahead-free
+// pattern through Go's regexp and regexp2 (MB/s): the figures behind the
+// engine choice in split.go.
+func BenchmarkSplitEngines(b *testing.B) {
+	lines, n := benchLines(b)
+	text := strings.Join(lines, "\n")
+	n += len(lines) - 1
+	noLookahead := `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\r\n\t \p{L}\p{N}]+[\r\n]*|[\r\n\t ]+`
+	hand, _ := newRegexFinder(cl100kPattern)
+	general, err := newRegexp2Finder(cl100kPattern)
+	if err != nil {
+		b.Fatal(err)
+	}
+	goRE, _ := newRegexFinder(noLookahead)
+	if _, ok := goRE.(goFinder); !ok {
+		b.Fatalf("%T, want goFinder", goRE)
+	}
+	general2, err := newRegexp2Finder(noLookahead)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		f    regexFinder
+	}{{"cl100k/hand", hand}, {"cl100k/regexp2", general}, {"nolookahead/go", goRE}, {"nolookahead/regexp2", general2}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(n))
+			var buf [][2]int
+			for range b.N {
+				var err error
+				if buf, err = c.f.find(text, buf[:0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -787,7 +787,13 @@ func parsePost(r rawJSON) (postProcessor, error) {
 			if err != nil {
 				return nil, fmt.Errorf("Sequence[%d]: %w", i, err)
 			}
+			if b, ok := p.(byteLevelProc); ok && !b.trimOffsets {
+				continue // does nothing (Llama 3 ships one before its template)
+			}
 			seq = append(seq, p)
+		}
+		if len(seq) == 1 {
+			return seq[0], nil // a lone template keeps Encode's direct path
 		}
 		return seq, nil
 	}

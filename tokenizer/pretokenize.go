@@ -485,20 +485,42 @@ func (m metaspacePre) split(p piece, out []piece) ([]piece, error) { return m.sp
 type preSequence []preTokenizer
 
 func (s preSequence) split(p piece, out []piece) ([]piece, error) {
-	cur := []piece{p}
-	for _, pt := range s {
-		var next []piece
+	start := len(out)
+	for k, pt := range s {
+		if k == 0 {
+			// The first step writes straight into out.
+			var err error
+			if out, err = pt.split(p, out); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if b, ok := pt.(byteLevelPre); ok && !b.useRegex && !b.addPrefixSpace {
+			// Only marks the words as byte-level (Llama 3, Qwen2 after
+			// their Split): done in place, without copying them.
+			for i := start; i < len(out); i++ {
+				if out[i].byteLevel {
+					out[i] = toByteLevel(out[i])
+				}
+				out[i].byteLevel = true
+			}
+			continue
+		}
+		cur := append([]piece(nil), out[start:]...)
+		out = out[:start]
 		for _, c := range cur {
 			if c.byteLevel {
 				// A later step sees the byte-level alphabet, as in HF.
 				c = toByteLevel(c)
 			}
 			var err error
-			if next, err = pt.split(c, next); err != nil {
+			if out, err = pt.split(c, out); err != nil {
 				return nil, err
 			}
 		}
-		cur = next
 	}
-	return append(out, cur...), nil
+	if len(s) == 0 {
+		out = append(out, p)
+	}
+	return out, nil
 }
