@@ -499,7 +499,7 @@ func parseNormalizer(r rawJSON) (normalizer, error) {
 		case c.Pattern.String != nil:
 			n.literal = *c.Pattern.String
 		case c.Pattern.Regex != nil:
-			if n.re, err = compileHFRegex(*c.Pattern.Regex); err != nil {
+			if n.re, err = newRegexFinder(*c.Pattern.Regex); err != nil {
 				return nil, err
 			}
 		default:
@@ -935,10 +935,17 @@ func parseDecoder(r rawJSON) (decoder, error) {
 		if err := json.Unmarshal(r, &c); err != nil {
 			return nil, err
 		}
-		if c.Pattern.String == nil {
-			return nil, errors.New("unsupported: Replace decoder with a regex pattern")
+		switch {
+		case c.Pattern.String != nil:
+			return replaceDec{from: *c.Pattern.String, to: c.Content}, nil
+		case c.Pattern.Regex != nil:
+			re, err := newRegexFinder(*c.Pattern.Regex)
+			if err != nil {
+				return nil, err
+			}
+			return replaceDec{re: re, to: c.Content}, nil
 		}
-		return replaceDec{*c.Pattern.String, c.Content}, nil
+		return nil, errors.New("Replace decoder without a pattern")
 	case "Fuse":
 		return fuseDec{}, nil
 	case "Strip":

@@ -14,8 +14,10 @@ import (
 // matches must be Oniguruma's: leftmost-first alternation, Unicode \s \d
 // \w, line anchors for ^ and $, lookaround.
 type regexFinder interface {
-	// find appends the [start, end) byte ranges of the non-empty matches
-	// of s, in order.
+	// find appends the [start, end) byte ranges of the matches of s, in
+	// order. Empty matches count (a lookahead-only pattern splits the
+	// text), except one that abuts the previous match, as with
+	// Oniguruma's (and Go's) find-all.
 	find(s string, out [][2]int) ([][2]int, error)
 	// pattern is the source pattern, for error messages.
 	pattern() string
@@ -70,9 +72,7 @@ func (g goFinder) pattern() string { return g.src }
 
 func (g goFinder) find(s string, out [][2]int) ([][2]int, error) {
 	for _, m := range g.re.FindAllStringIndex(s, -1) {
-		if m[1] > m[0] {
-			out = append(out, [2]int{m[0], m[1]})
-		}
+		out = append(out, [2]int{m[0], m[1]})
 	}
 	return out, nil
 }
@@ -104,10 +104,15 @@ func (g regexp2Finder) find(s string, out [][2]int) ([][2]int, error) {
 	if err != nil {
 		return out, fmt.Errorf("tokenizer: regex %q: %w", g.src, err)
 	}
+	lastEnd := -1
 	for _, m := range ms {
-		if m[1] > m[0] {
-			out = append(out, [2]int{m[0], m[1]})
+		if m[0] == m[1] && m[0] == lastEnd {
+			// .NET semantics report an empty match right after a
+			// match; Oniguruma does not.
+			continue
 		}
+		out = append(out, [2]int{m[0], m[1]})
+		lastEnd = m[1]
 	}
 	return out, nil
 }

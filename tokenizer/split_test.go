@@ -287,3 +287,64 @@ func TestSplitGeneralPathConformance(t *testing.T) {
 		t.Skip(skipMsg)
 	}
 }
+
+// TestEmptyMatches checks Oniguruma's find-all rule on both general
+// engines: empty matches count, except one abutting the previous match
+// (regexp2, like .NET, reports those; they are dropped).
+func TestEmptyMatches(t *testing.T) {
+	want := [][2]int{{0, 0}, {1, 4}, {5, 5}}
+	g, err := newRegexFinder(`a*`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := newRegexp2Finder(`a*`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []regexFinder{g, r} {
+		got, err := f.find("baaac", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%T: %v, want %v", f, got, want)
+		}
+	}
+}
+
+// TestSplitLookaheadOnly checks that a pattern whose matches are all
+// empty still splits the text, as in Hugging Face, and that the general
+// regex path serves the Replace normalizer and decoder (Unicode \s).
+func TestSplitLookaheadOnly(t *testing.T) {
+	js := `{"model":{"type":"WordLevel","unk_token":"?","vocab":{"?":0,"Hello":1,"World":2,"Foo":3,"x_y":4}},` +
+		`"normalizer":{"type":"Replace","pattern":{"Regex":"\\s+"},"content":"_"},` +
+		`"pre_tokenizer":{"type":"Split","pattern":{"Regex":"(?=\\p{Lu})"},"behavior":"Isolated","invert":false},` +
+		`"decoder":{"type":"Replace","pattern":{"Regex":"_(?=y)"},"content":" "}}`
+	tk, err := FromJSON([]byte(js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := tk.Encode("HelloWorldFoo", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"Hello", "World", "Foo"}; !reflect.DeepEqual(e.Tokens, want) {
+		t.Errorf("tokens %q, want %q", e.Tokens, want)
+	}
+	// The no-break space is \s for Oniguruma (and regexp2), not for Go's
+	// regexp.
+	e, err = tk.Encode("x\u00a0 y", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{4}; !reflect.DeepEqual(e.IDs, want) {
+		t.Errorf("ids %v (%q), want %v", e.IDs, e.Tokens, want)
+	}
+	s, err := tk.Decode([]int{4, 4}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "x yx y"; s != want {
+		t.Errorf("decoded %q, want %q", s, want)
+	}
+}
