@@ -31,7 +31,11 @@ func newRegexFinder(pat string) (regexFinder, error) {
 	if k, ok := knownPatterns[pat]; ok {
 		return &coverFinder{src: pat, next: k}, nil
 	}
-	if goRegexpSafe(pat) {
+	tr, err := onigToRegexp2(pat)
+	if err != nil {
+		return nil, err
+	}
+	if tr == pat && goRegexpSafe(pat) {
 		if re, err := regexp.Compile("(?m)" + pat); err == nil {
 			return goFinder{re: re, src: pat}, nil
 		}
@@ -86,11 +90,15 @@ type regexp2Finder struct {
 }
 
 func newRegexp2Finder(pat string) (regexFinder, error) {
+	tr, err := onigToRegexp2(pat)
+	if err != nil {
+		return nil, err
+	}
 	// Multiline: Oniguruma's default syntax treats ^ and $ as line
 	// anchors. The backtracking stack is left to grow with the input
 	// (it is bounded by the text, not by the file): a long run of spaces
 	// under \s+(?!\S) must not fail.
-	re, err := regexp2.Compile(pat, regexp2.Multiline, regexp2.OptionMaxBacktrackingStackSize(-1))
+	re, err := regexp2.Compile(tr, regexp2.Multiline, regexp2.OptionMaxBacktrackingStackSize(-1))
 	if err != nil {
 		return nil, fmt.Errorf("unsupported: regex %q: %w", pat, err)
 	}

@@ -167,7 +167,6 @@ func TestRegexEngineChoice(t *testing.T) {
 		{gpt2Pattern, "hand"},
 		{"(?:" + cl100kPattern + ")", "regexp2"}, // lookahead
 		{`\s+`, "regexp2"},                       // Go's \s is ASCII-only
-		{`[[:alpha:]]+`, "regexp2"},              // so are its POSIX classes
 		{`\p{N}+`, "go"},
 		{` {2,}`, "go"},
 		{`\\s`, "go"}, // an escaped backslash, then s
@@ -346,5 +345,43 @@ func TestSplitLookaheadOnly(t *testing.T) {
 	}
 	if want := "x yx y"; s != want {
 		t.Errorf("decoded %q, want %q", s, want)
+	}
+}
+
+// TestOnigTranslation checks the rewriting of Oniguruma constructs that
+// regexp2 spells or matches differently, and the refusal of those it
+// cannot match exactly.
+func TestOnigTranslation(t *testing.T) {
+	for _, c := range []struct {
+		pat, text string
+		want      []string
+	}{
+		// Oniguruma's \w has all marks and numbers (U+0903 is Mc, ½ is No).
+		{`\w+`, "aः½_ b", []string{"aः½_", "b"}},
+		{`[\w']+`, "don't stop", []string{"don't", "stop"}},
+		{`\W+`, "a, b", []string{", "}},
+		{`\h+`, "0aFg", []string{"0aF"}},
+		// The m flag makes . match a newline.
+		{`(?m:a.b)|c.d`, "a\nb c\nd", []string{"a\nb"}},
+		{`(?i)AB`, "ab aB", []string{"ab", "aB"}},
+		// Escaped brackets and a leading ] are literals, not nesting.
+		{`[\[\]]+|[]x]`, "[a]]x", []string{"[", "]]", "x"}},
+	} {
+		f, err := newRegexFinder(c.pat)
+		if err != nil {
+			t.Fatalf("%q: %v", c.pat, err)
+		}
+		ms, err := f.find(c.text, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pieces(c.text, ms); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%q (%T) on %q: %q, want %q", c.pat, f, c.text, got, c.want)
+		}
+	}
+	for _, pat := range []string{`\bx`, `x\B`, `[[:alpha:]]`, `[a[b]]`, `[a-z&&[^e]]`, `(?W:\w)`, `(?s:.)`, `[\W]`, `[\H]`} {
+		if _, err := newRegexFinder(pat); err == nil || !strings.Contains(err.Error(), "unsupported") {
+			t.Errorf("%q: error %v, want unsupported", pat, err)
+		}
 	}
 }
