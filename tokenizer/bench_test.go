@@ -2,8 +2,10 @@ package tokenizer
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -92,37 +94,47 @@ func BenchmarkLlama3(b *testing.B) { benchEncode(b, "llama3-bpe") }
 func BenchmarkQwen2(b *testing.B) { benchEncode(b, "qwen2-bpe") }
 
 // BenchmarkSplitEngines splits the bench corpus with the Llama 3 pattern
-// through the hand matcher and through regexp2, and a lookahead-free
-// pattern through Go's regexp and regexp2 (MB/s): the figures behind the
-// engine choice in split.go.
+// through the hand matcher and regexp2, and with lookahead-free patterns
+// through Go's regexp and regexp2 (MB/s): the figures behind the engine
+// choice in split.go (newRegexFinder).
 func BenchmarkSplitEngines(b *testing.B) {
 	lines, n := benchLines(b)
 	text := strings.Join(lines, "\n")
 	n += len(lines) - 1
-	noLookahead := `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\r\n\t \p{L}\p{N}]+[\r\n]*|[\r\n\t ]+`
+	type engine struct {
+		name string
+		f    regexFinder
+	}
 	hand, _ := newRegexFinder(cl100kPattern)
 	general, err := newRegexp2Finder(cl100kPattern)
 	if err != nil {
 		b.Fatal(err)
 	}
-	goRE, _ := newRegexFinder(noLookahead)
-	if _, ok := goRE.(goFinder); !ok {
-		b.Fatalf("%T, want goFinder", goRE)
+	engines := []engine{{"cl100k/hand", hand}, {"cl100k/regexp2", general}}
+	for i, pat := range []string{
+		// cl100k with the lookahead and \s spelled out for Go's regexp.
+		`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\r\n\t \p{L}\p{N}]+[\r\n]*|[\r\n\t ]+`,
+		` {2,}`,
+		`\p{N}+`,
+		`[\p{P}\$\+<=>\^~\|]+`,
+	} {
+		g, err := regexp.Compile(pat)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, err := newRegexp2Finder(pat)
+		if err != nil {
+			b.Fatal(err)
+		}
+		engines = append(engines, engine{fmt.Sprintf("pattern%d/go", i), goFinder{re: g, src: pat}}, engine{fmt.Sprintf("pattern%d/regexp2", i), r})
 	}
-	general2, err := newRegexp2Finder(noLookahead)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, c := range []struct {
-		name string
-		f    regexFinder
-	}{{"cl100k/hand", hand}, {"cl100k/regexp2", general}, {"nolookahead/go", goRE}, {"nolookahead/regexp2", general2}} {
-		b.Run(c.name, func(b *testing.B) {
+	for _, e := range engines {
+		b.Run(e.name, func(b *testing.B) {
 			b.SetBytes(int64(n))
 			var buf [][2]int
 			for range b.N {
 				var err error
-				if buf, err = c.f.find(text, buf[:0]); err != nil {
+				if buf, err = e.f.find(text, buf[:0]); err != nil {
 					b.Fatal(err)
 				}
 			}

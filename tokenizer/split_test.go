@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -166,10 +167,9 @@ func TestRegexEngineChoice(t *testing.T) {
 		{tekkenPattern, "hand"},
 		{gpt2Pattern, "hand"},
 		{"(?:" + cl100kPattern + ")", "regexp2"}, // lookahead
-		{`\s+`, "regexp2"},                       // Go's \s is ASCII-only
-		{`\p{N}+`, "go"},
-		{` {2,}`, "go"},
-		{`\\s`, "go"}, // an escaped backslash, then s
+		{`\s+`, "regexp2"},
+		{`\p{N}+`, "regexp2"},
+		{` {2,}`, "regexp2"},
 	} {
 		f, err := newRegexFinder(c.pat)
 		if err != nil {
@@ -179,8 +179,6 @@ func TestRegexEngineChoice(t *testing.T) {
 		switch f.(type) {
 		case *coverFinder:
 			got = "hand"
-		case goFinder:
-			got = "go"
 		case regexp2Finder:
 			got = "regexp2"
 		}
@@ -207,7 +205,6 @@ func TestGeneralRegexSemantics(t *testing.T) {
 		{`^a|b$`, "a\na b\nb", []string{"a", "a", "b", "b"}},
 		// Lookahead.
 		{`\s+(?!\S)`, "a   b  ", []string{"  ", "  "}},
-		// Go-compilable pattern: the same results through Go's regexp.
 		{`\p{L}+`, "héllo wörld", []string{"héllo", "wörld"}},
 	} {
 		f, err := newRegexFinder(c.pat)
@@ -292,10 +289,7 @@ func TestSplitGeneralPathConformance(t *testing.T) {
 // (regexp2, like .NET, reports those; they are dropped).
 func TestEmptyMatches(t *testing.T) {
 	want := [][2]int{{0, 0}, {1, 4}, {5, 5}}
-	g, err := newRegexFinder(`a*`)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := goFinder{re: regexp.MustCompile(`a*`)}
 	r, err := newRegexp2Finder(`a*`)
 	if err != nil {
 		t.Fatal(err)
@@ -382,6 +376,42 @@ func TestOnigTranslation(t *testing.T) {
 	for _, pat := range []string{`\bx`, `x\B`, `[[:alpha:]]`, `[a[b]]`, `[a-z&&[^e]]`, `(?W:\w)`, `(?s:.)`, `[\W]`, `[\H]`} {
 		if _, err := newRegexFinder(pat); err == nil || !strings.Contains(err.Error(), "unsupported") {
 			t.Errorf("%q: error %v, want unsupported", pat, err)
+		}
+	}
+}
+
+// goFinder matches with Go's regexp (RE2), for comparisons in tests and
+// benchmarks only.
+type goFinder struct {
+	re  *regexp.Regexp
+	src string
+}
+
+
+func (g goFinder) find(s string, out [][2]int) ([][2]int, error) {
+	for _, m := range g.re.FindAllStringIndex(s, -1) {
+		out = append(out, [2]int{m[0], m[1]})
+	}
+	return out, nil
+}
+
+// TestRegexp2AgreesWithRE2 cross-checks regexp2's leftmost-first matching
+// and empty-match rule against Go's regexp on patterns both read alike
+// (no lookaround, no \s \d \w), on random text.
+func TestRegexp2AgreesWithRE2(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, pat := range []string{
+		`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\r\n\t \p{L}\p{N}]+[\r\n]*|[\r\n\t ]+`,
+		`'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\t\n\v\f\r \p{L}\p{N}]+|[\t\n\v\f\r ]+`,
+		` {2,}`, `\p{N}`, `a*`, `x?`, `[\p{P}\$\+<=>\^~\|]+`, `^ +| +$`, `\p{Lu}\p{Ll}*?`,
+	} {
+		g := goFinder{re: regexp.MustCompile("(?m)" + pat), src: pat}
+		x, err := newRegexFinder(pat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3000 {
+			checkAgainstRegexp2(t, pat, g, x, randomText(r))
 		}
 	}
 }
