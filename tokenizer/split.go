@@ -59,7 +59,6 @@ func newRegexp2Finder(pat string) (regexFinder, error) {
 	return regexp2Finder{re: re, src: pat}, nil
 }
 
-
 func (g regexp2Finder) find(s string, out [][2]int) ([][2]int, error) {
 	ms, err := g.re.FindAllStringIndex(s, -1)
 	if err != nil {
@@ -84,7 +83,6 @@ type coverFinder struct {
 	src  string
 	next func(s string, i int) int
 }
-
 
 func (c *coverFinder) find(s string, out [][2]int) ([][2]int, error) {
 	for i := 0; i < len(s); {

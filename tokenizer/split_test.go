@@ -387,7 +387,6 @@ type goFinder struct {
 	src string
 }
 
-
 func (g goFinder) find(s string, out [][2]int) ([][2]int, error) {
 	for _, m := range g.re.FindAllStringIndex(s, -1) {
 		out = append(out, [2]int{m[0], m[1]})
