@@ -102,3 +102,16 @@ func TestWithPaddingLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestSparseVocabRefused checks that a vocabulary with a huge id and few
+// tokens fails at load instead of allocating an id table as long as the
+// id, and that a dense one with a few holes loads.
+func TestSparseVocabRefused(t *testing.T) {
+	_, err := FromJSON([]byte(`{"model":{"type":"WordLevel","unk_token":"a","vocab":{"a":0,"b":16777215}}}`))
+	if err == nil || !strings.Contains(err.Error(), `"b" has id 16777215 but the vocabulary has only 2 tokens`) {
+		t.Fatalf("error %v, want one naming the sparse id", err)
+	}
+	if _, err := FromJSON([]byte(`{"model":{"type":"WordLevel","unk_token":"a","vocab":{"a":0,"b":60000}}}`)); err != nil {
+		t.Fatalf("a vocabulary with a gap under the limit: %v", err)
+	}
+}

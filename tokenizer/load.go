@@ -316,13 +316,27 @@ func parseVocab(r rawJSON) (map[string]int, error) {
 	if err := json.Unmarshal(r, &v); err != nil {
 		return nil, fmt.Errorf("vocab: %w", err)
 	}
+	maxID, maxTok := -1, ""
 	for s, id := range v {
 		if id < 0 || id >= maxVocabID {
 			return nil, fmt.Errorf("vocab token %q has invalid id %d", s, id)
 		}
+		if id > maxID {
+			maxID, maxTok = id, s
+		}
+	}
+	// Tokens are looked up by id in a table as long as the largest id:
+	// a few tokens with huge ids must not cost hundreds of megabytes.
+	// Real vocabularies are dense (ids 0 to n-1, give or take a few).
+	if maxID >= len(v)+maxVocabGap {
+		return nil, fmt.Errorf("vocab token %q has id %d but the vocabulary has only %d tokens (ids may leave at most %d unused)", maxTok, maxID, len(v), maxVocabGap)
 	}
 	return v, nil
 }
+
+// maxVocabGap is how many ids a vocabulary may leave unused beyond its
+// own size (see parseVocab).
+const maxVocabGap = 1 << 16
 
 func parseMerges(r rawJSON) ([][2]string, error) {
 	var items []rawJSON
