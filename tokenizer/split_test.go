@@ -414,3 +414,42 @@ func TestRegexp2AgreesWithRE2(t *testing.T) {
 		}
 	}
 }
+
+// TestSplitBehaviorsHandVsGeneral checks every split behavior, inverted
+// or not, through the hand matcher and through regexp2: the Isolated fast
+// path and the general segment path must give the same words.
+func TestSplitBehaviorsHandVsGeneral(t *testing.T) {
+	hand, err := newRegexFinder(qwen2Pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	general, err := newRegexp2Finder(qwen2Pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	texts := append([]string{"Hello, world! 123  go\n\n", "  x", "don't"}, splitEdgeCases[:20]...)
+	for _, beh := range []splitBehavior{behRemoved, behIsolated, behMergedWithPrevious, behMergedWithNext, behContiguous} {
+		for _, inv := range []bool{false, true} {
+			for _, s := range texts {
+				var got, want []string
+				a, err := splitPre{re: hand, beh: beh, invert: inv}.split(piece{s: s}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := splitPre{re: general, beh: beh, invert: inv}.split(piece{s: s}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range a {
+					got = append(got, p.s)
+				}
+				for _, p := range b {
+					want = append(want, p.s)
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("behavior %d invert %v on %q: hand %q, regexp2 %q", beh, inv, s, got, want)
+				}
+			}
+		}
+	}
+}
