@@ -8,4 +8,4 @@ require (
 	gonum.org/v1/gonum v0.17.0
 )
 
-require github.com/dlclark/regexp2/v2 v2.13.0 // indirect
+require github.com/dlclark/regexp2/v2 v2.13.0
