@@ -10,6 +10,12 @@
 // adds special tokens. Truncation and padding follow the same rules as
 // Hugging Face.
 //
+// Regex patterns (Split, Replace) are matched as Hugging Face's Oniguruma
+// matches them: the pre-tokenizer patterns of GPT-2, GPT-4 (cl100k, which
+// Llama 3 ships), Qwen2, GPT-4o (o200k) and Mistral's Tekken by
+// hand-written matchers, any other pattern, lookaround included, by the
+// regexp2 engine. Every size a file asks for is bounded (MaxSequenceLength).
+//
 // A Tokenizer is immutable after loading and safe for concurrent use.
 // Offsets in an Encoding are byte offsets into the text the token came from;
 // Encoding.CharOffsets converts them to code-point offsets (what Python

@@ -167,8 +167,11 @@ func FromJSON(data []byte) (*Tokenizer, error) {
 		if tp.Direction == "" {
 			tp.Direction = "right"
 		}
-		if tp.MaxLength < 0 || tp.Stride < 0 {
-			return nil, fmt.Errorf("tokenizer: invalid truncation max_length %d / stride %d", tp.MaxLength, tp.Stride)
+		if err := checkSize("truncation.max_length", tp.MaxLength); err != nil {
+			return nil, err
+		}
+		if err := checkSize("truncation.stride", tp.Stride); err != nil {
+			return nil, err
 		}
 		t.trunc = tp
 	}
@@ -195,8 +198,11 @@ func FromJSON(data []byte) (*Tokenizer, error) {
 		} else {
 			return nil, fmt.Errorf("unsupported: padding strategy %s", string(f.Padding.Strategy))
 		}
-		if pp.Length < 0 || pp.Length > maxVocabID || pp.MultipleOf < 0 {
-			return nil, fmt.Errorf("tokenizer: invalid padding length %d / multiple %d", pp.Length, pp.MultipleOf)
+		if err := checkSize("padding.strategy.Fixed", pp.Length); err != nil {
+			return nil, err
+		}
+		if err := checkSize("padding.pad_to_multiple_of", pp.MultipleOf); err != nil {
+			return nil, err
 		}
 		t.pad = pp
 	}
@@ -310,13 +316,27 @@ func parseVocab(r rawJSON) (map[string]int, error) {
 	if err := json.Unmarshal(r, &v); err != nil {
 		return nil, fmt.Errorf("vocab: %w", err)
 	}
+	maxID, maxTok := -1, ""
 	for s, id := range v {
 		if id < 0 || id >= maxVocabID {
 			return nil, fmt.Errorf("vocab token %q has invalid id %d", s, id)
 		}
+		if id > maxID {
+			maxID, maxTok = id, s
+		}
+	}
+	// Tokens are looked up by id in a table as long as the largest id:
+	// a few tokens with huge ids must not cost hundreds of megabytes.
+	// Real vocabularies are dense (ids 0 to n-1, give or take a few).
+	if maxID >= len(v)+maxVocabGap {
+		return nil, fmt.Errorf("vocab token %q has id %d but the vocabulary has only %d tokens (ids may leave at most %d unused)", maxTok, maxID, len(v), maxVocabGap)
 	}
 	return v, nil
 }
+
+// maxVocabGap is how many ids a vocabulary may leave unused beyond its
+// own size (see parseVocab).
+const maxVocabGap = 1 << 16
 
 func parseMerges(r rawJSON) ([][2]string, error) {
 	var items []rawJSON
@@ -493,7 +513,7 @@ func parseNormalizer(r rawJSON) (normalizer, error) {
 		case c.Pattern.String != nil:
 			n.literal = *c.Pattern.String
 		case c.Pattern.Regex != nil:
-			if n.re, err = compileHFRegex(*c.Pattern.Regex); err != nil {
+			if n.re, err = newRegexFinder(*c.Pattern.Regex); err != nil {
 				return nil, err
 			}
 		default:
@@ -616,10 +636,8 @@ func parsePreTokenizer(r rawJSON) (preTokenizer, error) {
 		switch {
 		case c.Pattern.String != nil:
 			sp.literal = *c.Pattern.String
-		case c.Pattern.Regex != nil && *c.Pattern.Regex == gpt2Pattern:
-			sp.gpt2 = true
 		case c.Pattern.Regex != nil:
-			if sp.re, err = compileHFRegex(*c.Pattern.Regex); err != nil {
+			if sp.re, err = newRegexFinder(*c.Pattern.Regex); err != nil {
 				return nil, err
 			}
 		default:
@@ -783,7 +801,13 @@ func parsePost(r rawJSON) (postProcessor, error) {
 			if err != nil {
 				return nil, fmt.Errorf("Sequence[%d]: %w", i, err)
 			}
+			if b, ok := p.(byteLevelProc); ok && !b.trimOffsets {
+				continue // does nothing (Llama 3 ships one before its template)
+			}
 			seq = append(seq, p)
+		}
+		if len(seq) == 1 {
+			return seq[0], nil // a lone template keeps Encode's direct path
 		}
 		return seq, nil
 	}
@@ -925,10 +949,17 @@ func parseDecoder(r rawJSON) (decoder, error) {
 		if err := json.Unmarshal(r, &c); err != nil {
 			return nil, err
 		}
-		if c.Pattern.String == nil {
-			return nil, errors.New("unsupported: Replace decoder with a regex pattern")
+		switch {
+		case c.Pattern.String != nil:
+			return replaceDec{from: *c.Pattern.String, to: c.Content}, nil
+		case c.Pattern.Regex != nil:
+			re, err := newRegexFinder(*c.Pattern.Regex)
+			if err != nil {
+				return nil, err
+			}
+			return replaceDec{re: re, to: c.Content}, nil
 		}
-		return replaceDec{*c.Pattern.String, c.Content}, nil
+		return nil, errors.New("Replace decoder without a pattern")
 	case "Fuse":
 		return fuseDec{}, nil
 	case "Strip":

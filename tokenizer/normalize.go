@@ -1,8 +1,6 @@
 package tokenizer
 
 import (
-	"fmt"
-	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -502,21 +500,24 @@ func (n prependNorm) normalize(p *piece) error {
 // replaceNorm replaces every match of a literal or regular expression.
 type replaceNorm struct {
 	literal string
-	re      *regexp.Regexp
+	re      regexFinder
 	content string
 }
 
 func (n replaceNorm) normalize(p *piece) error {
-	var ms [][]int
+	var ms [][2]int
 	if n.re != nil {
-		ms = n.re.FindAllStringIndex(p.s, -1)
+		var err error
+		if ms, err = n.re.find(p.s, nil); err != nil {
+			return err
+		}
 	} else if n.literal != "" {
 		for i := 0; i <= len(p.s)-len(n.literal); {
 			j := strings.Index(p.s[i:], n.literal)
 			if j < 0 {
 				break
 			}
-			ms = append(ms, []int{i + j, i + j + len(n.literal)})
+			ms = append(ms, [2]int{i + j, i + j + len(n.literal)})
 			i += j + len(n.literal)
 		}
 	}
@@ -545,14 +546,4 @@ func (n replaceNorm) normalize(p *piece) error {
 	p.s = b.String()
 	p.align = al
 	return nil
-}
-
-// compileHFRegex compiles a pattern from a tokenizer file, refusing
-// features Go's RE2 engine lacks instead of silently matching differently.
-func compileHFRegex(pat string) (*regexp.Regexp, error) {
-	re, err := regexp.Compile(pat)
-	if err != nil {
-		return nil, fmt.Errorf("unsupported: regex %q cannot be compiled by Go's regexp (lookaround and backreferences are not available): %w", pat, err)
-	}
-	return re, nil
 }

@@ -341,6 +341,10 @@ func truncateEncodings(a, b *Encoding, p *TruncationParams) error {
 // padEncodings pads every encoding (and its overflowing parts) to the
 // batch's target length.
 func padEncodings(encs []*Encoding, p *PaddingParams) error {
+	// WithPadding takes any values: bound them here, before allocating.
+	if p.Length < 0 || p.Length > MaxSequenceLength || p.MultipleOf < 0 || p.MultipleOf > MaxSequenceLength {
+		return fmt.Errorf("tokenizer: padding length %d / multiple of %d outside 0..%d", p.Length, p.MultipleOf, MaxSequenceLength)
+	}
 	target := 0
 	switch p.Strategy {
 	case "longest", "":

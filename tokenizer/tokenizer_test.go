@@ -184,7 +184,7 @@ func TestUnsupportedComponents(t *testing.T) {
 		{`{"model":{"type":"WordLevel","vocab":{"a":0}},"decoder":{"type":"CTC"}}`, "CTC"},
 		{`{"model":{"type":"WordLevel","vocab":{"a":0}},"post_processor":{"type":"Nope"}}`, "Nope"},
 		{`{"model":{"type":"BPE","vocab":{"a":0},"merges":[],"dropout":0.1}}`, "dropout"},
-		{`{"model":{"type":"WordLevel","vocab":{"a":0}},"pre_tokenizer":{"type":"Split","pattern":{"Regex":"a(?=b)"},"behavior":"Isolated"}}`, "lookaround"},
+		{`{"model":{"type":"WordLevel","vocab":{"a":0}},"pre_tokenizer":{"type":"Split","pattern":{"Regex":"a(?=b"},"behavior":"Isolated"}}`, "regex"},
 	} {
 		_, err := FromJSON([]byte(tc.json))
 		if err == nil || !strings.Contains(err.Error(), "unsupported") || !strings.Contains(err.Error(), tc.want) {
