@@ -280,6 +280,9 @@ func TestConformance(t *testing.T) {
 		}
 		for _, l := range loaders {
 			t.Run(name+"/"+l.name, func(t *testing.T) {
+				if _, err := os.Stat(filepath.Join(dir, "tokenizer_config.json")); err != nil && l.name == "legacy" {
+					t.Skip("no legacy files in this fixture folder")
+				}
 				tk, err := l.load(dir)
 				if err != nil {
 					t.Fatalf("load %s: %v", dir, err)

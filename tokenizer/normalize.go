@@ -534,7 +534,13 @@ func (n replaceNorm) normalize(p *piece) error {
 	}
 	for _, m := range ms {
 		copyRange(last, m[0])
-		src := p.orig(m[0], m[1])
+		// Hugging Face inserts the content after deleting the match, so it
+		// takes the alignment of the match's last byte (of the byte before
+		// an empty match).
+		src := p.orig(0, 0)
+		if m[1] > 0 {
+			src = p.at(m[1] - 1)
+		}
 		b.WriteString(n.content)
 		for range len(n.content) {
 			al = append(al, src)
