@@ -17,6 +17,7 @@ import (
 func init() {
 	registerTokenize("tokenize/wordpiece", "bert-base-uncased")
 	registerTokenize("tokenize/bpe", "gpt2")
+	registerTokenize("tokenize/unigram", "t5-unigram")
 }
 
 // tokenizeFixtures finds the shared fixture folder.

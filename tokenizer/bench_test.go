@@ -83,3 +83,11 @@ func BenchmarkWordPieceBatch(b *testing.B) { benchBatch(b, "bert-base-uncased") 
 
 // BenchmarkBPEBatch encodes the corpus in batches of 1024 lines.
 func BenchmarkBPEBatch(b *testing.B) { benchBatch(b, "gpt2") }
+
+// BenchmarkUnigram encodes the bench corpus line by line with t5-small's
+// tokenizer (Precompiled normalizer, Unigram model; MB/s).
+func BenchmarkUnigram(b *testing.B) { benchEncode(b, "t5-unigram") }
+
+// BenchmarkUnigramXLMR encodes the corpus with the xlmr-unigram pipeline
+// (Precompiled, Strip, Replace, Metaspace, Unigram).
+func BenchmarkUnigramXLMR(b *testing.B) { benchEncode(b, "xlmr-unigram") }

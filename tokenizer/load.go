@@ -130,6 +130,9 @@ func FromJSON(data []byte) (*Tokenizer, error) {
 		if b.pre, err = parsePreTokenizer(f.PreTokenizer); err != nil {
 			return nil, fmt.Errorf("tokenizer: pre_tokenizer: %w", err)
 		}
+		if fast, ok := newSPMPre(b.pre); ok {
+			b.pre = fast
+		}
 	}
 	if !isNull(f.PostProcessor) {
 		if b.post, err = parsePost(f.PostProcessor); err != nil {
