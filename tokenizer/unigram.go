@@ -38,16 +38,48 @@ type unigramEntry struct {
 }
 
 func (e *unigramEntry) UnmarshalJSON(b []byte) error {
-	var pair []json.RawMessage
-	if err := json.Unmarshal(b, &pair); err != nil || len(pair) != 2 {
-		return fmt.Errorf("expected [piece, score], got %.60s", b)
+	// Parsed by hand: a real vocabulary has a quarter of a million pairs.
+	bad := func() error { return fmt.Errorf("expected [piece, score], got %.60s", b) }
+	b = bytes.TrimSpace(b)
+	if len(b) < 2 || b[0] != '[' || b[len(b)-1] != ']' {
+		return bad()
 	}
-	if err := json.Unmarshal(pair[0], &e.piece); err != nil {
-		return fmt.Errorf("piece %.40s: %w", pair[0], err)
+	in := bytes.TrimSpace(b[1 : len(b)-1])
+	if len(in) == 0 || in[0] != '"' {
+		return bad()
 	}
-	s, err := strconv.ParseFloat(string(bytes.TrimSpace(pair[1])), 64)
-	if err != nil {
-		return fmt.Errorf("score of piece %q: %w", e.piece, err)
+	// The closing quote is the first one not escaped.
+	end, esc := -1, false
+	for i := 1; i < len(in); i++ {
+		switch c := in[i]; {
+		case c == '\\':
+			esc = true
+			i++
+		case c == '"':
+			end = i
+		}
+		if end >= 0 {
+			break
+		}
+	}
+	if end < 0 {
+		return bad()
+	}
+	if esc || !utf8.Valid(in[1:end]) {
+		if err := json.Unmarshal(in[:end+1], &e.piece); err != nil {
+			return fmt.Errorf("piece %.40s: %w", in[:end+1], err)
+		}
+	} else {
+		e.piece = string(in[1:end])
+	}
+	rest := bytes.TrimSpace(in[end+1:])
+	if len(rest) == 0 || rest[0] != ',' {
+		return bad()
+	}
+	num := bytes.TrimSpace(rest[1:])
+	s, err := strconv.ParseFloat(string(num), 64)
+	if err != nil || len(num) == 0 || num[0] == '+' || num[0] == '.' {
+		return fmt.Errorf("score of piece %q: %.30s is not a JSON number", e.piece, num)
 	}
 	e.score = s
 	return nil
@@ -307,7 +339,10 @@ type daBuilder struct {
 	nodes     []daNode
 	nextFree  []int32 // free list, circular, over free slots
 	prevFree  []int32
+	inList    []bool  // slot is on the free list
+	fails     []uint8 // times a free slot failed as a first child
 	firstFree int32 // -1 when none
+	nFree     int   // slots on the free list
 	keys      []string
 	vals      []int32
 }
@@ -315,6 +350,17 @@ type daBuilder struct {
 // buildDATrie builds the trie of sorted, distinct, non-empty keys.
 func buildDATrie(keys []string, vals []int32) daTrie {
 	b := &daBuilder{keys: keys, vals: vals, firstFree: -1}
+	// A node per distinct key prefix at most: reserve about that much.
+	total := 512
+	for _, k := range keys {
+		total += len(k)
+	}
+	total = min(total, 1<<26)
+	b.nodes = make([]daNode, 0, total)
+	b.nextFree = make([]int32, 0, total)
+	b.prevFree = make([]int32, 0, total)
+	b.inList = make([]bool, 0, total)
+	b.fails = make([]uint8, 0, total)
 	b.grow(256 + 1)
 	b.take(0)
 	b.nodes[0] = daNode{check: -1, value: -1}
@@ -338,12 +384,16 @@ func (b *daBuilder) grow(n int) {
 		b.nodes = append(b.nodes, daNode{base: 0, check: -1, value: -1})
 		b.nextFree = append(b.nextFree, 0)
 		b.prevFree = append(b.prevFree, 0)
+		b.inList = append(b.inList, false)
+		b.fails = append(b.fails, 0)
 		b.free(int32(i))
 	}
 }
 
 // free adds slot i at the end of the free list.
 func (b *daBuilder) free(i int32) {
+	b.inList[i] = true
+	b.nFree++
 	if b.firstFree < 0 {
 		b.firstFree = i
 		b.nextFree[i], b.prevFree[i] = i, i
@@ -356,8 +406,14 @@ func (b *daBuilder) free(i int32) {
 	b.prevFree[b.firstFree] = i
 }
 
-// take removes slot i from the free list.
+// take removes slot i from the free list (a no-op for a slot dropped
+// from it, see findBase).
 func (b *daBuilder) take(i int32) {
+	if !b.inList[i] {
+		return
+	}
+	b.inList[i] = false
+	b.nFree--
 	n, p := b.nextFree[i], b.prevFree[i]
 	if n == i {
 		b.firstFree = -1
@@ -409,17 +465,19 @@ func (b *daBuilder) place(s int32, lo, hi, depth int) {
 // findBase returns a base >= 1 whose slots for every label are free.
 func (b *daBuilder) findBase(labels []byte) int32 {
 	first := int32(labels[0])
-	if b.firstFree >= 0 {
-		for f := b.firstFree; ; {
-			base := f - first
-			if base >= 1 && b.fits(base, labels) {
-				return base
-			}
-			f = b.nextFree[f]
-			if f == b.firstFree {
-				break
-			}
+	f := b.firstFree
+	for range b.nFree {
+		base := f - first
+		if base >= 1 && b.fits(base, labels) {
+			return base
 		}
+		next := b.nextFree[f]
+		// A slot that keeps failing stays free but stops being tried
+		// first: this keeps building near linear on large vocabularies.
+		if b.fails[f]++; b.fails[f] >= 16 {
+			b.take(f)
+		}
+		f = next
 	}
 	// No room: append past the end.
 	base := max(int32(len(b.nodes))-first, 1)

@@ -341,3 +341,19 @@ func TestUnigramConcurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestUnigramEntryJSON(t *testing.T) {
+	var v []unigramEntry
+	if err := json.Unmarshal([]byte(` [ ["▁a", -1.5], [ "q\"\\u00e9\ud83d\ude00" , 0 ],["",-2e-3]] `), &v); err != nil {
+		t.Fatal(err)
+	}
+	want := []unigramEntry{{"▁a", -1.5}, {"q\"\\u00e9😀", 0}, {"", -2e-3}}
+	if !reflect.DeepEqual(v, want) {
+		t.Fatalf("%v, want %v", v, want)
+	}
+	for _, bad := range []string{`[["a"]]`, `[["a", "1"]]`, `[["a", 1, 2]]`, `[[1, 2]]`, `[["a", null]]`, `[{"a": 1}]`} {
+		if err := json.Unmarshal([]byte(bad), &v); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}
