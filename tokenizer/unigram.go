@@ -341,8 +341,8 @@ type daBuilder struct {
 	prevFree  []int32
 	inList    []bool  // slot is on the free list
 	fails     []uint8 // times a free slot failed as a first child
-	firstFree int32 // -1 when none
-	nFree     int   // slots on the free list
+	firstFree int32   // -1 when none
+	nFree     int     // slots on the free list
 	keys      []string
 	vals      []int32
 }
