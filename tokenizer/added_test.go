@@ -54,3 +54,26 @@ func TestAddedTokenStripAndSingleWord(t *testing.T) {
 		}
 	}
 }
+
+// TestRobertaTrimMultiByteSpaces: RobertaProcessing's trim_offsets moves
+// past the spaces an lstrip token took, counted in characters as Hugging
+// Face counts them (U+3000 is one character but three bytes).
+func TestRobertaTrimMultiByteSpaces(t *testing.T) {
+	js := `{"model":{"type":"WordLevel","vocab":{"[UNK]":0,"a":1,"<s>":2,"</s>":3},"unk_token":"[UNK]"},
+	"pre_tokenizer":{"type":"WhitespaceSplit"},
+	"post_processor":{"type":"RobertaProcessing","sep":["</s>",3],"cls":["<s>",2],"trim_offsets":true,"add_prefix_space":false},
+	"added_tokens":[{"id":4,"content":"<m>","lstrip":true,"rstrip":false,"single_word":false,"normalized":false,"special":true}]}`
+	tk, err := FromJSON([]byte(js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := tk.Encode("a\u3000 <m>", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantToks := []string{"<s>", "a", "\u3000 <m>", "</s>"}
+	wantOffs := []Offset{{0, 0}, {0, 1}, {5, 8}, {0, 0}}
+	if !reflect.DeepEqual(e.Tokens, wantToks) || !reflect.DeepEqual(e.Offsets, wantOffs) {
+		t.Fatalf("tokens %q offsets %v; want %q %v", e.Tokens, e.Offsets, wantToks, wantOffs)
+	}
+}
