@@ -36,13 +36,34 @@ func newSPMPre(p preTokenizer) (preTokenizer, bool) {
 	return spmPre{rep: m.replacement, prepend: m.prepend == "always", wsSplit: ws}, true
 }
 
+// spmBuf holds spmPre's working buffers between calls.
+type spmBuf struct {
+	b  []byte
+	al []Offset
+}
+
 func (m spmPre) split(p piece, out []piece) ([]piece, error) {
+	return m.splitBuf(p, out, &spmBuf{}), nil
+}
+
+// splitBuf is split with reused buffers: the words' alignment tables live
+// in buf.al, so they are only valid until the next call with the same buf.
+func (m spmPre) splitBuf(p piece, out []piece, buf *spmBuf) []piece {
 	s := p.s
 	if s == "" {
-		return out, nil
+		return out
 	}
-	b := make([]byte, 0, len(s)+len(s)/4+len(m.rep))
-	al := make([]Offset, 0, cap(b))
+	// Room for a replacement before every other byte, the most there can be.
+	need := len(s) + (len(s)+1)/2*len(m.rep)
+	b := buf.b[:0]
+	if cap(b) < need {
+		b = make([]byte, 0, need)
+	}
+	al := buf.al[:0]
+	if cap(al) < need {
+		al = make([]Offset, 0, need)
+	}
+	defer func() { buf.b, buf.al = b[:0], al[:0] }()
 	// at gives the alignment of the character at byte i of s.
 	at := func(i, w int) Offset {
 		if p.align != nil {
@@ -115,7 +136,7 @@ func (m spmPre) split(p piece, out []piece) ([]piece, error) {
 	}
 	q := piece{s: string(b), align: al, byteLevel: p.byteLevel}
 	if !m.wsSplit {
-		return m.splitRep(q, 0, len(q.s), out), nil
+		return m.splitRep(q, 0, len(q.s), out)
 	}
 	for k, a := range words {
 		e := len(q.s)
@@ -124,7 +145,7 @@ func (m spmPre) split(p piece, out []piece) ([]piece, error) {
 		}
 		out = m.splitRep(q, a, e, out)
 	}
-	return out, nil
+	return out
 }
 
 // splitRep cuts q.s[a:e] before every replacement (Metaspace's split with

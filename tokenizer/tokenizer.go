@@ -209,6 +209,7 @@ type scratch struct {
 	recs2  []rec
 	splits []addedSplit
 	subs   []addedSplit
+	spm    spmBuf // spmPre's buffers
 	// wordsHigh is the most entries of words ever used: putScratch clears
 	// only those, not the whole capacity.
 	wordsHigh int
@@ -222,7 +223,7 @@ func (t *Tokenizer) getScratch() *scratch {
 }
 
 func (t *Tokenizer) putScratch(s *scratch) {
-	if cap(s.recs) > 1<<16 || cap(s.words) > 1<<14 {
+	if cap(s.recs) > 1<<16 || cap(s.words) > 1<<14 || cap(s.spm.al) > 1<<16 {
 		return // do not keep huge buffers alive
 	}
 	clear(s.words[:s.wordsHigh]) // drop references to the caller's text
@@ -283,7 +284,11 @@ func (t *Tokenizer) encodeRecs(text string, seq int, sc *scratch, recs []rec) ([
 			q := p.sub(sub.a, sub.b)
 			words := sc.words[:0]
 			var err error
-			if t.pre != nil {
+			if sp, ok := t.pre.(spmPre); ok {
+				// The fused SentencePiece step reuses its buffers: these
+				// words are done with before the next split.
+				words = sp.splitBuf(q, words, &sc.spm)
+			} else if t.pre != nil {
 				words, err = t.pre.split(q, words)
 			} else {
 				words = append(words, q)
