@@ -14,7 +14,7 @@ import (
 // (source -> replacement) the way Darts lays out its double array: a node
 // at slot n whose unit has offset o keeps its children at (n^o)^label and
 // its leaf at n^o; a leaf unit holds the pool index with bit 31 set.
-func buildCharsMap(t *testing.T, rules map[string]string) []byte {
+func buildCharsMap(t testing.TB, rules map[string]string) []byte {
 	t.Helper()
 	keys := make([]string, 0, len(rules))
 	for k := range rules {
