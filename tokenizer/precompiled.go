@@ -213,6 +213,15 @@ func (n *precompiledNorm) normalize(p *piece) error {
 				i += len(g)
 				continue
 			}
+			if r, w := utf8.DecodeRuneInString(g); w == len(g) {
+				// One character without a rule: the loop below would only
+				// look it up again.
+				if modified {
+					trans = append(trans, change{r, 0})
+				}
+				i += len(g)
+				continue
+			}
 		}
 		for k := 0; k < len(g); {
 			r, w := utf8.DecodeRuneInString(g[k:])
@@ -231,8 +240,10 @@ func (n *precompiledNorm) normalize(p *piece) error {
 	}
 	if modified {
 		applyChanges(p, trans)
-		*bufp = trans[:0]
-		changePool.Put(bufp)
+		if cap(trans) <= 1<<16 { // do not keep huge buffers alive
+			*bufp = trans[:0]
+			changePool.Put(bufp)
+		}
 	}
 	return nil
 }
