@@ -229,16 +229,14 @@ func isBertControl(r rune) bool {
 	return isOther(r)
 }
 
-// isOther reports whether r is in Unicode category C (Cc, Cf, Cs, Co, Cn).
+// isOther reports whether r is a control (Cc), format (Cf) or private-use
+// (Co) character: what Hugging Face's is_other covers. Unassigned code
+// points (Cn) are not in it, so BertNormalizer keeps them.
 func isOther(r rune) bool {
 	if r < 0x80 {
 		return r < 0x20 || r == 0x7f
 	}
-	if unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co, unicode.Cs) {
-		return true
-	}
-	// Unassigned code points (Cn) are in no other category.
-	return !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z)
+	return unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co)
 }
 
 func isBertWhitespace(r rune) bool {
