@@ -141,3 +141,11 @@ func BenchmarkSplitEngines(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkUnigram encodes the bench corpus line by line with t5-small's
+// tokenizer (Precompiled normalizer, Unigram model; MB/s).
+func BenchmarkUnigram(b *testing.B) { benchEncode(b, "t5-unigram") }
+
+// BenchmarkUnigramXLMR encodes the corpus with the xlmr-unigram pipeline
+// (Precompiled, Strip, Replace, Metaspace, Unigram).
+func BenchmarkUnigramXLMR(b *testing.B) { benchEncode(b, "xlmr-unigram") }

@@ -6,7 +6,8 @@
 // The pipeline mirrors Hugging Face's: added tokens are split out first, the
 // remaining text is normalized (keeping an alignment from every normalized
 // byte back to the original text), pre-tokenized into words, each word is
-// tokenized by the model (WordPiece, BPE or WordLevel), and a post-processor
+// tokenized by the model (WordPiece, BPE, WordLevel or Unigram, with
+// SentencePiece's compiled Precompiled normalizer), and a post-processor
 // adds special tokens. Truncation and padding follow the same rules as
 // Hugging Face.
 //

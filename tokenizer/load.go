@@ -130,6 +130,9 @@ func FromJSON(data []byte) (*Tokenizer, error) {
 		if b.pre, err = parsePreTokenizer(f.PreTokenizer); err != nil {
 			return nil, fmt.Errorf("tokenizer: pre_tokenizer: %w", err)
 		}
+		if fast, ok := newSPMPre(b.pre); ok {
+			b.pre = fast
+		}
 	}
 	if !isNull(f.PostProcessor) {
 		if b.post, err = parsePost(f.PostProcessor); err != nil {
@@ -224,6 +227,13 @@ func (b *builder) build() (*Tokenizer, error) {
 	t := &Tokenizer{norm: b.norm, pre: b.pre, model: b.model, post: b.post, dec: b.dec,
 		addedTok: map[string]int{}, addedID: map[int]*AddedToken{}, pool: &sync.Pool{}}
 	t.modelTok = idTable(b.model.vocab())
+	t.surfaceID = -1
+	if u, ok := b.model.(*unigram); ok {
+		t.modelTok = u.pieces // a list vocabulary may repeat a piece
+		// Hugging Face's Unigram tokens carry the text they cover, which
+		// only differs from the vocabulary for the unknown piece.
+		t.surfaceID = u.unkID
+	}
 	t.added = b.added
 	var raw, normd []AddedToken
 	var rawPats, normPats []string
@@ -383,6 +393,8 @@ func parseModel(r rawJSON) (model, string, error) {
 	typ := m.Type
 	if typ == "" {
 		switch {
+		case bytes.HasPrefix(bytes.TrimSpace(m.Vocab), []byte("[")):
+			typ = "Unigram" // only Unigram stores its vocabulary as a list
 		case !isNull(m.Merges):
 			typ = "BPE"
 		case m.MaxInputCharsPerWord != nil || m.ContinuingSubwordPrefix != nil:
@@ -437,6 +449,15 @@ func parseModel(r rawJSON) (model, string, error) {
 			w.unkID = id
 		}
 		return w, unk, nil
+	case "Unigram":
+		u, err := parseUnigram(r)
+		if err != nil {
+			return nil, "", err
+		}
+		if u.unkID >= 0 {
+			return u, u.pieces[u.unkID], nil
+		}
+		return u, "", nil
 	}
 	return nil, "", fmt.Errorf("unsupported: model type %q", typ)
 }
@@ -520,6 +541,19 @@ func parseNormalizer(r rawJSON) (normalizer, error) {
 			return nil, errors.New("Replace normalizer without a pattern")
 		}
 		return n, nil
+	case "Precompiled":
+		var c struct {
+			Charsmap *string `json:"precompiled_charsmap"`
+		}
+		if err := json.Unmarshal(r, &c); err != nil {
+			return nil, err
+		}
+		if c.Charsmap == nil {
+			return nil, errors.New("Precompiled normalizer without precompiled_charsmap")
+		}
+		return newPrecompiledNorm(*c.Charsmap)
+	case "Nmt":
+		return nmtNorm{}, nil
 	case "Sequence":
 		var c struct {
 			Normalizers []rawJSON `json:"normalizers"`

@@ -227,16 +227,14 @@ func isBertControl(r rune) bool {
 	return isOther(r)
 }
 
-// isOther reports whether r is in Unicode category C (Cc, Cf, Cs, Co, Cn).
+// isOther reports whether r is a control (Cc), format (Cf) or private-use
+// (Co) character: what Hugging Face's is_other covers. Unassigned code
+// points (Cn) are not in it, so BertNormalizer keeps them.
 func isOther(r rune) bool {
 	if r < 0x80 {
 		return r < 0x20 || r == 0x7f
 	}
-	if unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co, unicode.Cs) {
-		return true
-	}
-	// Unassigned code points (Cn) are in no other category.
-	return !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z)
+	return unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co)
 }
 
 func isBertWhitespace(r rune) bool {
@@ -535,7 +533,13 @@ func (n replaceNorm) normalize(p *piece) error {
 	}
 	for _, m := range ms {
 		copyRange(last, m[0])
-		src := p.orig(m[0], m[1])
+		// Hugging Face inserts the content after deleting the match, so it
+		// takes the alignment of the match's last byte (of the byte before
+		// an empty match).
+		src := p.orig(0, 0)
+		if m[1] > 0 {
+			src = p.at(m[1] - 1)
+		}
 		b.WriteString(n.content)
 		for range len(n.content) {
 			al = append(al, src)

@@ -178,8 +178,8 @@ func TestDecodeStream(t *testing.T) {
 
 func TestUnsupportedComponents(t *testing.T) {
 	for _, tc := range []struct{ json, want string }{
-		{`{"model":{"type":"Unigram","vocab":[]}}`, "Unigram"},
-		{`{"model":{"type":"WordLevel","vocab":{"a":0}},"normalizer":{"type":"Precompiled"}}`, "Precompiled"},
+		{`{"model":{"type":"Nope","vocab":[]}}`, "Nope"},
+		{`{"model":{"type":"WordLevel","vocab":{"a":0}},"normalizer":{"type":"Nope"}}`, "Nope"},
 		{`{"model":{"type":"WordLevel","vocab":{"a":0}},"pre_tokenizer":{"type":"UnicodeScripts"}}`, "UnicodeScripts"},
 		{`{"model":{"type":"WordLevel","vocab":{"a":0}},"decoder":{"type":"CTC"}}`, "CTC"},
 		{`{"model":{"type":"WordLevel","vocab":{"a":0}},"post_processor":{"type":"Nope"}}`, "Nope"},
@@ -191,7 +191,8 @@ func TestUnsupportedComponents(t *testing.T) {
 			t.Errorf("%s: error %v, want unsupported naming %q", tc.json, err, tc.want)
 		}
 	}
-	for _, bad := range []string{`{`, `{"model":null}`, `{"model":{"type":"BPE","vocab":{"a":0},"merges":["a b"]}}`, `{"model":{"type":"WordPiece","vocab":{"a":-1}}}`} {
+	for _, bad := range []string{`{`, `{"model":null}`, `{"model":{"type":"Unigram","vocab":[]}}`,
+		`{"model":{"type":"WordLevel","vocab":{"a":0}},"normalizer":{"type":"Precompiled"}}`, `{"model":{"type":"BPE","vocab":{"a":0},"merges":["a b"]}}`, `{"model":{"type":"WordPiece","vocab":{"a":-1}}}`} {
 		if _, err := FromJSON([]byte(bad)); err == nil {
 			t.Errorf("%s: no error", bad)
 		}
