@@ -164,7 +164,7 @@ func FromJSON(data []byte) (*Tokenizer, error) {
 		case "OnlySecond":
 			tp.Strategy = "only_second"
 		default:
-			return nil, fmt.Errorf("unsupported: truncation strategy %q", f.Truncation.Strategy)
+			return nil, fmt.Errorf("%w: truncation strategy %q", ErrUnsupported, f.Truncation.Strategy)
 		}
 		tp.Direction = strings.ToLower(f.Truncation.Direction)
 		if tp.Direction == "" {
@@ -193,13 +193,13 @@ func FromJSON(data []byte) (*Tokenizer, error) {
 		}
 		if err := json.Unmarshal(f.Padding.Strategy, &s); err == nil {
 			if s != "BatchLongest" {
-				return nil, fmt.Errorf("unsupported: padding strategy %q", s)
+				return nil, fmt.Errorf("%w: padding strategy %q", ErrUnsupported, s)
 			}
 			pp.Strategy = "longest"
 		} else if err := json.Unmarshal(f.Padding.Strategy, &fixed); err == nil && fixed.Fixed != nil {
 			pp.Strategy, pp.Length = "fixed", *fixed.Fixed
 		} else {
-			return nil, fmt.Errorf("unsupported: padding strategy %s", string(f.Padding.Strategy))
+			return nil, fmt.Errorf("%w: padding strategy %s", ErrUnsupported, string(f.Padding.Strategy))
 		}
 		if err := checkSize("padding.strategy.Fixed", pp.Length); err != nil {
 			return nil, err
@@ -423,7 +423,7 @@ func parseModel(r rawJSON) (model, string, error) {
 		return newWordPiece(v, unk, str(m.ContinuingSubwordPrefix, "##"), maxChars), unk, nil
 	case "BPE":
 		if m.Dropout != nil && *m.Dropout > 0 {
-			return nil, "", fmt.Errorf("unsupported: BPE dropout %v (sampling is not deterministic)", *m.Dropout)
+			return nil, "", fmt.Errorf("%w: BPE dropout %v (sampling is not deterministic)", ErrUnsupported, *m.Dropout)
 		}
 		v, err := parseVocab(m.Vocab)
 		if err != nil {
@@ -459,7 +459,7 @@ func parseModel(r rawJSON) (model, string, error) {
 		}
 		return u, "", nil
 	}
-	return nil, "", fmt.Errorf("unsupported: model type %q", typ)
+	return nil, "", fmt.Errorf("%w: model type %q", ErrUnsupported, typ)
 }
 
 type patternJSON struct {
@@ -571,7 +571,7 @@ func parseNormalizer(r rawJSON) (normalizer, error) {
 		}
 		return seq, nil
 	}
-	return nil, fmt.Errorf("unsupported: normalizer type %q", typ)
+	return nil, fmt.Errorf("%w: normalizer type %q", ErrUnsupported, typ)
 }
 
 func parseBehavior(s string) (splitBehavior, error) {
@@ -587,7 +587,7 @@ func parseBehavior(s string) (splitBehavior, error) {
 	case "Contiguous":
 		return behContiguous, nil
 	}
-	return 0, fmt.Errorf("unsupported: split behavior %q", s)
+	return 0, fmt.Errorf("%w: split behavior %q", ErrUnsupported, s)
 }
 
 // gpt2Pattern is the GPT-2 split pattern as tokenizer files spell it.
@@ -713,7 +713,7 @@ func parsePreTokenizer(r rawJSON) (preTokenizer, error) {
 		}
 		return seq, nil
 	}
-	return nil, fmt.Errorf("unsupported: pre-tokenizer type %q", typ)
+	return nil, fmt.Errorf("%w: pre-tokenizer type %q", ErrUnsupported, typ)
 }
 
 func metaspaceScheme(scheme string, addPrefix *bool) string {
@@ -845,7 +845,7 @@ func parsePost(r rawJSON) (postProcessor, error) {
 		}
 		return seq, nil
 	}
-	return nil, fmt.Errorf("unsupported: post-processor type %q", typ)
+	return nil, fmt.Errorf("%w: post-processor type %q", ErrUnsupported, typ)
 }
 
 // parseTemplate reads a template, either the serialized list form or the
@@ -920,7 +920,7 @@ func parseTemplateWord(f string) (templatePiece, error) {
 		return templatePiece{seq: 1, typeID: typ}, nil
 	}
 	if strings.HasPrefix(name, "$") {
-		return templatePiece{}, fmt.Errorf("unsupported: template sequence %q", name)
+		return templatePiece{}, fmt.Errorf("%w: template sequence %q", ErrUnsupported, name)
 	}
 	return templatePiece{seq: -1, special: name, typeID: typ}, nil
 }
@@ -1025,5 +1025,5 @@ func parseDecoder(r rawJSON) (decoder, error) {
 		}
 		return seq, nil
 	}
-	return nil, fmt.Errorf("unsupported: decoder type %q", typ)
+	return nil, fmt.Errorf("%w: decoder type %q", ErrUnsupported, typ)
 }

@@ -349,7 +349,7 @@ func truncateEncodings(a, b *Encoding, p *TruncationParams) error {
 		}
 		return truncateEncoding(target, n-toRemove, p.Stride, left)
 	}
-	return fmt.Errorf("unsupported: truncation strategy %q", p.Strategy)
+	return fmt.Errorf("%w: truncation strategy %q", ErrUnsupported, p.Strategy)
 }
 
 // padEncodings pads every encoding (and its overflowing parts) to the
@@ -368,7 +368,7 @@ func padEncodings(encs []*Encoding, p *PaddingParams) error {
 	case "fixed":
 		target = p.Length
 	default:
-		return fmt.Errorf("unsupported: padding strategy %q", p.Strategy)
+		return fmt.Errorf("%w: padding strategy %q", ErrUnsupported, p.Strategy)
 	}
 	if p.MultipleOf > 0 && target%p.MultipleOf != 0 {
 		target += p.MultipleOf - target%p.MultipleOf

@@ -54,7 +54,7 @@ func newRegexp2Finder(pat string) (regexFinder, error) {
 	// under \s+(?!\S) must not fail.
 	re, err := regexp2.Compile(tr, regexp2.Multiline, regexp2.OptionMaxBacktrackingStackSize(-1))
 	if err != nil {
-		return nil, fmt.Errorf("unsupported: regex %q: %w", pat, err)
+		return nil, fmt.Errorf("%w: regex %q: %w", ErrUnsupported, pat, err)
 	}
 	return regexp2Finder{re: re, src: pat}, nil
 }

@@ -23,7 +23,7 @@ const onigWord = `\p{L}\p{M}\p{N}\p{Pc}`
 func onigToRegexp2(pat string) (string, error) {
 	var b strings.Builder
 	unsupported := func(what string) (string, error) {
-		return "", fmt.Errorf("unsupported: regex %q: %s has no exact equivalent in the Go engines", pat, what)
+		return "", fmt.Errorf("%w: regex %q: %s has no exact equivalent in the Go engines", ErrUnsupported, pat, what)
 	}
 	inClass := false
 	for i := 0; i < len(pat); i++ {

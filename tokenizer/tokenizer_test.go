@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -316,5 +317,13 @@ func TestBPELongWordHeapMatchesScan(t *testing.T) {
 	}
 	if !reflect.DeepEqual(viaHeap, viaScan) {
 		t.Fatalf("heap and scan merges differ")
+	}
+}
+
+// Every "unsupported:" error matches the standard errors.ErrUnsupported.
+func TestUnsupportedIsStandard(t *testing.T) {
+	_, err := FromJSON([]byte(`{"model": {"type": "Nope"}}`))
+	if err == nil || !errors.Is(err, errors.ErrUnsupported) || !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("%v", err)
 	}
 }
