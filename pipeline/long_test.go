@@ -564,6 +564,54 @@ func TestTruncationPolicy(t *testing.T) {
 		tooLong(t, "feature extraction", err)
 	})
 
+	t.Run("rerank", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "rerank")
+		deriveReranker(t, dir)
+		on, err := NewReranker(ctx, dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer on.Close()
+		off, err := NewReranker(ctx, dir, offOpt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer off.Close()
+		res, err := on.Score(ctx, [][2]string{{"query", texts[0]}, {"query", long}}, RerankOptions{})
+		if err != nil || res[0].Truncated || !res[1].Truncated {
+			t.Errorf("%v %+v", err, res)
+		}
+		_, err = off.Score(ctx, [][2]string{{"query", texts[0]}, {"query", long}}, RerankOptions{})
+		if !errors.Is(err, ErrTooLong) || !strings.Contains(err.Error(), "pair 1") {
+			t.Errorf("rerank with truncation off: %v", err)
+		}
+	})
+
+	t.Run("zero-shot", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "nli")
+		deriveNLI(t, dir)
+		on, err := NewZeroShotClassifier(ctx, dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer on.Close()
+		off, err := NewZeroShotClassifier(ctx, dir, offOpt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer off.Close()
+		labels := []string{"animals", "sport"}
+		for i, text := range texts {
+			_, info, err := on.ClassifyWithInfo(ctx, text, labels, ZeroShotOptions{})
+			if err != nil || info != (InputInfo{Truncated: i == 1, Windows: 1}) {
+				t.Errorf("text %d: %v %+v", i, err, info)
+			}
+		}
+		if _, err := off.Classify(ctx, long, labels, ZeroShotOptions{}); !errors.Is(err, ErrTooLong) {
+			t.Errorf("zero-shot with truncation off: %v", err)
+		}
+	})
+
 	if _, err := NewTextClassifier(ctx, filepath.Join("testdata", "bert-cls"), &Options{Truncation: 7}); err == nil {
 		t.Error("unknown truncation policy accepted")
 	}
