@@ -8,6 +8,17 @@
 // Offsets are byte offsets into the input string (Start, End), with the same
 // offsets in Unicode code points (StartRune, EndRune), which is how Hugging
 // Face reports them.
+//
+// Long inputs follow one policy everywhere (Options.Truncation): by default
+// an input longer than the model accepts is cut to its first tokens, as
+// sentence-transformers does; with TruncateOff it is an error wrapping
+// ErrTooLong. Each batch method has a ...WithInfo twin (ClassifyWithInfo,
+// EmbedWithInfo, AnswerWithInfo, ...) that also returns one InputInfo per
+// input saying whether it was cut; the reranker marks cut pairs in
+// RerankResult.Truncated. Question answering (QAOptions.DocStride) and
+// token classification (TokenOptions.Stride) can instead run a long input
+// as overlapping windows and merge their results, as Hugging Face's
+// pipelines do.
 package pipeline
 
 import (
