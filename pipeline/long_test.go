@@ -624,3 +624,44 @@ func sameEntity(a, b Entity) bool {
 	a.Score, b.Score = 0, 0
 	return a == b && d <= 1e-6
 }
+
+// AlignToWords widens answers to whole words without changing their scores
+// or order.
+func TestQuestionAnsweringAlignToWords(t *testing.T) {
+	qa := openQA(t, nil)
+	ctx := context.Background()
+	in := []QAInput{{"Who ported the model?", strings.Repeat("Thomas ported the BERT model from TensorFlow to PyTorch over a weekend. ", 6)}}
+	plain, err := qa.Answer(ctx, in, QAOptions{TopK: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aligned, err := qa.Answer(ctx, in, QAOptions{TopK: 20, AlignToWords: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := in[0].Context
+	isWord := func(i int) bool {
+		c := text[i]
+		return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+	}
+	widened := 0
+	if len(aligned[0]) != 20 || len(plain[0]) != 20 {
+		t.Fatalf("%d and %d answers", len(aligned[0]), len(plain[0]))
+	}
+	for i, a := range aligned[0] {
+		p := plain[0][i]
+		if a.Score != p.Score || a.Start > p.Start || a.End < p.End || a.Answer != text[a.Start:a.End] ||
+			a.StartRune != a.Start || a.EndRune != a.End {
+			t.Errorf("answer %d: aligned %+v, token span %+v", i, a, p)
+		}
+		if a.Start > 0 && isWord(a.Start) && isWord(a.Start-1) || a.End < len(text) && isWord(a.End-1) && isWord(a.End) {
+			t.Errorf("answer %d is not whole words: %q", i, a.Answer)
+		}
+		if a.Start != p.Start || a.End != p.End {
+			widened++
+		}
+	}
+	if widened == 0 {
+		t.Error("no answer was widened")
+	}
+}

@@ -60,6 +60,13 @@ type QAOptions struct {
 	// p_start(0)·p_end(0), and the null answer takes the smallest null
 	// score over the windows.
 	HandleImpossibleAnswer bool
+	// AlignToWords widens each answer to whole words: from the start of the
+	// word holding its first token to the end of the word holding its last
+	// (the words' tokens within the window), as Hugging Face's
+	// align_to_words does. Hugging Face turns it on by default; here it is
+	// off by default, as in the reference fixtures, so answers are token
+	// spans. Tokens without a word keep their own offsets.
+	AlignToWords bool
 }
 
 // NewQuestionAnswerer loads a question-answering checkpoint from a folder or
@@ -174,6 +181,9 @@ func (q *QuestionAnswerer) AnswerWithInfo(ctx context.Context, inputs []QAInput,
 			for _, s := range spans {
 				// Rune offsets are computed for the answers kept, below.
 				a := Answer{Score: s.score, Start: w.enc.Offsets[s.a].Start, End: w.enc.Offsets[s.b].End}
+				if opt.AlignToWords {
+					a.Start, a.End = wordStart(w.enc, s.a), wordEnd(w.enc, s.b)
+				}
 				if a.Start < 0 || a.End > len(qi.Context) || a.Start > a.End {
 					return fmt.Errorf("pipeline: question %d: token offsets %d..%d outside the context", w.input, a.Start, a.End)
 				}
@@ -331,4 +341,33 @@ func charIndex(s string, off int) int {
 		n++
 	}
 	return max(n-1, 0)
+}
+
+// wordStart is the start of the word of context token j: the smallest
+// start among the window's context tokens of the same word.
+func wordStart(enc *tokenizer.Encoding, j int) int {
+	start := enc.Offsets[j].Start
+	if j >= len(enc.WordIDs) || enc.WordIDs[j] < 0 {
+		return start
+	}
+	for k, w := range enc.WordIDs {
+		if w == enc.WordIDs[j] && enc.SequenceIDs[k] == enc.SequenceIDs[j] {
+			start = min(start, enc.Offsets[k].Start)
+		}
+	}
+	return start
+}
+
+// wordEnd is the end of the word of context token j (see wordStart).
+func wordEnd(enc *tokenizer.Encoding, j int) int {
+	end := enc.Offsets[j].End
+	if j >= len(enc.WordIDs) || enc.WordIDs[j] < 0 {
+		return end
+	}
+	for k, w := range enc.WordIDs {
+		if w == enc.WordIDs[j] && enc.SequenceIDs[k] == enc.SequenceIDs[j] {
+			end = max(end, enc.Offsets[k].End)
+		}
+	}
+	return end
 }
