@@ -94,7 +94,10 @@ func (t Truncation) String() string {
 
 // InputInfo reports how one input was fitted to the model. Every pipeline
 // method that takes a batch has a ...WithInfo twin returning one InputInfo
-// per input, in input order, next to the usual results.
+// per input, in input order, next to the usual results
+// (ZeroShotClassifier.ClassifyWithInfo, which takes one sequence, returns
+// one; the reranker, whose results are structs it reorders, sets
+// RerankResult.Truncated instead).
 type InputInfo struct {
 	// Truncated is true when tokens of the input were cut off and never
 	// reached the model (Options.Truncation on; for question answering,
