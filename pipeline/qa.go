@@ -138,13 +138,17 @@ func (q *QuestionAnswerer) AnswerWithInfo(ctx context.Context, inputs []QAInput,
 	// Only the context is cut into windows; the question stays whole in
 	// each (only_second).
 	tok := q.enc.untruncated.WithTruncation(&tokenizer.TruncationParams{MaxLength: opt.MaxSeqLen, Strategy: "only_second", Stride: opt.DocStride})
+	specials, err := q.pairSpecials()
+	if err != nil {
+		return nil, nil, fmt.Errorf("pipeline: %w", err)
+	}
 	var wins []window
 	infos := make([]InputInfo, len(inputs))
 	for i := range inputs {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
 		}
-		question, cut, err := q.fitQuestion(i, inputs[i], opt)
+		question, cut, err := q.fitQuestion(i, inputs[i], opt, specials)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -217,7 +221,7 @@ func (q *QuestionAnswerer) AnswerWithInfo(ctx context.Context, inputs []QAInput,
 // window: whole, or cut to MaxQuestionLen tokens, or cut so that the window
 // keeps room for more than DocStride context tokens (the tokenizer cannot
 // make windows otherwise). It reports whether it cut.
-func (q *QuestionAnswerer) fitQuestion(i int, in QAInput, opt QAOptions) (string, bool, error) {
+func (q *QuestionAnswerer) fitQuestion(i int, in QAInput, opt QAOptions, specials int) (string, bool, error) {
 	qenc, err := q.enc.untruncated.Encode(in.Question, false)
 	if err != nil {
 		return "", false, fmt.Errorf("pipeline: question %d: %w", i, err)
@@ -226,10 +230,6 @@ func (q *QuestionAnswerer) fitQuestion(i int, in QAInput, opt QAOptions) (string
 	keep := n
 	if opt.MaxQuestionLen > 0 {
 		keep = min(keep, opt.MaxQuestionLen)
-	}
-	specials, err := q.pairSpecials()
-	if err != nil {
-		return "", false, fmt.Errorf("pipeline: question %d: %w", i, err)
 	}
 	// The most question tokens that leave windows more than DocStride
 	// context tokens; it only matters when the context does not fit in one
