@@ -665,3 +665,26 @@ func TestQuestionAnsweringAlignToWords(t *testing.T) {
 		t.Error("no answer was widened")
 	}
 }
+
+// Byte offsets map to code points the way tokenizer.Encoding.CharOffsets
+// maps them, whichever helper does it: an offset inside a character maps to
+// that character, an invalid byte counts as one.
+func TestCharIndex(t *testing.T) {
+	s := "aé😀\xffz ü"
+	ti := newTextIndex(s)
+	want := []int{0, 1, 1, 2, 2, 2, 2, 3, 4, 5, 6, 6, 7}
+	if len(want) != len(s)+1 {
+		t.Fatalf("%d offsets", len(s)+1)
+	}
+	for b, w := range want {
+		if c, d := charIndex(s, b), ti.char(b); c != w || d != w {
+			t.Errorf("byte %d: charIndex %d, textIndex %d, want %d", b, c, d, w)
+		}
+	}
+	if got := ti.runes(s, 1, 3); got != "é😀" {
+		t.Errorf("runes 1..3: %q", got)
+	}
+	if ti.char(-1) != 0 || ti.char(100) != 7 || ti.runes(s, 5, 99) != " ü" {
+		t.Error("clamping")
+	}
+}

@@ -206,10 +206,14 @@ func (q *QuestionAnswerer) AnswerWithInfo(ctx context.Context, inputs []QAInput,
 		}
 		sort.SliceStable(c, func(a, b int) bool { return c[a].Score > c[b].Score })
 		c = c[:min(len(c), opt.TopK)]
+		char := func(b int) int { return charIndex(inputs[i].Context, b) }
+		if len(c) > 4 {
+			// Many answers: index the context once.
+			char = newTextIndex(inputs[i].Context).char
+		}
 		for k := range c {
 			if c[k].End > 0 {
-				c[k].StartRune = charIndex(inputs[i].Context, c[k].Start)
-				c[k].EndRune = charIndex(inputs[i].Context, c[k].End)
+				c[k].StartRune, c[k].EndRune = char(c[k].Start), char(c[k].End)
 			}
 		}
 		cands[i] = c
