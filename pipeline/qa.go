@@ -36,7 +36,7 @@ type Answer struct {
 }
 
 // QAOptions tune QuestionAnswerer.Answer. Zero values take Hugging Face's
-// defaults.
+// defaults, except AlignToWords (off, as in the reference fixtures).
 type QAOptions struct {
 	TopK         int // answers per question (default 1)
 	MaxAnswerLen int // longest answer in tokens (default 15)
