@@ -1,0 +1,204 @@
+package main
+
+import "fmt"
+
+// The reduced-precision kernels of tensor/quant_amd64.s: the Q8 tile kernel
+// for AVX-512 VNNI (VPDPBUSD) and the BF16-compute micro-kernel for
+// AVX-512 BF16 (VDPBF16PS), one function per number of activation rows
+// (1…8) so that a product of any height reads each weight sliver once per
+// eight rows.
+
+// Layout constants, as in tensor/quant.go and tensor/bf16.go.
+const (
+	q8NR         = 16
+	q8ScaleOff   = 512
+	q8SumOff     = 544
+	q8BlockBytes = 576
+)
+
+func quant() {
+	for mr := 1; mr <= 8; mr++ {
+		q8VNNI(mr)
+	}
+	for mr := 1; mr <= 8; mr++ {
+		bf16Micro(mr)
+	}
+}
+
+// rowAt is the address of row i (< 8) at byte offset off, given the base
+// register b (row 0), b3 (row 3), the stride s and three strides s3.
+func rowAt(i, off int, b, b3, s, s3 string) string {
+	switch i {
+	case 0:
+		return fmt.Sprintf("%d(%s)", off, b)
+	case 1:
+		return fmt.Sprintf("%d(%s)(%s*1)", off, b, s)
+	case 2:
+		return fmt.Sprintf("%d(%s)(%s*2)", off, b, s)
+	case 3:
+		return fmt.Sprintf("%d(%s)", off, b3)
+	case 4:
+		return fmt.Sprintf("%d(%s)(%s*4)", off, b, s)
+	case 5:
+		return fmt.Sprintf("%d(%s)(%s*2)", off, b3, s)
+	case 6:
+		return fmt.Sprintf("%d(%s)(%s*2)", off, b, s3)
+	case 7:
+		return fmt.Sprintf("%d(%s)(%s*4)", off, b3, s)
+	}
+	panic("rowAt: more than 8 rows")
+}
+
+// q8VNNI writes func q8VNNI<mr>(kb int, xq *byte, dx *float32, w *byte, y
+// *float32, ldy int): the Q8 tile of mr activation rows against one sliver
+// of 16 weight rows (see q8Impl.tile). Per block, each row's int32 lanes
+// (one per weight row) start at -128·Σq_w and take 8 VPDPBUSD of the
+// activation bytes (q_x+128, one dword broadcast per step) by the weight
+// bytes; then they become float, are scaled by the 16 weight scales and
+// added into the row's float accumulator times the activation scale. With
+// four rows or fewer, even and odd steps go to separate accumulators, so
+// that the dependent VPDPBUSD chains are half as long.
+func q8VNNI(mr int) {
+	name := fmt.Sprintf("q8VNNI%d", mr)
+	sigs[name] = name + "(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)"
+	text(name, "48")
+	emit("MOVQ kb+0(FP), CX")
+	emit("MOVQ xq+8(FP), SI")
+	emit("MOVQ CX, R8")
+	emit("SHLQ $5, R8") // activation row stride: kb·32 bytes
+	emit("LEAQ (R8)(R8*2), R11")
+	emit("LEAQ (SI)(R11*1), R10")
+	emit("MOVQ dx+16(FP), DX")
+	emit("MOVQ CX, R9")
+	emit("SHLQ $2, R9") // scale row stride: kb·4 bytes
+	emit("LEAQ (R9)(R9*2), R13")
+	emit("LEAQ (DX)(R13*1), R12")
+	emit("MOVQ w+24(FP), DI")
+	emit("MOVQ y+32(FP), AX")
+	emit("MOVQ ldy+40(FP), BX")
+	emit("SHLQ $2, BX")
+	emit("VPXORD Z21, Z21, Z21")
+	for i := 0; i < mr; i++ {
+		emit("VXORPS Z%d, Z%d, Z%d", 8+i, 8+i, 8+i)
+	}
+	split := mr <= 4
+	label(name + "_block")
+	emit("VPMOVSXWD %d(DI), Z18", q8SumOff)
+	emit("VPSLLD $7, Z18, Z18")
+	emit("VPSUBD Z18, Z21, Z18")
+	for i := 0; i < mr; i++ {
+		emit("VMOVDQA32 Z18, Z%d", i)
+		if split {
+			emit("VMOVDQA32 Z21, Z%d", 4+i)
+		}
+	}
+	for t := 0; t < 8; t++ {
+		for i := 0; i < mr; i++ {
+			x := 24 + i
+			acc := i
+			if split && t%2 == 1 {
+				acc = 4 + i
+			}
+			emit("VPBROADCASTD %s, Z%d", rowAt(i, 4*t, "SI", "R10", "R8", "R11"), x)
+			emit("VPDPBUSD %d(DI), Z%d, Z%d", 64*t, x, acc)
+		}
+	}
+	emit("VCVTPH2PS %d(DI), Z19", q8ScaleOff)
+	for i := 0; i < mr; i++ {
+		if split {
+			emit("VPADDD Z%d, Z%d, Z%d", 4+i, i, i)
+		}
+		emit("VCVTDQ2PS Z%d, Z%d", i, i)
+		emit("VMULPS Z19, Z%d, Z%d", i, i)
+		emit("VFMADD231PS.BCST %s, Z%d, Z%d", rowAt(i, 0, "DX", "R12", "R9", "R13"), i, 8+i)
+	}
+	emit("ADDQ $%d, DI", q8BlockBytes)
+	emit("ADDQ $32, SI")
+	emit("ADDQ $32, R10")
+	emit("ADDQ $4, DX")
+	emit("ADDQ $4, R12")
+	emit("DECQ CX")
+	emit("JNZ %s_block", name)
+	for i := 0; i < mr; i++ {
+		emit("VMOVUPS Z%d, (AX)", 8+i)
+		if i < mr-1 {
+			emit("ADDQ BX, AX")
+		}
+	}
+	emit("VZEROUPPER")
+	emit("RET")
+}
+
+// vdpbf16ps emits VDPBF16PS zmm(src2), zmm(src1), zmm(dst) in Go's operand
+// order (dst += pairwise products of src1 and src2, bfloat16 pairs into
+// float32), register operands only. The Go assembler does not know the
+// instruction, so it is written as its EVEX bytes: 62, P0 (inverted R, X,
+// B, R' and map 0F38), P1 (W0, inverted vvvv, pp F3), P2 (512 bits,
+// inverted V'), opcode 52, ModRM.
+func vdpbf16ps(src2, src1, dst int) {
+	inv := func(v, bit int) int { return ^(v >> bit) & 1 }
+	p0 := inv(dst, 3)<<7 | inv(src2, 4)<<6 | inv(src2, 3)<<5 | inv(dst, 4)<<4 | 0x2
+	p1 := (^src1&15)<<3 | 0x6
+	p2 := 0x40 | inv(src1, 4)<<3
+	modrm := 0xC0 | (dst&7)<<3 | src2&7
+	emit("BYTE $0x62; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x52; BYTE $0x%02x // VDPBF16PS Z%d, Z%d, Z%d", p0, p1, p2, modrm, src2, src1, dst)
+}
+
+// bf16Micro writes func bf16Micro<mr>(kp int, a *uint16, lda int, b
+// *uint16, c *float32, ldc int, acc bool): C (+)= A·B for mr rows of A in
+// bfloat16 (row stride lda values, read as kp pairs) and a sliver of B
+// packed as kp groups of 32 columns × 2 bfloat16 (the pair of k that one
+// VDPBF16PS lane multiplies), 32 columns of C in two zmm accumulators a row.
+func bf16Micro(mr int) {
+	name := fmt.Sprintf("bf16Micro%d", mr)
+	sigs[name] = name + "(kp int, a *uint16, lda int, b *uint16, c *float32, ldc int, acc bool)"
+	text(name, "49")
+	emit("MOVQ kp+0(FP), CX")
+	emit("MOVQ a+8(FP), SI")
+	emit("MOVQ lda+16(FP), R8")
+	emit("SHLQ $1, R8")
+	emit("LEAQ (R8)(R8*2), R11")
+	emit("LEAQ (SI)(R11*1), R10")
+	emit("MOVQ b+24(FP), DI")
+	emit("MOVQ c+32(FP), DX")
+	emit("MOVQ ldc+40(FP), BX")
+	emit("SHLQ $2, BX")
+	for i := 0; i < 2*mr; i++ {
+		emit("VXORPS Z%d, Z%d, Z%d", i, i, i)
+	}
+	label(name + "_loop")
+	emit("VMOVDQU32 (DI), Z16")
+	emit("VMOVDQU32 64(DI), Z17")
+	for i := 0; i < mr; i++ {
+		x := 18 + i
+		emit("VPBROADCASTD %s, Z%d", rowAt(i, 0, "SI", "R10", "R8", "R11"), x)
+		vdpbf16ps(16, x, 2*i)
+		vdpbf16ps(17, x, 2*i+1)
+	}
+	emit("ADDQ $4, SI")
+	emit("ADDQ $4, R10")
+	emit("ADDQ $128, DI")
+	emit("DECQ CX")
+	emit("JNZ %s_loop", name)
+	emit("MOVBLZX acc+48(FP), AX")
+	emit("TESTB AL, AL")
+	emit("JZ %s_put", name)
+	emit("MOVQ DX, R12")
+	for i := 0; i < mr; i++ {
+		emit("VADDPS (R12), Z%d, Z%d", 2*i, 2*i)
+		emit("VADDPS 64(R12), Z%d, Z%d", 2*i+1, 2*i+1)
+		if i < mr-1 {
+			emit("ADDQ BX, R12")
+		}
+	}
+	label(name + "_put")
+	for i := 0; i < mr; i++ {
+		emit("VMOVUPS Z%d, (DX)", 2*i)
+		emit("VMOVUPS Z%d, 64(DX)", 2*i+1)
+		if i < mr-1 {
+			emit("ADDQ BX, DX")
+		}
+	}
+	emit("VZEROUPPER")
+	emit("RET")
+}

@@ -1,0 +1,108 @@
+//go:build amd64 && !purego
+
+package tensor
+
+import "golang.org/x/sys/cpu"
+
+// Dispatch of the reduced-precision kernels on amd64, by CPU feature: the
+// Q8 kernel uses VPDPBUSD where AVX512_VNNI is present, BF16 compute uses
+// VDPBF16PS where AVX512_BF16 is; every supported kernel stays listed so the
+// tests can force each.
+
+var (
+	q8Impls, q8Default     = q8AMD64()
+	bf16Impls, bf16Default = bf16AMD64()
+)
+
+func q8AMD64() ([]*q8Impl, *q8Impl) {
+	impls := []*q8Impl{q8Go}
+	if !(cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI) {
+		return impls, q8Go
+	}
+	vnni := &q8Impl{name: "avx512vnni", tile: q8TileVNNI}
+	return append(impls, vnni), vnni
+}
+
+func bf16AMD64() ([]*bf16Impl, *bf16Impl) {
+	impls := []*bf16Impl{bf16Go}
+	if !(cpu.X86.HasAVX512F && cpu.X86.HasAVX512BF16) {
+		return impls, nil
+	}
+	z := &bf16Impl{name: "avx512bf16", micro: bf16MicroZ}
+	return append(impls, z), z
+}
+
+var q8VNNIKernels = [q8MR]func(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int){
+	q8VNNI1, q8VNNI2, q8VNNI3, q8VNNI4, q8VNNI5, q8VNNI6, q8VNNI7, q8VNNI8,
+}
+
+// q8TileVNNI checks the extents the assembly trusts and calls the kernel
+// for mr rows.
+func q8TileVNNI(mr, kb int, xq []byte, dx []float32, w []byte, y []float32, ldy int) {
+	_ = xq[mr*kb*Q8Block-1]
+	_ = dx[mr*kb-1]
+	_ = w[kb*q8BlockBytes-1]
+	_ = y[(mr-1)*ldy+q8NR-1]
+	q8VNNIKernels[mr-1](kb, &xq[0], &dx[0], &w[0], &y[0], ldy)
+}
+
+var bf16MicroKernels = [bf16MR]func(kp int, a *uint16, lda int, b *uint16, c *float32, ldc int, acc bool){
+	bf16Micro1, bf16Micro2, bf16Micro3, bf16Micro4, bf16Micro5, bf16Micro6, bf16Micro7, bf16Micro8,
+}
+
+// bf16MicroZ checks the extents the assembly trusts and calls the kernel
+// for mr rows.
+func bf16MicroZ(mr, kp int, a []uint16, lda int, b []uint16, c []float32, ldc int, acc bool) {
+	_ = a[(mr-1)*lda+2*kp-1]
+	_ = b[2*kp*bf16NR-1]
+	_ = c[(mr-1)*ldc+bf16NR-1]
+	bf16MicroKernels[mr-1](kp, &a[0], lda, &b[0], &c[0], ldc, acc)
+}
+
+//go:noescape
+func q8VNNI1(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)
+
+//go:noescape
+func q8VNNI2(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)
+
+//go:noescape
+func q8VNNI3(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)
+
+//go:noescape
+func q8VNNI4(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)
+
+//go:noescape
+func q8VNNI5(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)
+
+//go:noescape
+func q8VNNI6(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)
+
+//go:noescape
+func q8VNNI7(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)
+
+//go:noescape
+func q8VNNI8(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)
+
+//go:noescape
+func bf16Micro1(kp int, a *uint16, lda int, b *uint16, c *float32, ldc int, acc bool)
+
+//go:noescape
+func bf16Micro2(kp int, a *uint16, lda int, b *uint16, c *float32, ldc int, acc bool)
+
+//go:noescape
+func bf16Micro3(kp int, a *uint16, lda int, b *uint16, c *float32, ldc int, acc bool)
+
+//go:noescape
+func bf16Micro4(kp int, a *uint16, lda int, b *uint16, c *float32, ldc int, acc bool)
+
+//go:noescape
+func bf16Micro5(kp int, a *uint16, lda int, b *uint16, c *float32, ldc int, acc bool)
+
+//go:noescape
+func bf16Micro6(kp int, a *uint16, lda int, b *uint16, c *float32, ldc int, acc bool)
+
+//go:noescape
+func bf16Micro7(kp int, a *uint16, lda int, b *uint16, c *float32, ldc int, acc bool)
+
+//go:noescape
+func bf16Micro8(kp int, a *uint16, lda int, b *uint16, c *float32, ldc int, acc bool)
