@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"unsafe"
 )
 
 // BF16 compute: matrix products whose operands are both rounded to bfloat16
@@ -37,6 +38,8 @@ type BF16Weight struct {
 // loop over bf16Impls to force each in turn.
 type bf16Impl struct {
 	name string
+	// conv rounds activations to bfloat16 as F32ToBF16 does, bit for bit.
+	conv func(dst []uint16, src []float32)
 	// micro computes C (+= when acc) = A·B for mr ≤ 8 rows of A (bfloat16,
 	// row stride lda, kp pairs read) and one sliver of B (kp groups of 32
 	// pairs): C is mr×32, row stride ldc.
@@ -113,6 +116,7 @@ func packBF16(g *bf16Impl, w *Tensor) (*BF16Weight, error) {
 			}
 		}
 	})
+	settleHuge(unsafe.Pointer(unsafe.SliceData(pw.data)), uintptr(len(pw.data))*2)
 	return pw, nil
 }
 
@@ -167,7 +171,7 @@ func matMulTBF16(g *bf16Impl, m int, a []float32, w *BF16Weight, c []float32, pa
 	}
 	ab := buf.a[:m*kpad]
 	for i := 0; i < m; i++ {
-		F32ToBF16(ab[i*kpad:i*kpad+k], a[i*k:(i+1)*k])
+		g.conv(ab[i*kpad:i*kpad+k], a[i*k:(i+1)*k])
 		if k < kpad {
 			ab[i*kpad+k] = 0
 		}
@@ -241,7 +245,7 @@ func bf16Slivers(g *bf16Impl, m int, ab []uint16, w *BF16Weight, s0, s1 int, c [
 // float32 products of bfloat16 values, float32 sums), for testing the
 // packing and the driver on every machine. It is not used for compute:
 // without AVX512_BF16, float32 compute is faster.
-var bf16Go = &bf16Impl{name: "go", micro: bf16MicroGo}
+var bf16Go = &bf16Impl{name: "go", conv: F32ToBF16, micro: bf16MicroGo}
 
 func bf16MicroGo(mr, kp int, a []uint16, lda int, b []uint16, c []float32, ldc int, acc bool) {
 	for i := 0; i < mr; i++ {

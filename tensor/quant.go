@@ -6,6 +6,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"unsafe"
 )
 
 // Q8 weights: block-wise symmetric int8 along the input dimension, as
@@ -73,7 +74,7 @@ func QuantizeQ8(w *Tensor) (*Q8Weight, error) {
 	n, k := w.shape[0], w.shape[1]
 	kb := (k + Q8Block - 1) / Q8Block
 	slivers := (n + q8NR - 1) / q8NR
-	q := &Q8Weight{n: n, k: k, kb: kb, data: make([]byte, slivers*kb*q8BlockBytes)}
+	q := &Q8Weight{n: n, k: k, kb: kb, data: makeBytes(slivers * kb * q8BlockBytes)}
 	errs := make([]error, slivers)
 	parallelFor(slivers, 1, func(lo, hi int) {
 		row := make([]float32, kb*Q8Block)
@@ -101,7 +102,18 @@ func QuantizeQ8(w *Tensor) (*Q8Weight, error) {
 			return nil, err
 		}
 	}
+	// Read in full on every product: on huge pages, as PackWeight's.
+	settleHuge(unsafe.Pointer(unsafe.SliceData(q.data)), uintptr(len(q.data)))
 	return q, nil
+}
+
+// makeBytes is makeF32 for bytes (see alloc.go).
+func makeBytes(n int) []byte {
+	s := make([]byte, n)
+	if n >= hugeMin {
+		adviseHuge(unsafe.Pointer(unsafe.SliceData(s)), uintptr(n))
+	}
+	return s
 }
 
 // putRow quantizes row (kb·32 values, zero-padded) into row r of sliver s.
@@ -173,7 +185,7 @@ func quantizeRowQ8(xq []byte, dx []float32, x []float32) {
 		vals := x[lo:min(lo+Q8Block, len(x))]
 		var amax float32
 		for _, v := range vals {
-			amax = max(amax, float32(math.Abs(float64(v))))
+			amax = max(amax, math.Float32frombits(math.Float32bits(v)&0x7fffffff))
 		}
 		d := amax / 127
 		var inv float32
@@ -183,7 +195,9 @@ func quantizeRowQ8(xq []byte, dx []float32, x []float32) {
 		dx[b] = d
 		dst := xq[lo : lo+Q8Block]
 		for p, v := range vals {
-			dst[p] = byte(max(-127, min(127, roundHalfAway(v*inv))) + 128)
+			// float32(…) rounds the product on its own (no fused
+			// multiply-add), as the assembly quantizer does.
+			dst[p] = byte(max(-127, min(127, roundHalfAway(float32(v*inv)))) + 128)
 		}
 		for p := len(vals); p < Q8Block; p++ {
 			dst[p] = 128
@@ -195,6 +209,9 @@ func quantizeRowQ8(xq []byte, dx []float32, x []float32) {
 // to force each in turn.
 type q8Impl struct {
 	name string
+	// quant quantizes one row of activations, as quantizeRowQ8 (bit for
+	// bit: the reference products are computed from its output).
+	quant func(xq []byte, dx []float32, x []float32)
 	// tile computes, for rows i < mr (1…8) of quantized activations (xq:
 	// kb·32 bytes a row, dx: kb scales a row) against one sliver w (kb
 	// blocks), y[i·ldy+j] = Σ_b d_w[j,b]·dx[i,b]·Σ q_w·q_x for j < 16.
@@ -202,7 +219,7 @@ type q8Impl struct {
 }
 
 // q8Go is the pure-Go kernel, the fallback everywhere.
-var q8Go = &q8Impl{name: "go", tile: q8TileGo}
+var q8Go = &q8Impl{name: "go", quant: quantizeRowQ8, tile: q8TileGo}
 
 func q8TileGo(mr, kb int, xq []byte, dx []float32, w []byte, y []float32, ldy int) {
 	var scale [q8NR]float32
@@ -280,34 +297,61 @@ func matMulTQ8(g *q8Impl, m int, a []float32, w *Q8Weight, c []float32, par bool
 		buf.dx = make([]float32, m*kb)
 	}
 	xq, dx := buf.xq[:m*kb*Q8Block], buf.dx[:m*kb]
-	for i := 0; i < m; i++ {
-		quantizeRowQ8(xq[i*kb*Q8Block:(i+1)*kb*Q8Block], dx[i*kb:(i+1)*kb], a[i*k:(i+1)*k])
-	}
 	slivers := (n + q8NR - 1) / q8NR
 	if !par || 2*m*n*k < minParallelFlops || runtime.GOMAXPROCS(0) == 1 {
+		quantizeRowsQ8(g, m, k, a, xq, dx)
 		q8Slivers(g, m, xq, dx, w, 0, slivers, c, buf)
 		return
 	}
 	t := q8Tasks.Get().(*q8Task)
-	*t = q8Task{g: g, m: m, xq: xq, dx: dx, w: w, c: c}
+	*t = q8Task{g: g, m: m, k: k, a: a, xq: xq, dx: dx, w: w, c: c, quant: true}
+	// The activations of a prefill are worth quantizing in parallel too
+	// (a few ns a value: a tenth of a 128-row product otherwise).
+	if m*k >= q8ParQuant {
+		parallelRun(m, max(1, q8ParQuant/k), t)
+	} else {
+		quantizeRowsQ8(g, m, k, a, xq, dx)
+	}
+	t.quant = false
 	parallelRun(slivers, max(1, minParallelFlops/(2*m*k*q8NR)), t)
 	*t = q8Task{}
 	q8Tasks.Put(t)
 }
 
-// q8Task is a Q8 product split over the pool by slivers.
+// q8ParQuant is the number of activation values from which they are
+// quantized over the pool.
+const q8ParQuant = 1 << 14
+
+// quantizeRowsQ8 quantizes rows [0, m) of a (k values each) into xq and dx
+// with g's quantizer.
+func quantizeRowsQ8(g *q8Impl, m, k int, a []float32, xq []byte, dx []float32) {
+	kb := (k + Q8Block - 1) / Q8Block
+	for i := 0; i < m; i++ {
+		g.quant(xq[i*kb*Q8Block:(i+1)*kb*Q8Block], dx[i*kb:(i+1)*kb], a[i*k:(i+1)*k])
+	}
+}
+
+// q8Task is a Q8 product split over the pool: by rows of activations to
+// quantize while quant is set, then by slivers.
 type q8Task struct {
-	g  *q8Impl
-	m  int
-	xq []byte
-	dx []float32
-	w  *Q8Weight
-	c  []float32
+	g     *q8Impl
+	m, k  int
+	a     []float32
+	xq    []byte
+	dx    []float32
+	w     *Q8Weight
+	c     []float32
+	quant bool
 }
 
 var q8Tasks = sync.Pool{New: func() any { return new(q8Task) }}
 
 func (t *q8Task) run(lo, hi int) {
+	if t.quant {
+		kb := t.w.kb
+		quantizeRowsQ8(t.g, hi-lo, t.k, t.a[lo*t.k:], t.xq[lo*kb*Q8Block:], t.dx[lo*kb:])
+		return
+	}
 	buf := q8Bufs.Get().(*q8Buf)
 	q8Slivers(t.g, t.m, t.xq, t.dx, t.w, lo, hi, t.c, buf)
 	q8Bufs.Put(buf)

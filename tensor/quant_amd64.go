@@ -19,7 +19,7 @@ func q8AMD64() ([]*q8Impl, *q8Impl) {
 	if !(cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI) {
 		return impls, q8Go
 	}
-	vnni := &q8Impl{name: "avx512vnni", tile: q8TileVNNI}
+	vnni := &q8Impl{name: "avx512vnni", quant: quantizeRowQ8Z, tile: q8TileVNNI}
 	return append(impls, vnni), vnni
 }
 
@@ -28,7 +28,7 @@ func bf16AMD64() ([]*bf16Impl, *bf16Impl) {
 	if !(cpu.X86.HasAVX512F && cpu.X86.HasAVX512BF16) {
 		return impls, nil
 	}
-	z := &bf16Impl{name: "avx512bf16", micro: bf16MicroZ}
+	z := &bf16Impl{name: "avx512bf16", conv: convBF16Z, micro: bf16MicroZ}
 	return append(impls, z), z
 }
 
@@ -44,6 +44,27 @@ func q8TileVNNI(mr, kb int, xq []byte, dx []float32, w []byte, y []float32, ldy 
 	_ = w[kb*q8BlockBytes-1]
 	_ = y[(mr-1)*ldy+q8NR-1]
 	q8VNNIKernels[mr-1](kb, &xq[0], &dx[0], &w[0], &y[0], ldy)
+}
+
+// quantizeRowQ8Z is quantizeRowQ8 with the whole blocks of x in assembly.
+func quantizeRowQ8Z(xq []byte, dx []float32, x []float32) {
+	nb := len(x) / Q8Block
+	if nb > 0 {
+		_ = xq[nb*Q8Block-1]
+		_ = dx[nb-1]
+		q8QuantZ(nb, &x[0], &xq[0], &dx[0])
+	}
+	quantizeRowQ8(xq[nb*Q8Block:], dx[nb:], x[nb*Q8Block:])
+}
+
+// convBF16Z is F32ToBF16 with whole groups of 16 in assembly.
+func convBF16Z(dst []uint16, src []float32) {
+	n := len(src) &^ 15
+	if n > 0 {
+		_ = dst[n-1]
+		bf16ConvZ(n, &src[0], &dst[0])
+	}
+	F32ToBF16(dst[n:len(src)], src[n:])
 }
 
 var bf16MicroKernels = [bf16MR]func(kp int, a *uint16, lda int, b *uint16, c *float32, ldc int, acc bool){
@@ -106,3 +127,9 @@ func bf16Micro7(kp int, a *uint16, lda int, b *uint16, c *float32, ldc int, acc 
 
 //go:noescape
 func bf16Micro8(kp int, a *uint16, lda int, b *uint16, c *float32, ldc int, acc bool)
+
+//go:noescape
+func q8QuantZ(nb int, x *float32, xq *byte, dx *float32)
+
+//go:noescape
+func bf16ConvZ(n int, src *float32, dst *uint16)

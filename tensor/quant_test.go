@@ -320,3 +320,68 @@ func TestQ8BF16Errors(t *testing.T) {
 	}()
 	MatMulTQ8(New(F32, 1, 4), New(F32, 1, 9), q)
 }
+
+// TestQ8QuantizersAgree checks that every kernel's activation quantizer
+// gives quantizeRowQ8's bytes and scales exactly (the reference products
+// are built from the latter), on rows with all-zero blocks, ties and tails.
+func TestQ8QuantizersAgree(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, g := range q8Impls {
+		for _, k := range []int{1, 31, 32, 33, 64, 100, 768, 1000} {
+			x := randF32(r, k)
+			for p := 0; p < min(k, 32); p++ {
+				x[p] = 0 // an all-zero first block
+			}
+			if k > 64 {
+				// Ties: amax 127 makes the scale 1, so x.5 rounds away.
+				x[40], x[41], x[42], x[43] = 127, 2.5, -2.5, -0.5
+			}
+			kb := (k + Q8Block - 1) / Q8Block
+			wantQ, wantD := make([]byte, kb*Q8Block), make([]float32, kb)
+			gotQ, gotD := make([]byte, kb*Q8Block), make([]float32, kb)
+			quantizeRowQ8(wantQ, wantD, x)
+			g.quant(gotQ, gotD, x)
+			for b := range wantD {
+				if math.Float32bits(gotD[b]) != math.Float32bits(wantD[b]) {
+					t.Fatalf("%s k=%d: scale of block %d = %v, want %v", g.name, k, b, gotD[b], wantD[b])
+				}
+			}
+			for p := range wantQ {
+				if gotQ[p] != wantQ[p] {
+					t.Fatalf("%s k=%d: byte %d = %d, want %d (x = %v)", g.name, k, p, gotQ[p], wantQ[p], x[min(p, k-1)])
+				}
+			}
+			if k > 64 && (wantQ[41] != 128+3 || wantQ[42] != 128-3 || wantQ[43] != 128-1) {
+				t.Fatalf("ties rounded to %d %d %d, want away from zero", int(wantQ[41])-128, int(wantQ[42])-128, int(wantQ[43])-128)
+			}
+		}
+	}
+}
+
+// TestBF16ConvertersAgree checks every kernel's activation rounding against
+// F32ToBF16 bit for bit, ties, NaNs, infinities and subnormals included.
+func TestBF16ConvertersAgree(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	special := []uint32{0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00001, 0xffa00000, 0x7f800001,
+		0x3f808000, 0x3f818000, 0x3f808001, 0x00000001, 0x807fffff, 0x7f7fffff, 0x7f7f8000}
+	for _, g := range bf16Impls {
+		for _, n := range []int{1, 15, 16, 17, 100, 1000} {
+			src := make([]float32, n)
+			for i := range src {
+				if i < len(special) {
+					src[i] = math.Float32frombits(special[i])
+				} else {
+					src[i] = math.Float32frombits(r.Uint32())
+				}
+			}
+			want, got := make([]uint16, n), make([]uint16, n)
+			F32ToBF16(want, src)
+			g.conv(got, src)
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("%s n=%d: %#08x rounded to %#04x, want %#04x", g.name, n, math.Float32bits(src[i]), got[i], want[i])
+				}
+			}
+		}
+	}
+}

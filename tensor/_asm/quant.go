@@ -23,6 +23,8 @@ func quant() {
 	for mr := 1; mr <= 8; mr++ {
 		bf16Micro(mr)
 	}
+	q8QuantZ()
+	bf16ConvZ()
 }
 
 // rowAt is the address of row i (< 8) at byte offset off, given the base
@@ -200,5 +202,115 @@ func bf16Micro(mr int) {
 		}
 	}
 	emit("VZEROUPPER")
+	emit("RET")
+}
+
+// q8QuantZ writes func q8QuantZ(nb int, x *float32, xq *byte, dx *float32):
+// the activation quantizer of quantizeRowQ8 for nb whole blocks of 32, with
+// the same float32 operations so that its bytes and scales are identical:
+// amax = max|x|, d = amax/127, q = trunc(x·(127/amax) ± 0.5) (halves away
+// from zero), stored as q+128; an all-zero block gives d = 0 and q = 0.
+func q8QuantZ() {
+	name := "q8QuantZ"
+	sigs[name] = name + "(nb int, x *float32, xq *byte, dx *float32)"
+	text(name, "32")
+	emit("MOVQ nb+0(FP), CX")
+	emit("MOVQ x+8(FP), SI")
+	emit("MOVQ xq+16(FP), DI")
+	emit("MOVQ dx+24(FP), DX")
+	emit("MOVL $0x7fffffff, AX")
+	emit("VPBROADCASTD AX, Z31")
+	emit("MOVL $0x3f000000, AX") // 0.5
+	emit("VPBROADCASTD AX, Z30")
+	emit("MOVL $0x80000000, AX")
+	emit("VPBROADCASTD AX, Z29")
+	emit("MOVL $128, AX")
+	emit("VPBROADCASTD AX, Z28")
+	emit("MOVL $0x42fe0000, AX") // 127.0
+	emit("VMOVD AX, X27")
+	emit("VXORPS X26, X26, X26")
+	label(name + "_loop")
+	emit("VMOVUPS (SI), Z0")
+	emit("VMOVUPS 64(SI), Z1")
+	emit("VANDPS Z31, Z0, Z2")
+	emit("VANDPS Z31, Z1, Z3")
+	emit("VMAXPS Z3, Z2, Z2")
+	emit("VEXTRACTF32X8 $1, Z2, Y3")
+	emit("VMAXPS Y3, Y2, Y2")
+	emit("VEXTRACTF128 $1, Y2, X3")
+	emit("VMAXPS X3, X2, X2")
+	emit("VPERMILPS $0x4E, X2, X3")
+	emit("VMAXPS X3, X2, X2")
+	emit("VPERMILPS $0xB1, X2, X3")
+	emit("VMAXPS X3, X2, X2")
+	emit("VDIVSS X27, X2, X4")
+	emit("VMOVSS X4, (DX)")
+	emit("VUCOMISS X26, X2")
+	emit("JEQ %s_zero", name)
+	emit("VDIVSS X2, X27, X6")
+	emit("VBROADCASTSS X6, Z6")
+	for _, z := range []int{0, 1} {
+		emit("VMULPS Z6, Z%d, Z%d", z, z)
+		emit("VANDPS Z29, Z%d, Z7", z)
+		emit("VORPS Z30, Z7, Z7")
+		emit("VADDPS Z7, Z%d, Z%d", z, z)
+		emit("VCVTTPS2DQ Z%d, Z%d", z, z)
+		emit("VPADDD Z28, Z%d, Z%d", z, z)
+		emit("VPMOVDB Z%d, %d(DI)", z, 16*z)
+	}
+	label(name + "_next")
+	emit("ADDQ $128, SI")
+	emit("ADDQ $32, DI")
+	emit("ADDQ $4, DX")
+	emit("DECQ CX")
+	emit("JNZ %s_loop", name)
+	emit("VZEROUPPER")
+	emit("RET")
+	label(name + "_zero")
+	emit("VPMOVDB Z28, (DI)")
+	emit("VPMOVDB Z28, 16(DI)")
+	emit("JMP %s_next", name)
+}
+
+// bf16ConvZ writes func bf16ConvZ(n int, src *float32, dst *uint16): n
+// (a multiple of 16) float32 values rounded to bfloat16 exactly as
+// tensor.F32ToBF16 rounds them (nearest even by integer arithmetic; a NaN
+// keeps its top bits and is made quiet), 16 at a time.
+func bf16ConvZ() {
+	name := "bf16ConvZ"
+	sigs[name] = name + "(n int, src *float32, dst *uint16)"
+	text(name, "24")
+	emit("MOVQ n+0(FP), CX")
+	emit("MOVQ src+8(FP), SI")
+	emit("MOVQ dst+16(FP), DI")
+	emit("SHRQ $4, CX")
+	emit("JZ %s_done", name)
+	emit("MOVL $1, AX")
+	emit("VPBROADCASTD AX, Z31")
+	emit("MOVL $0x7fff, AX")
+	emit("VPBROADCASTD AX, Z30")
+	emit("MOVL $0x7fffffff, AX")
+	emit("VPBROADCASTD AX, Z29")
+	emit("MOVL $0x7f800000, AX")
+	emit("VPBROADCASTD AX, Z28")
+	emit("MOVL $0x40, AX")
+	emit("VPBROADCASTD AX, Z27")
+	label(name + "_loop")
+	emit("VMOVDQU32 (SI), Z0")
+	emit("VPSRLD $16, Z0, Z1")      // b>>16
+	emit("VPANDD Z31, Z1, Z2")      // (b>>16)&1
+	emit("VPADDD Z30, Z0, Z3")      // b+0x7fff
+	emit("VPADDD Z2, Z3, Z3")       // + lsb
+	emit("VPSRLD $16, Z3, Z3")      // rounded
+	emit("VPANDD Z29, Z0, Z4")      // |b|
+	emit("VPCMPUD $6, Z28, Z4, K1") // NaN lanes: |b| > 0x7f800000
+	emit("VPORD Z27, Z1, K1, Z3")   // NaN: (b>>16)|0x40
+	emit("VPMOVDW Z3, (DI)")
+	emit("ADDQ $64, SI")
+	emit("ADDQ $32, DI")
+	emit("DECQ CX")
+	emit("JNZ %s_loop", name)
+	emit("VZEROUPPER")
+	label(name + "_done")
 	emit("RET")
 }

@@ -1,0 +1,80 @@
+package tensor
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// BenchmarkReduced compares, side by side in one run, the reduced-precision
+// products with the float32 packed ones they replace (C[M,N] = A[M,K]·Wᵀ):
+//   - q8 GEMV (M = 1, decoding) against F32 GEMV, in multiply-adds/s and in
+//     GB/s of weights read (q8 counted at 34 bytes per 32 weights, F32 at 4
+//     bytes per weight); 768×50257 is GPT-2's LM head, which does not fit
+//     in any cache;
+//   - BF16-compute GEMM (M = 128, an encoder or a prefill) against F32 GEMM
+//     and q8 GEMM, in GFLOP/s.
+//
+// Every kernel implementation of this CPU runs (go, avx512vnni, avx512bf16).
+func BenchmarkReduced(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 3))
+	type shape struct{ m, k, n int }
+	gemv := []shape{{1, 768, 3072}, {1, 3072, 768}, {1, 768, 50257}}
+	gemm := []shape{{128, 768, 3072}, {128, 3072, 768}}
+	report := func(b *testing.B, s shape, bytesPerWeight float64) {
+		macs := float64(s.m*s.n*s.k) * float64(b.N) / b.Elapsed().Seconds()
+		b.ReportMetric(2*macs/1e9, "GFLOP/s")
+		if s.m == 1 {
+			b.ReportMetric(macs*bytesPerWeight/1e9, "GB/s")
+		}
+	}
+	for _, s := range append(gemv, gemm...) {
+		wt, _ := randWeight(r, F32, s.n, s.k)
+		x := FromFloat32(randF32(r, s.m*s.k), s.m, s.k)
+		y := New(F32, s.m, s.n)
+		name := fmt.Sprintf("%dx%dx%d", s.m, s.k, s.n)
+		b.Run("f32/"+name, func(b *testing.B) {
+			pw, err := PackWeight(wt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				MatMulTPacked(y, x, pw)
+			}
+			report(b, s, 4)
+		})
+		q, err := QuantizeQ8(wt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, g := range q8Impls {
+			if g == q8Go && s.n > 4096 {
+				continue // minutes at this size
+			}
+			b.Run("q8-"+g.name+"/"+name, func(b *testing.B) {
+				for b.Loop() {
+					matMulTQ8(g, s.m, x.f32, q, y.f32, true)
+				}
+				report(b, s, 34.0/32)
+			})
+		}
+		if s.m == 1 {
+			continue
+		}
+		for _, g := range bf16Impls {
+			if g == bf16Go {
+				continue // a test kernel, not a compute path
+			}
+			b.Run("bf16c-"+g.name+"/"+name, func(b *testing.B) {
+				pw, err := packBF16(g, wt)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for b.Loop() {
+					matMulTBF16(g, s.m, x.f32, pw, y.f32, true)
+				}
+				report(b, s, 2)
+			})
+		}
+	}
+}
