@@ -5,7 +5,8 @@ package tensor
 import "golang.org/x/sys/cpu"
 
 // Dispatch of the reduced-precision kernels on amd64, by CPU feature: the
-// Q8 kernel uses VPDPBUSD where AVX512_VNNI is present, BF16 compute uses
+// Q8 kernel uses VPDPBUSD where AVX512_VNNI is present (else
+// VPMADDUBSW with AVX2), BF16 compute uses
 // VDPBF16PS where AVX512_BF16 is; every supported kernel stays listed so the
 // tests can force each.
 
@@ -15,12 +16,32 @@ var (
 )
 
 func q8AMD64() ([]*q8Impl, *q8Impl) {
-	impls := []*q8Impl{q8Go}
-	if !(cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI) {
-		return impls, q8Go
+	impls, best := []*q8Impl{q8Go}, q8Go
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		best = &q8Impl{name: "avx2", quant: quantizeRowQ8, tile: q8TileAVX2}
+		impls = append(impls, best)
 	}
-	vnni := &q8Impl{name: "avx512vnni", quant: quantizeRowQ8Z, tile: q8TileVNNI}
-	return append(impls, vnni), vnni
+	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI {
+		best = &q8Impl{name: "avx512vnni", quant: quantizeRowQ8Z, tile: q8TileVNNI}
+		impls = append(impls, best)
+	}
+	return impls, best
+}
+
+// q8TileAVX2 checks the extents the assembly trusts and runs the AVX2
+// kernel two rows at a time (its registers hold no more).
+func q8TileAVX2(mr, kb int, xq []byte, dx []float32, w []byte, y []float32, ldy int) {
+	_ = xq[mr*kb*Q8Block-1]
+	_ = dx[mr*kb-1]
+	_ = w[kb*q8BlockBytes-1]
+	_ = y[(mr-1)*ldy+q8NR-1]
+	for i := 0; i < mr; i += 2 {
+		k := q8AVX22
+		if mr-i == 1 {
+			k = q8AVX21
+		}
+		k(kb, &xq[i*kb*Q8Block], &dx[i*kb], &w[0], &y[i*ldy], ldy)
+	}
 }
 
 func bf16AMD64() ([]*bf16Impl, *bf16Impl) {
@@ -133,3 +154,9 @@ func q8QuantZ(nb int, x *float32, xq *byte, dx *float32)
 
 //go:noescape
 func bf16ConvZ(n int, src *float32, dst *uint16)
+
+//go:noescape
+func q8AVX21(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)
+
+//go:noescape
+func q8AVX22(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)

@@ -25,6 +25,8 @@ func quant() {
 	}
 	q8QuantZ()
 	bf16ConvZ()
+	q8AVX2(1)
+	q8AVX2(2)
 }
 
 // rowAt is the address of row i (< 8) at byte offset off, given the base
@@ -312,5 +314,97 @@ func bf16ConvZ() {
 	emit("JNZ %s_loop", name)
 	emit("VZEROUPPER")
 	label(name + "_done")
+	emit("RET")
+}
+
+// q8AVX2 writes func q8AVX2<mr>(kb int, xq *byte, dx *float32, w *byte, y
+// *float32, ldy int) for mr = 1 or 2: the Q8 tile without VNNI, in ymm
+// registers (rows 0-7 of the sliver in the low half of each step's 64
+// bytes, rows 8-15 in the high half). VPMADDUBSW multiplies unsigned by
+// signed bytes with 16-bit saturation, which the +128 activations would
+// reach; so the activations are made signed again (xor 0x80), their signs
+// moved onto the weights (VPSIGNB) and their magnitudes (≤ 127) used as the
+// unsigned side: a pair of products is at most 2·127·127 < 2¹⁵. VPMADDWD by
+// ones then sums the pairs into the int32 lanes; no correction is needed.
+func q8AVX2(mr int) {
+	name := fmt.Sprintf("q8AVX2%d", mr)
+	sigs[name] = name + "(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)"
+	text(name, "48")
+	emit("MOVQ kb+0(FP), CX")
+	emit("MOVQ xq+8(FP), SI")
+	emit("MOVQ CX, R8")
+	emit("SHLQ $5, R8")
+	emit("MOVQ dx+16(FP), DX")
+	emit("MOVQ CX, R9")
+	emit("SHLQ $2, R9")
+	emit("MOVQ w+24(FP), DI")
+	emit("MOVQ y+32(FP), AX")
+	emit("MOVQ ldy+40(FP), BX")
+	emit("SHLQ $2, BX")
+	emit("MOVL $0x00010001, R10")
+	emit("MOVQ R10, X8")
+	emit("VPBROADCASTD X8, Y8") // int16 ones
+	emit("MOVL $0x80808080, R10")
+	emit("MOVQ R10, X15")
+	emit("VPBROADCASTD X15, Y15")
+	for i := 0; i < 2*mr; i++ {
+		emit("VXORPS Y%d, Y%d, Y%d", 4+i, 4+i, 4+i)
+	}
+	xrow := func(i, off int) string {
+		if i == 0 {
+			return fmt.Sprintf("%d(SI)", off)
+		}
+		return fmt.Sprintf("%d(SI)(R8*1)", off)
+	}
+	drow := func(i int) string {
+		if i == 0 {
+			return "(DX)"
+		}
+		return "(DX)(R9*1)"
+	}
+	label(name + "_block")
+	for i := 0; i < 2*mr; i++ {
+		emit("VPXOR Y%d, Y%d, Y%d", i, i, i)
+	}
+	for t := 0; t < 8; t++ {
+		for i := 0; i < mr; i++ {
+			emit("VPBROADCASTD %s, Y%d", xrow(i, 4*t), 9+i)
+			emit("VPXOR Y15, Y%d, Y%d", 9+i, 9+i)
+			emit("VPABSB Y%d, Y%d", 9+i, 12+i)
+		}
+		for h := 0; h < 2; h++ {
+			emit("VMOVDQU %d(DI), Y11", 64*t+32*h)
+			for i := 0; i < mr; i++ {
+				emit("VPSIGNB Y%d, Y11, Y14", 9+i)
+				emit("VPMADDUBSW Y14, Y%d, Y14", 12+i)
+				emit("VPMADDWD Y8, Y14, Y14")
+				emit("VPADDD Y14, Y%d, Y%d", 2*i+h, 2*i+h)
+			}
+		}
+	}
+	emit("VCVTPH2PS %d(DI), Y9", q8ScaleOff)
+	emit("VCVTPH2PS %d(DI), Y10", q8ScaleOff+16)
+	for i := 0; i < mr; i++ {
+		emit("VBROADCASTSS %s, Y11", drow(i))
+		for h := 0; h < 2; h++ {
+			a := 2*i + h
+			emit("VCVTDQ2PS Y%d, Y%d", a, a)
+			emit("VMULPS Y%d, Y%d, Y%d", 9+h, a, a)
+			emit("VFMADD231PS Y11, Y%d, Y%d", a, 4+a)
+		}
+	}
+	emit("ADDQ $%d, DI", q8BlockBytes)
+	emit("ADDQ $32, SI")
+	emit("ADDQ $4, DX")
+	emit("DECQ CX")
+	emit("JNZ %s_block", name)
+	for i := 0; i < mr; i++ {
+		emit("VMOVUPS Y%d, (AX)", 4+2*i)
+		emit("VMOVUPS Y%d, 32(AX)", 5+2*i)
+		if i < mr-1 {
+			emit("ADDQ BX, AX")
+		}
+	}
+	emit("VZEROUPPER")
 	emit("RET")
 }
