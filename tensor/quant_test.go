@@ -1,8 +1,10 @@
 package tensor
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"testing"
 )
 
@@ -380,6 +382,63 @@ func TestBF16ConvertersAgree(t *testing.T) {
 			for i := range want {
 				if got[i] != want[i] {
 					t.Fatalf("%s n=%d: %#08x rounded to %#04x, want %#04x", g.name, n, math.Float32bits(src[i]), got[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+// TestReducedConcurrentAndAllocs: products against one shared Q8Weight or
+// BF16Weight from several goroutines give the serial results bit for bit,
+// and steady-state products (decode and prefill sizes) allocate nothing.
+func TestReducedConcurrentAndAllocs(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 18))
+	const n, k = 300, 200
+	wt, _ := randWeight(r, F32, n, k)
+	q, err := QuantizeQ8(wt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := PackBF16(wt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []int{1, 40, 100} { // 100: activations quantized over the pool
+		x := FromFloat32(randF32(r, m*k), m, k)
+		products := map[string]func(dst *Tensor){
+			"q8":   func(dst *Tensor) { MatMulTQ8(dst, x, q) },
+			"bf16": func(dst *Tensor) { MatMulTBF16(dst, x, b) },
+		}
+		for name, f := range products {
+			want := New(F32, m, n)
+			f(want)
+			var wg sync.WaitGroup
+			errs := make(chan string, 8)
+			for g := 0; g < 8; g++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					got := New(F32, m, n)
+					for it := 0; it < 20; it++ {
+						f(got)
+						for i, v := range got.f32 {
+							if v != want.f32[i] {
+								errs <- fmt.Sprintf("%s m=%d: y[%d] = %v concurrently, %v alone", name, m, i, v, want.f32[i])
+								return
+							}
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for e := range errs {
+				t.Fatal(e)
+			}
+			if !raceEnabled {
+				dst := New(F32, m, n)
+				if a := allocsPerRun(50, func() { f(dst) }); a != 0 {
+					t.Errorf("%s m=%d: %v allocations per product", name, m, a)
 				}
 			}
 		}
