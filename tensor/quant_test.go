@@ -437,7 +437,10 @@ func TestReducedConcurrentAndAllocs(t *testing.T) {
 			}
 			if !raceEnabled {
 				dst := New(F32, m, n)
-				if a := allocsPerRun(50, func() { f(dst) }); a != 0 {
+				// As in TestRowOpsDoNotAllocate: a GC empties the pools and
+				// an item now and then lands on another P's list, a few
+				// stray allocations in a hundred calls, never one per call.
+				if a := allocsPerRun(100, func() { f(dst) }); a > 0.2 {
 					t.Errorf("%s m=%d: %v allocations per product", name, m, a)
 				}
 			}
