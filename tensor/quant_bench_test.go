@@ -78,3 +78,30 @@ func BenchmarkReduced(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkQ8Tile times one Q8 kernel call on an L1-resident sliver (16
+// weight rows × 768 inputs) for 1 and 8 activation rows: the kernel's own
+// speed, in ns per block of 16×32 multiply-adds per row.
+func BenchmarkQ8Tile(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 3))
+	const k, n, rows = 768, 16, 8
+	wt, _ := randWeight(r, F32, n, k)
+	q, err := QuantizeQ8(wt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	kb := k / Q8Block
+	xq, dx := make([]byte, rows*k), make([]float32, rows*kb)
+	quantizeRowsQ8(q8Go, rows, k, randF32(r, rows*k), xq, dx)
+	y := make([]float32, rows*q8NR)
+	for _, g := range q8Impls {
+		for _, mr := range []int{1, rows} {
+			b.Run(fmt.Sprintf("%s/mr=%d", g.name, mr), func(b *testing.B) {
+				for b.Loop() {
+					g.tile(mr, kb, xq, dx, q.data, y, q8NR)
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(kb), "ns/block")
+			})
+		}
+	}
+}

@@ -87,6 +87,11 @@ func q8VNNI(mr int) {
 	}
 	split := mr <= 4
 	label(name + "_block")
+	// The weights stream from L3 or memory: fetch ahead every line of a
+	// block (576 bytes, nine lines), as the float GEMV kernels do.
+	for off := 0; off < q8BlockBytes; off += 64 {
+		emit("PREFETCHT0 %d(DI)", prefetchAhead+off)
+	}
 	emit("VPMOVSXWD %d(DI), Z18", q8SumOff)
 	emit("VPSLLD $7, Z18, Z18")
 	emit("VPSUBD Z18, Z21, Z18")
@@ -363,6 +368,9 @@ func q8AVX2(mr int) {
 		return "(DX)(R9*1)"
 	}
 	label(name + "_block")
+	for off := 0; off < q8BlockBytes; off += 64 {
+		emit("PREFETCHT0 %d(DI)", prefetchAhead+off)
+	}
 	for i := 0; i < 2*mr; i++ {
 		emit("VPXOR Y%d, Y%d, Y%d", i, i, i)
 	}
