@@ -13,7 +13,8 @@ import (
 //     bytes per weight); 768×50257 is GPT-2's LM head, which does not fit
 //     in any cache;
 //   - BF16-compute GEMM (M = 128, an encoder or a prefill) against F32 GEMM
-//     and q8 GEMM, in GFLOP/s.
+//     and q8 GEMM, in GFLOP/s; and BF16-compute GEMV (bfloat16 weights, 2
+//     bytes each).
 //
 // Every kernel implementation of this CPU runs (go, avx512vnni, avx512bf16).
 func BenchmarkReduced(b *testing.B) {
@@ -57,9 +58,6 @@ func BenchmarkReduced(b *testing.B) {
 				}
 				report(b, s, 34.0/32)
 			})
-		}
-		if s.m == 1 {
-			continue
 		}
 		for _, g := range bf16Impls {
 			if g == bf16Go {

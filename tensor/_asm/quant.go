@@ -176,6 +176,11 @@ func bf16Micro(mr int) {
 		emit("VXORPS Z%d, Z%d, Z%d", i, i, i)
 	}
 	label(name + "_loop")
+	if mr <= 2 {
+		// Decoding-sized calls stream the weights once: fetch ahead.
+		emit("PREFETCHT0 %d(DI)", prefetchAhead)
+		emit("PREFETCHT0 %d(DI)", prefetchAhead+64)
+	}
 	emit("VMOVDQU32 (DI), Z16")
 	emit("VMOVDQU32 64(DI), Z17")
 	for i := 0; i < mr; i++ {
