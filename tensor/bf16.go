@@ -132,10 +132,6 @@ var bf16Bufs = sync.Pool{New: func() any { return new(bf16Buf) }}
 // in bfloat16 with float32 accumulation where the CPU allows (x rounded to
 // bfloat16 on the way), else in float32. x is [..., k], dst [..., n].
 func MatMulTBF16(dst, x *Tensor, w *BF16Weight) {
-	if w.fallback != nil {
-		MatMulTPacked(dst, x, w.fallback)
-		return
-	}
 	if x.dtype != F32 || dst.dtype != F32 {
 		panic(fmt.Sprintf("tensor: MatMulTBF16 needs float32 input and output, got %v and %v", x.dtype, dst.dtype))
 	}
@@ -143,12 +139,13 @@ func MatMulTBF16(dst, x *Tensor, w *BF16Weight) {
 	if k != w.k {
 		panic(fmt.Sprintf("tensor: MatMulTBF16: input %v does not match packed weight [%d %d]", x.shape, w.n, w.k))
 	}
-	m := 0
-	if k > 0 {
-		m = x.Len() / k
-	}
+	m := leadingRows(x)
 	if dst.Len() != m*w.n || dst.Dim(-1) != w.n {
 		panic(fmt.Sprintf("tensor: MatMulTBF16: output %v, want %d rows of %d", dst.shape, m, w.n))
+	}
+	if w.fallback != nil {
+		gemmPacked(m, x.f32, k, w.fallback, dst.f32, w.n, true)
+		return
 	}
 	matMulTBF16(w.impl, m, x.f32, w, dst.f32, true)
 }

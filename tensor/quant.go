@@ -269,10 +269,7 @@ func MatMulTQ8(dst, x *Tensor, w *Q8Weight) {
 	if k != w.k {
 		panic(fmt.Sprintf("tensor: MatMulTQ8: input %v does not match quantized weight [%d %d]", x.shape, w.n, w.k))
 	}
-	m := 0
-	if k > 0 {
-		m = x.Len() / k
-	}
+	m := leadingRows(x)
 	if dst.Len() != m*w.n || dst.Dim(-1) != w.n {
 		panic(fmt.Sprintf("tensor: MatMulTQ8: output %v, want %d rows of %d", dst.shape, m, w.n))
 	}
@@ -379,4 +376,14 @@ func q8Slivers(g *q8Impl, m int, xq []byte, dx []float32, w *Q8Weight, s0, s1 in
 			}
 		}
 	}
+}
+
+// leadingRows is the number of rows of x [..., k]: the product of its
+// leading dimensions (also when k is 0).
+func leadingRows(x *Tensor) int {
+	m := 1
+	for _, d := range x.shape[:max(0, len(x.shape)-1)] {
+		m *= d
+	}
+	return m
 }

@@ -447,3 +447,32 @@ func TestReducedConcurrentAndAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestReducedEmpty: weights and inputs with a zero dimension give empty or
+// zero outputs, as MatMulT does.
+func TestReducedEmpty(t *testing.T) {
+	for _, s := range [][3]int{{0, 5, 7}, {3, 0, 7}, {3, 5, 0}} {
+		m, n, k := s[0], s[1], s[2]
+		w := New(F32, n, k)
+		q, err := QuantizeQ8(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := PackBF16(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, f := range map[string]func(dst, x *Tensor){
+			"q8":   func(dst, x *Tensor) { MatMulTQ8(dst, x, q) },
+			"bf16": func(dst, x *Tensor) { MatMulTBF16(dst, x, b) },
+		} {
+			dst := FromFloat32(randF32(rand.New(rand.NewPCG(1, 1)), m*n), m, n)
+			f(dst, New(F32, m, k))
+			for i, v := range dst.f32 {
+				if v != 0 {
+					t.Fatalf("%s %v: y[%d] = %v, want 0", name, s, i, v)
+				}
+			}
+		}
+	}
+}
