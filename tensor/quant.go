@@ -216,7 +216,14 @@ type q8Impl struct {
 	// kb·32 bytes a row, dx: kb scales a row) against one sliver w (kb
 	// blocks), y[i·ldy+j] = Σ_b d_w[j,b]·dx[i,b]·Σ q_w·q_x for j < 16.
 	tile func(mr, kb int, xq []byte, dx []float32, w []byte, y []float32, ldy int)
+	// tile2, when set, is tile over two adjacent slivers (w holds 2·kb
+	// blocks, y gets 32 columns) for mr ≤ q8MR2 rows: products of several
+	// rows use it, as it shares each activation load between the two.
+	tile2 func(mr, kb int, xq []byte, dx []float32, w []byte, y []float32, ldy int)
 }
+
+// q8MR2 is the most rows of a tile2 call.
+const q8MR2 = 6
 
 // q8Go is the pure-Go kernel, the fallback everywhere.
 var q8Go = &q8Impl{name: "go", quant: quantizeRowQ8, tile: q8TileGo}
@@ -360,6 +367,17 @@ func q8Slivers(g *q8Impl, m int, xq []byte, dx []float32, w *Q8Weight, s0, s1 in
 	n, kb := w.n, w.kb
 	sz := kb * q8BlockBytes
 	for s := s0; s < s1; s++ {
+		if g.tile2 != nil && m > 1 && s+1 < s1 && (s+2)*q8NR <= n {
+			// Two whole slivers at once.
+			ws := w.data[s*sz : (s+2)*sz]
+			j0 := s * q8NR
+			for i0 := 0; i0 < m; i0 += q8MR2 {
+				mr := min(q8MR2, m-i0)
+				g.tile2(mr, kb, xq[i0*kb*Q8Block:], dx[i0*kb:], ws, c[i0*n+j0:], n)
+			}
+			s++
+			continue
+		}
 		ws := w.data[s*sz : (s+1)*sz]
 		j0 := s * q8NR
 		nc := min(q8NR, n-j0)

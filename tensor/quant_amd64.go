@@ -22,7 +22,7 @@ func q8AMD64() ([]*q8Impl, *q8Impl) {
 		impls = append(impls, best)
 	}
 	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI {
-		best = &q8Impl{name: "avx512vnni", quant: quantizeRowQ8Z, tile: q8TileVNNI}
+		best = &q8Impl{name: "avx512vnni", quant: quantizeRowQ8Z, tile: q8TileVNNI, tile2: q8Tile2VNNI}
 		impls = append(impls, best)
 	}
 	return impls, best
@@ -86,6 +86,20 @@ func convBF16Z(dst []uint16, src []float32) {
 		bf16ConvZ(n, &src[0], &dst[0])
 	}
 	F32ToBF16(dst[n:len(src)], src[n:])
+}
+
+var q8VNNI2SKernels = [q8MR2]func(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int){
+	q8VNNI2S1, q8VNNI2S2, q8VNNI2S3, q8VNNI2S4, q8VNNI2S5, q8VNNI2S6,
+}
+
+// q8Tile2VNNI checks the extents the assembly trusts and calls the
+// two-sliver kernel for mr rows.
+func q8Tile2VNNI(mr, kb int, xq []byte, dx []float32, w []byte, y []float32, ldy int) {
+	_ = xq[mr*kb*Q8Block-1]
+	_ = dx[mr*kb-1]
+	_ = w[2*kb*q8BlockBytes-1]
+	_ = y[(mr-1)*ldy+2*q8NR-1]
+	q8VNNI2SKernels[mr-1](kb, &xq[0], &dx[0], &w[0], &y[0], ldy)
 }
 
 var bf16MicroKernels = [bf16MR]func(kp int, a *uint16, lda int, b *uint16, c *float32, ldc int, acc bool){
@@ -160,3 +174,21 @@ func q8AVX21(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)
 
 //go:noescape
 func q8AVX22(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)
+
+//go:noescape
+func q8VNNI2S1(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)
+
+//go:noescape
+func q8VNNI2S2(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)
+
+//go:noescape
+func q8VNNI2S3(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)
+
+//go:noescape
+func q8VNNI2S4(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)
+
+//go:noescape
+func q8VNNI2S5(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)
+
+//go:noescape
+func q8VNNI2S6(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)

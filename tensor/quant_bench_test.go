@@ -101,5 +101,17 @@ func BenchmarkQ8Tile(b *testing.B) {
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(kb), "ns/block")
 			})
 		}
+		if g.tile2 == nil {
+			continue
+		}
+		w2 := append(append([]byte(nil), q.data...), q.data...)
+		y2 := make([]float32, q8MR2*2*q8NR)
+		b.Run(fmt.Sprintf("%s/2sliver/mr=%d", g.name, q8MR2), func(b *testing.B) {
+			for b.Loop() {
+				g.tile2(q8MR2, kb, xq, dx, w2, y2, 2*q8NR)
+			}
+			// Per block of one sliver, as the other lines.
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(2*kb), "ns/block")
+		})
 	}
 }

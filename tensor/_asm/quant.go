@@ -27,6 +27,9 @@ func quant() {
 	bf16ConvZ()
 	q8AVX2(1)
 	q8AVX2(2)
+	for mr := 1; mr <= 6; mr++ {
+		q8VNNI2S(mr)
+	}
 }
 
 // rowAt is the address of row i (< 8) at byte offset off, given the base
@@ -87,10 +90,13 @@ func q8VNNI(mr int) {
 	}
 	split := mr <= 4
 	label(name + "_block")
-	// The weights stream from L3 or memory: fetch ahead every line of a
-	// block (576 bytes, nine lines), as the float GEMV kernels do.
-	for off := 0; off < q8BlockBytes; off += 64 {
-		emit("PREFETCHT0 %d(DI)", prefetchAhead+off)
+	// Decoding streams the weights from L3 or memory: fetch ahead every
+	// line of a block (576 bytes, nine lines), as the float GEMV kernels
+	// do. Taller tiles read slivers that the previous tile left in cache.
+	if mr <= 2 {
+		for off := 0; off < q8BlockBytes; off += 64 {
+			emit("PREFETCHT0 %d(DI)", prefetchAhead+off)
+		}
 	}
 	emit("VPMOVSXWD %d(DI), Z18", q8SumOff)
 	emit("VPSLLD $7, Z18, Z18")
@@ -414,6 +420,82 @@ func q8AVX2(mr int) {
 	for i := 0; i < mr; i++ {
 		emit("VMOVUPS Y%d, (AX)", 4+2*i)
 		emit("VMOVUPS Y%d, 32(AX)", 5+2*i)
+		if i < mr-1 {
+			emit("ADDQ BX, AX")
+		}
+	}
+	emit("VZEROUPPER")
+	emit("RET")
+}
+
+// q8VNNI2S writes func q8VNNI2S<mr>(kb int, xq *byte, dx *float32, w *byte,
+// y *float32, ldy int) for mr ≤ 6: q8VNNI over two adjacent slivers (32
+// weight rows, the second kb blocks after the first), so that each
+// activation broadcast feeds two VPDPBUSD: the prefill kernel.
+func q8VNNI2S(mr int) {
+	name := fmt.Sprintf("q8VNNI2S%d", mr)
+	sigs[name] = name + "(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)"
+	text(name, "48")
+	emit("MOVQ kb+0(FP), CX")
+	emit("MOVQ xq+8(FP), SI")
+	emit("MOVQ CX, R8")
+	emit("SHLQ $5, R8")
+	emit("LEAQ (R8)(R8*2), R11")
+	emit("LEAQ (SI)(R11*1), R10")
+	emit("MOVQ dx+16(FP), DX")
+	emit("MOVQ CX, R9")
+	emit("SHLQ $2, R9")
+	emit("LEAQ (R9)(R9*2), R13")
+	emit("LEAQ (DX)(R13*1), R12")
+	emit("MOVQ w+24(FP), DI")
+	emit("IMUL3Q $%d, CX, R14", q8BlockBytes)
+	emit("ADDQ DI, R14") // the second sliver
+	emit("MOVQ y+32(FP), AX")
+	emit("MOVQ ldy+40(FP), BX")
+	emit("SHLQ $2, BX")
+	emit("VPXORD Z30, Z30, Z30")
+	for i := 0; i < 2*mr; i++ {
+		emit("VXORPS Z%d, Z%d, Z%d", 12+i, 12+i, 12+i)
+	}
+	label(name + "_block")
+	for h, p := range []string{"DI", "R14"} {
+		emit("VPMOVSXWD %d(%s), Z%d", q8SumOff, p, 24+h)
+		emit("VPSLLD $7, Z%d, Z%d", 24+h, 24+h)
+		emit("VPSUBD Z%d, Z30, Z%d", 24+h, 24+h)
+	}
+	for i := 0; i < mr; i++ {
+		emit("VMOVDQA32 Z24, Z%d", 2*i)
+		emit("VMOVDQA32 Z25, Z%d", 2*i+1)
+	}
+	for t := 0; t < 8; t++ {
+		for i := 0; i < mr; i++ {
+			x := 26 + i%2
+			emit("VPBROADCASTD %s, Z%d", rowAt(i, 4*t, "SI", "R10", "R8", "R11"), x)
+			emit("VPDPBUSD %d(DI), Z%d, Z%d", 64*t, x, 2*i)
+			emit("VPDPBUSD %d(R14), Z%d, Z%d", 64*t, x, 2*i+1)
+		}
+	}
+	emit("VCVTPH2PS %d(DI), Z28", q8ScaleOff)
+	emit("VCVTPH2PS %d(R14), Z29", q8ScaleOff)
+	for i := 0; i < mr; i++ {
+		for h := 0; h < 2; h++ {
+			a := 2*i + h
+			emit("VCVTDQ2PS Z%d, Z%d", a, a)
+			emit("VMULPS Z%d, Z%d, Z%d", 28+h, a, a)
+			emit("VFMADD231PS.BCST %s, Z%d, Z%d", rowAt(i, 0, "DX", "R12", "R9", "R13"), a, 12+a)
+		}
+	}
+	emit("ADDQ $%d, DI", q8BlockBytes)
+	emit("ADDQ $%d, R14", q8BlockBytes)
+	emit("ADDQ $32, SI")
+	emit("ADDQ $32, R10")
+	emit("ADDQ $4, DX")
+	emit("ADDQ $4, R12")
+	emit("DECQ CX")
+	emit("JNZ %s_block", name)
+	for i := 0; i < mr; i++ {
+		emit("VMOVUPS Z%d, (AX)", 12+2*i)
+		emit("VMOVUPS Z%d, 64(AX)", 13+2*i)
 		if i < mr-1 {
 			emit("ADDQ BX, AX")
 		}
