@@ -12,6 +12,7 @@ import (
 	"github.com/embrace-go/embrace/hfdir"
 	"github.com/embrace-go/embrace/models/arch"
 	"github.com/embrace-go/embrace/models/bert"
+	"github.com/embrace-go/embrace/models/gpt2"
 	"github.com/embrace-go/embrace/models/weights"
 	"github.com/embrace-go/embrace/nn"
 	"github.com/embrace-go/embrace/safetensors"
@@ -180,6 +181,84 @@ func TestMiniLMReducedPrecision(t *testing.T) {
 		t.Logf("%s: lowest cosine against float32 %.6f over %d sentences", c.name, worst, len(ref))
 		if !(worst >= c.min) {
 			t.Errorf("%s: cosine %.6f < %g", c.name, worst, c.min)
+		}
+	}
+}
+
+// sharedFixtures returns the shared fixture folder or skips.
+func sharedFixtures(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("EMBRACE_SHARED_FIXTURES"), filepath.Join("..", "..", "..", "shared", "fixtures")} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Skip("no fixtures: set $EMBRACE_SHARED_FIXTURES or provide ../shared/fixtures beside the module root")
+	return ""
+}
+
+// TestGPT2ReducedPrecision runs the GPT-2 fixtures (F32 and BF16 weights;
+// Conv1D layers) through a prefill and three KV-cached steps with each
+// reduced precision and compares the logits of every step with the default
+// load's: cosine ≥ 0.999 for q8 and ≥ 0.9999 for bf16 compute.
+func TestGPT2ReducedPrecision(t *testing.T) {
+	root := sharedFixtures(t)
+	for _, name := range []string{"gpt2", "gpt2-bf16"} {
+		f, err := hfdir.Read(filepath.Join(root, "models", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := func(opt arch.LoadOptions) [][]float32 {
+			m, err := gpt2.Arch().Load(f, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			lm := m.(arch.CausalLM)
+			c, err := lm.NewCache(1, 16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var steps [][]float32
+			in := &arch.DecoderInput{IDs: []int{5, 17, 42, 9, 33, 2, 61, 7, 12, 3}}
+			for s := 0; s < 4; s++ {
+				out, err := lm.Forward(context.Background(), c, in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				steps = append(steps, append([]float32(nil), out.Logits...))
+				in = &arch.DecoderInput{IDs: []int{20 + s}}
+			}
+			return steps
+		}
+		ref := run(arch.LoadOptions{})
+		for _, c := range []struct {
+			name string
+			opt  arch.LoadOptions
+			min  float64
+		}{
+			{"q8", arch.LoadOptions{Quantize: arch.QuantizeQ8}, 0.999},
+			{"bf16c", arch.LoadOptions{Compute: arch.ComputeBF16}, 0.9999},
+		} {
+			got := run(c.opt)
+			worst := 1.0
+			for s := range ref {
+				var ab, aa, bb float64
+				for i, a := range ref[s] {
+					b := float64(got[s][i])
+					ab += float64(a) * b
+					aa += float64(a) * float64(a)
+					bb += b * b
+				}
+				worst = min(worst, ab/math.Sqrt(aa*bb))
+			}
+			t.Logf("%s %s: lowest logits cosine against the default load %.6f over %d steps", name, c.name, worst, len(ref))
+			if !(worst >= c.min) {
+				t.Errorf("%s %s: cosine %.6f < %g", name, c.name, worst, c.min)
+			}
 		}
 	}
 }
