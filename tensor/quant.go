@@ -120,13 +120,17 @@ func makeBytes(n int) []byte {
 func (w *Q8Weight) putRow(s, r int, row []float32) error {
 	for b := 0; b < w.kb; b++ {
 		vals := row[b*Q8Block : (b+1)*Q8Block]
-		var amax float32
-		for _, v := range vals {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return fmt.Errorf("value %v at column %d", v, b*Q8Block)
+		// max |v| on the bits: for non-negative floats their order is the
+		// integers' order, and an exponent of all ones is Inf or NaN.
+		var amaxBits uint32
+		for p, v := range vals {
+			a := math.Float32bits(v) & 0x7fffffff
+			if a >= 0x7f800000 {
+				return fmt.Errorf("value %v at column %d", v, b*Q8Block+p)
 			}
-			amax = max(amax, float32(math.Abs(float64(v))))
+			amaxBits = max(amaxBits, a)
 		}
+		amax := math.Float32frombits(amaxBits)
 		// Round with the stored (half) scale, so that q·d is the nearest
 		// representable value to v.
 		dh := f32ToF16(min(amax/127, 65504))
@@ -137,10 +141,13 @@ func (w *Q8Weight) putRow(s, r int, row []float32) error {
 		}
 		blk := w.data[(s*w.kb+b)*q8BlockBytes:][:q8BlockBytes]
 		var sum int
-		for p, v := range vals {
-			qv := int8(max(-127, min(127, roundHalfAway(v*inv))))
-			blk[(p/4)*q8NR*4+r*4+p%4] = byte(qv)
-			sum += int(qv)
+		for t := 0; t < Q8Block/4; t++ {
+			dst := blk[t*q8NR*4+r*4:][:4]
+			for u, v := range vals[4*t : 4*t+4] {
+				qv := int8(max(-127, min(127, roundHalfAway(float32(v*inv)))))
+				dst[u] = byte(qv)
+				sum += int(qv)
+			}
 		}
 		binary.LittleEndian.PutUint16(blk[q8ScaleOff+2*r:], dh)
 		binary.LittleEndian.PutUint16(blk[q8SumOff+2*r:], uint16(int16(sum)))

@@ -115,3 +115,20 @@ func BenchmarkQ8Tile(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkQuantizeQ8 reports the load-time cost of quantizing a weight
+// (768×3072, F32 and BF16), in millions of weights per second.
+func BenchmarkQuantizeQ8(b *testing.B) {
+	r := rand.New(rand.NewPCG(5, 7))
+	for _, dt := range []DType{F32, BF16} {
+		wt, _ := randWeight(r, dt, 3072, 768)
+		b.Run(dt.String(), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := QuantizeQ8(wt); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(3072*768)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mweights/s")
+		})
+	}
+}
