@@ -62,10 +62,10 @@ func Load(dir string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return loadFolder(f)
+	return loadFolder(f, arch.LoadOptions{})
 }
 
-func loadFolder(f *hfdir.Folder) (*Model, error) {
+func loadFolder(f *hfdir.Folder, opt arch.LoadOptions) (*Model, error) {
 	hc, err := f.RequireConfig()
 	if err != nil {
 		return nil, err
@@ -78,7 +78,7 @@ func loadFolder(f *hfdir.Folder) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gpt2: %w", err)
 	}
-	m, err := FromCheckpoint(cfg, ck, f.Dir)
+	m, err := FromCheckpoint(cfg, weights.WithOptions(ck, opt), f.Dir)
 	if err != nil {
 		ck.Close()
 		return nil, err
