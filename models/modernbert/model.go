@@ -321,10 +321,10 @@ func Load(dir string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return loadFolder(f)
+	return loadFolder(f, arch.LoadOptions{})
 }
 
-func loadFolder(f *hfdir.Folder) (*Model, error) {
+func loadFolder(f *hfdir.Folder, opt arch.LoadOptions) (*Model, error) {
 	hc, err := f.RequireConfig()
 	if err != nil {
 		return nil, err
@@ -340,7 +340,7 @@ func loadFolder(f *hfdir.Folder) (*Model, error) {
 		}
 		return nil, fmt.Errorf("modernbert: %w", err)
 	}
-	m, err := New(cfg, ckpt, f.Dir)
+	m, err := New(cfg, weights.WithOptions(ckpt, opt), f.Dir)
 	if err != nil {
 		ckpt.Close()
 		return nil, err
