@@ -93,9 +93,8 @@ type readFn struct {
 	MaxLine int
 }
 
-var (
-	linesCounter = beam.NewCounter("embed-corpus", "lines")
-)
+// linesCounter counts the input lines read, blank JSONL lines excepted.
+var linesCounter = beam.NewCounter("embed-corpus", "lines")
 
 // ProcessElement reads one file.
 func (f *readFn) ProcessElement(ctx context.Context, file fileio.ReadableFile, emit func(ebeam.Record), dead func(ebeam.DeadLetter)) error {
@@ -116,15 +115,17 @@ func (f *readFn) ProcessElement(ctx context.Context, file fileio.ReadableFile, e
 			return fmt.Errorf("embed-corpus: %s: line %d: %w", path, n, err)
 		}
 		id := path + ":" + strconv.Itoa(n)
-		linesCounter.Inc(ctx, 1)
+		blank := jsonl && !tooLong && len(bytes.TrimSpace(line)) == 0
+		if !blank {
+			linesCounter.Inc(ctx, 1)
+		}
 		switch {
 		case tooLong:
 			dead(ebeam.DeadLetter{ID: id, Text: excerpt(line), Reason: fmt.Sprintf("%s: line longer than %d bytes", id, f.MaxLine)})
+		case blank:
+			// Blank lines between JSON objects are not records.
 		case jsonl:
-			if len(strings.TrimSpace(string(line))) == 0 {
-				// Blank lines between JSON objects are not records.
-				linesCounter.Inc(ctx, -1)
-			} else if rec, reason := parseJSONL(line); reason != "" {
+			if rec, reason := parseJSONL(line); reason != "" {
 				dead(ebeam.DeadLetter{ID: id, Text: excerpt(line), Reason: id + ": " + reason})
 			} else {
 				emit(rec)
