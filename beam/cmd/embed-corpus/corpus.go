@@ -56,12 +56,14 @@ func (c config) check(ctx context.Context) error {
 }
 
 func init() {
-	register.DoFn4x1[context.Context, fileio.ReadableFile, func(ebeam.Record), func(ebeam.DeadLetter), error](&readFn{})
+	register.DoFn4x1[context.Context, fileio.ReadableFile, func([]ebeam.Record), func(ebeam.DeadLetter), error](&readFn{})
+	register.DoFn2x0[[]ebeam.Record, func(ebeam.Record)](&unchunkFn{})
 	register.DoFn2x0[ebeam.Embedding, func(int, string)](&embeddingLineFn{})
 	register.DoFn2x0[ebeam.DeadLetter, func(int, string)](&deadLineFn{})
 	register.DoFn2x0[int, func(int, string)](&emptyShardFn{})
 	register.DoFn3x1[context.Context, int, func(*string) bool, error](&writeShardFn{})
 	register.Emitter1[ebeam.Record]()
+	register.Emitter1[[]ebeam.Record]()
 	register.Emitter1[ebeam.DeadLetter]()
 	register.Emitter2[int, string]()
 	register.Iter1[string]()
@@ -72,10 +74,11 @@ func build(c config) (*beam.Pipeline, error) {
 	p, s := beam.NewPipelineWithRoot()
 	matches := fileio.MatchFiles(s, c.Input, fileio.MatchEmptyDisallow())
 	files := fileio.ReadMatches(s, matches, fileio.ReadDirectorySkip())
-	records, readDead := beam.ParDo2(s, &readFn{Format: c.Format, MaxLine: c.MaxLine}, files)
+	chunks, readDead := beam.ParDo2(s, &readFn{Format: c.Format, MaxLine: c.MaxLine}, files)
 	if c.Reshuffle {
-		records = beam.Reshuffle(s, records)
+		chunks = beam.Reshuffle(s, chunks)
 	}
+	records := beam.ParDo(s, &unchunkFn{}, chunks)
 	vectors, embedDead, err := ebeam.Embed(s, records, c.Embed)
 	if err != nil {
 		return nil, err
@@ -96,8 +99,25 @@ type readFn struct {
 // linesCounter counts the input lines read, blank JSONL lines excepted.
 var linesCounter = beam.NewCounter("embed-corpus", "lines")
 
-// ProcessElement reads one file.
-func (f *readFn) ProcessElement(ctx context.Context, file fileio.ReadableFile, emit func(ebeam.Record), dead func(ebeam.DeadLetter)) error {
+// chunkSize is how many records the reader emits together: the reshuffle
+// then moves a few large elements rather than many small ones.
+const chunkSize = 256
+
+// ProcessElement reads one file, emitting its records in chunks.
+func (f *readFn) ProcessElement(ctx context.Context, file fileio.ReadableFile, emitChunk func([]ebeam.Record), dead func(ebeam.DeadLetter)) (err error) {
+	var chunk []ebeam.Record
+	emit := func(r ebeam.Record) {
+		chunk = append(chunk, r)
+		if len(chunk) == chunkSize {
+			emitChunk(chunk)
+			chunk = nil
+		}
+	}
+	defer func() {
+		if err == nil && len(chunk) > 0 {
+			emitChunk(chunk)
+		}
+	}()
 	path := file.Metadata.Path
 	jsonl := f.Format == "jsonl" || (f.Format == "auto" && isJSONL(path))
 	rc, err := file.Open(ctx)
@@ -136,6 +156,16 @@ func (f *readFn) ProcessElement(ctx context.Context, file fileio.ReadableFile, e
 		if err == io.EOF {
 			return nil
 		}
+	}
+}
+
+// unchunkFn emits a chunk's records one by one.
+type unchunkFn struct{}
+
+// ProcessElement splits one chunk.
+func (unchunkFn) ProcessElement(chunk []ebeam.Record, emit func(ebeam.Record)) {
+	for _, r := range chunk {
+		emit(r)
 	}
 }
 
@@ -251,32 +281,88 @@ type outputLine struct {
 	Truncated bool              `json:"truncated,omitempty"`
 }
 
-// embeddingLineFn turns an embedding into its output line, keyed by shard.
-type embeddingLineFn struct{ Shards int }
+// shardBuffer gathers a bundle's output lines by shard, so that the
+// shuffle before the writers moves a few large strings (many lines joined
+// by newlines) instead of one element a line.
+type shardBuffer struct {
+	bufs map[int]*bytes.Buffer
+}
+
+// flushAt is the size at which a shard's buffer is emitted before the
+// bundle ends.
+const flushAt = 1 << 20
+
+func (b *shardBuffer) add(shard int, line []byte, emit func(int, string)) {
+	if b.bufs == nil {
+		b.bufs = map[int]*bytes.Buffer{}
+	}
+	buf := b.bufs[shard]
+	if buf == nil {
+		buf = new(bytes.Buffer)
+		b.bufs[shard] = buf
+	}
+	buf.Write(line)
+	buf.WriteByte('\n')
+	if buf.Len() >= flushAt {
+		emit(shard, buf.String())
+		buf.Reset()
+	}
+}
+
+func (b *shardBuffer) flush(emit func(int, string)) {
+	for shard, buf := range b.bufs {
+		if buf.Len() > 0 {
+			emit(shard, buf.String())
+		}
+	}
+	b.bufs = nil
+}
+
+// embeddingLineFn turns embeddings into output lines, keyed by shard.
+type embeddingLineFn struct {
+	Shards int
+	b      shardBuffer
+}
+
+// StartBundle drops what a failed bundle left.
+func (f *embeddingLineFn) StartBundle(func(int, string)) { f.b.bufs = nil }
 
 // ProcessElement encodes one embedding.
 func (f *embeddingLineFn) ProcessElement(e ebeam.Embedding, emit func(int, string)) {
-	b, _ := json.Marshal(outputLine{ID: e.ID, Vector: e.Vector, Metadata: e.Metadata, Truncated: e.Truncated})
-	emit(shardOf(e.ID, f.Shards), string(b))
+	line, _ := json.Marshal(outputLine{ID: e.ID, Vector: e.Vector, Metadata: e.Metadata, Truncated: e.Truncated})
+	f.b.add(shardOf(e.ID, f.Shards), line, emit)
 }
 
-// deadLineFn turns a dead letter into its output line, keyed by shard.
-type deadLineFn struct{ Shards int }
+// FinishBundle emits the bundle's remaining lines.
+func (f *embeddingLineFn) FinishBundle(emit func(int, string)) { f.b.flush(emit) }
+
+// deadLineFn turns dead letters into output lines, keyed by shard.
+type deadLineFn struct {
+	Shards int
+	b      shardBuffer
+}
+
+// StartBundle drops what a failed bundle left.
+func (f *deadLineFn) StartBundle(func(int, string)) { f.b.bufs = nil }
 
 // ProcessElement encodes one dead letter.
 func (f *deadLineFn) ProcessElement(d ebeam.DeadLetter, emit func(int, string)) {
-	b, _ := json.Marshal(d)
-	emit(shardOf(d.ID, f.Shards), string(b))
+	line, _ := json.Marshal(d)
+	f.b.add(shardOf(d.ID, f.Shards), line, emit)
 }
 
-// emptyShardFn emits an empty line for a shard, so that every shard's file
+// FinishBundle emits the bundle's remaining lines.
+func (f *deadLineFn) FinishBundle(emit func(int, string)) { f.b.flush(emit) }
+
+// emptyShardFn emits an empty string for a shard, so that every shard's file
 // is written even when no record falls in it.
 type emptyShardFn struct{}
 
 // ProcessElement marks one shard.
 func (emptyShardFn) ProcessElement(shard int, emit func(int, string)) { emit(shard, "") }
 
-// writeShards writes lines (KV<int, string>: shard, line) to
+// writeShards writes lines (KV<int, string>: shard, newline-terminated
+// lines) to
 // prefix-SSSSS-of-NNNNN.jsonl.
 func writeShards(s beam.Scope, prefix string, shards int, lines beam.PCollection) {
 	ids := make([]int, shards)
@@ -319,14 +405,10 @@ func (f *writeShardFn) ProcessElement(ctx context.Context, shard int, lines func
 	w := bufio.NewWriterSize(wc, 1<<20)
 	var line string
 	for lines(&line) {
-		if line == "" {
-			continue
-		}
 		if _, err := w.WriteString(line); err != nil {
 			wc.Close()
 			return fmt.Errorf("embed-corpus: %s: %w", name, err)
 		}
-		w.WriteByte('\n')
 	}
 	if err := w.Flush(); err != nil {
 		wc.Close()
