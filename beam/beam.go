@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
 	"unicode/utf8"
 
@@ -313,6 +314,23 @@ func run(ctx context.Context, batch []item, fn func([]item) error, dead func(Dea
 	return nil
 }
 
+// forwardSlots bounds the forward passes running at once in this process
+// to GOMAXPROCS, whatever the number of bundles the runner runs in
+// parallel: the library already spreads each pass over the cores, and more
+// passes at once only make them contend.
+var forwardSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
+
+// forward runs fn in a forward-pass slot.
+func forward(ctx context.Context, fn func() error) error {
+	select {
+	case forwardSlots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-forwardSlots }()
+	return fn()
+}
+
 func count(ctx context.Context, batch []item) {
 	textsCounter.Inc(ctx, int64(len(batch)))
 	var tokens, truncated int64
@@ -379,7 +397,11 @@ func (f *embedFn) FinishBundle(ctx context.Context, emit func(Embedding), dead f
 
 func (f *embedFn) flush(ctx context.Context, batch []item, emit func(Embedding), dead func(DeadLetter)) error {
 	return run(ctx, batch, func(batch []item) error {
-		vecs, err := f.b.m.embedder.Embed(ctx, texts(batch))
+		var vecs [][]float32
+		err := forward(ctx, func() (err error) {
+			vecs, err = f.b.m.embedder.Embed(ctx, texts(batch))
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -441,7 +463,11 @@ func (f *classifyFn) FinishBundle(ctx context.Context, emit func(Classification)
 func (f *classifyFn) flush(ctx context.Context, batch []item, emit func(Classification), dead func(DeadLetter)) error {
 	opt := pipeline.ClassifyOptions{TopK: f.Cfg.TopK, Function: pipeline.ClassifyFunction(f.Cfg.Function)}
 	return run(ctx, batch, func(batch []item) error {
-		res, err := f.b.m.classifier.Classify(ctx, texts(batch), opt)
+		var res [][]pipeline.LabelScore
+		err := forward(ctx, func() (err error) {
+			res, err = f.b.m.classifier.Classify(ctx, texts(batch), opt)
+			return err
+		})
 		if err != nil {
 			return err
 		}
