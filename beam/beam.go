@@ -331,6 +331,17 @@ func forward(ctx context.Context, fn func() error) error {
 	return fn()
 }
 
+// truncated takes each text's truncation from the library's own report
+// (the token count decided it beforehand only to refuse texts when
+// truncation is off).
+func truncated(batch []item, infos []pipeline.InputInfo) {
+	for i := range batch {
+		if i < len(infos) {
+			batch[i].truncated = infos[i].Truncated
+		}
+	}
+}
+
 func count(ctx context.Context, batch []item) {
 	textsCounter.Inc(ctx, int64(len(batch)))
 	var tokens, truncated int64
@@ -398,13 +409,15 @@ func (f *embedFn) FinishBundle(ctx context.Context, emit func(Embedding), dead f
 func (f *embedFn) flush(ctx context.Context, batch []item, emit func(Embedding), dead func(DeadLetter)) error {
 	return run(ctx, batch, func(batch []item) error {
 		var vecs [][]float32
+		var infos []pipeline.InputInfo
 		err := forward(ctx, func() (err error) {
-			vecs, err = f.b.m.embedder.Embed(ctx, texts(batch))
+			vecs, infos, err = f.b.m.embedder.EmbedWithInfo(ctx, texts(batch))
 			return err
 		})
 		if err != nil {
 			return err
 		}
+		truncated(batch, infos)
 		count(ctx, batch)
 		for i, it := range batch {
 			emit(Embedding{ID: it.rec.ID, Vector: vecs[i], Metadata: it.rec.Metadata, Tokens: it.tokens, Truncated: it.truncated})
@@ -464,13 +477,15 @@ func (f *classifyFn) flush(ctx context.Context, batch []item, emit func(Classifi
 	opt := pipeline.ClassifyOptions{TopK: f.Cfg.TopK, Function: pipeline.ClassifyFunction(f.Cfg.Function)}
 	return run(ctx, batch, func(batch []item) error {
 		var res [][]pipeline.LabelScore
+		var infos []pipeline.InputInfo
 		err := forward(ctx, func() (err error) {
-			res, err = f.b.m.classifier.Classify(ctx, texts(batch), opt)
+			res, infos, err = f.b.m.classifier.ClassifyWithInfo(ctx, texts(batch), opt)
 			return err
 		})
 		if err != nil {
 			return err
 		}
+		truncated(batch, infos)
 		count(ctx, batch)
 		for i, it := range batch {
 			labels := make([]LabelScore, len(res[i]))

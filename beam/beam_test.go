@@ -295,7 +295,7 @@ func TestClassifyMatchesLibrary(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	lib, err := pipeline.NewTextClassifier(ctx, classifierModel, &pipeline.Options{Truncate: true})
+	lib, err := pipeline.NewTextClassifier(ctx, classifierModel, &pipeline.Options{Truncation: pipeline.TruncateOn})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,11 @@ go 1.26.0
 require github.com/embrace-go/embrace v0.0.0
 
 require (
+	github.com/dlclark/regexp2/v2 v2.13.0 // indirect
+	github.com/rivo/uniseg v0.4.7 // indirect
+)
+
+require (
 	cel.dev/expr v0.25.2 // indirect
 	cloud.google.com/go v0.123.0 // indirect
 	cloud.google.com/go/auth v0.24.1 // indirect

@@ -142,7 +142,10 @@ func load(ctx context.Context, k kind, model string) (*loaded, error) {
 		return nil, fmt.Errorf("embrace/beam: model %q: %w", model, err)
 	}
 	m := &loaded{}
-	opt := &pipeline.Options{BatchSize: noChunking}
+	// Truncation on (the library's default for sentence embeddings too):
+	// the transforms send texts over the limit to the dead letters
+	// themselves when their own truncation is off.
+	opt := &pipeline.Options{BatchSize: noChunking, Truncation: pipeline.TruncateOn}
 	tokDir := dir
 	switch k {
 	case kindEmbed:
@@ -162,9 +165,6 @@ func load(ctx context.Context, k kind, model string) (*loaded, error) {
 			m.lower = st.DoLowerCase
 		}
 	case kindClassify:
-		// Truncation on: the transform itself sends texts over the limit
-		// to the dead letters when truncation is off.
-		opt.Truncate = true
 		c, err := pipeline.NewTextClassifier(ctx, dir, opt)
 		if err != nil {
 			return nil, fmt.Errorf("embrace/beam: model %q: %w", model, err)
