@@ -16,7 +16,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/embrace-go/embrace/examples/internal/cli"
+	"github.com/embrace-go/embrace/internal/cli"
 	"github.com/embrace-go/embrace/pipeline"
 )
 

@@ -15,7 +15,7 @@ import (
 	"os/signal"
 	"text/tabwriter"
 
-	"github.com/embrace-go/embrace/examples/internal/cli"
+	"github.com/embrace-go/embrace/internal/cli"
 	"github.com/embrace-go/embrace/pipeline"
 )
 

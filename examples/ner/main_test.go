@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/embrace-go/embrace/examples/internal/clitest"
+	"github.com/embrace-go/embrace/internal/clitest"
 	"github.com/embrace-go/embrace/pipeline"
 )
 

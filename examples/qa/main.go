@@ -17,7 +17,7 @@ import (
 	"os/signal"
 	"strings"
 
-	"github.com/embrace-go/embrace/examples/internal/cli"
+	"github.com/embrace-go/embrace/internal/cli"
 	"github.com/embrace-go/embrace/pipeline"
 )
 

@@ -1,0 +1,520 @@
+package serve
+
+// This file joins the server's small interfaces (model.go) to the library's
+// public API: hub for folders and repo ids, pipeline for every task (the
+// text-generation pipeline streams completions with generate's settings),
+// tokenizer for token counts.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/embrace-go/embrace/generate"
+	"github.com/embrace-go/embrace/hfdir"
+	"github.com/embrace-go/embrace/hub"
+	"github.com/embrace-go/embrace/pipeline"
+	"github.com/embrace-go/embrace/tokenizer"
+)
+
+// loadOptions are the server settings that shape how the model is loaded.
+type loadOptions struct {
+	// MaxInputTokens lowers the model's limit on tokens per input (0 keeps it).
+	MaxInputTokens int
+	// BatchSize is how many inputs go through the model in one pass: the
+	// dynamic batch size, so a gathered batch is one forward pass.
+	BatchSize int
+}
+
+// loadModel resolves ref (a folder, or a repo id downloaded by hub) and loads
+// the pipelines its folder supports: a sentence-transformers folder or a base
+// encoder gives embeddings, a *For<Task> encoder its head, GPT-2 completions.
+func loadModel(ctx context.Context, ref string, lo loadOptions) (m *backend, err error) {
+	dir, err := hub.Resolve(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	m = &backend{ID: ref}
+	var closers []func() error
+	m.Close = func() error {
+		var errs []error
+		for _, c := range closers {
+			errs = append(errs, c())
+		}
+		return errors.Join(errs...)
+	}
+	defer func() {
+		if err != nil {
+			m.Close()
+			m = nil
+		}
+	}()
+	popt := &pipeline.Options{BatchSize: max(lo.BatchSize, 1)}
+	_, stErr := os.Stat(filepath.Join(dir, "modules.json"))
+	isST := stErr == nil
+
+	meta, err := hfdir.Read(dir)
+	if err != nil {
+		return nil, err
+	}
+	// The pipeline package says which tasks the folder's model serves.
+	tasks, err := pipeline.FolderTasks(meta)
+	if err != nil {
+		return nil, err
+	}
+	if slices.Contains(tasks, pipeline.TaskTextGeneration) {
+		g, err := loadGenerator(ctx, dir)
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, g.p.Close)
+		m.Generator = g
+		m.ChatTemplate = chatTemplate(dir)
+		return m, nil
+	}
+
+	tokDir := dir
+	if isST {
+		tokDir = stTransformerDir(dir)
+	}
+	tok, err := tokenizer.FromDir(tokDir)
+	if err != nil {
+		return nil, err
+	}
+	counter := &fitter{tok: tok.WithTruncation(nil).WithPadding(nil)}
+	m.ChatTemplate = chatTemplate(tokDir)
+
+	if tasks[0] == pipeline.TaskSentenceEmbedding {
+		e, err := pipeline.NewSentenceEmbedder(ctx, dir, popt)
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, e.Close)
+		counter.native = e.MaxSeqLength()
+		counter.limit = limitOf(e.MaxSeqLength(), lo.MaxInputTokens)
+		m.Embedder = &embedAdapter{p: e, fit: counter, normalized: stNormalizes(dir)}
+		m.Tokens = counter
+		return m, nil
+	}
+
+	// A head: the pipeline does not truncate, so the limit is the model's
+	// positions (and the tokenizer's model_max_length).
+	counter.limit = limitOf(encoderMaxTokens(dir), lo.MaxInputTokens)
+	m.Tokens = counter
+	switch tasks[0] {
+	case pipeline.TaskTextClassification:
+		p, err := pipeline.NewTextClassifier(ctx, dir, popt)
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, p.Close)
+		m.Classifier = &classifyAdapter{p: p, fit: counter}
+	case pipeline.TaskTokenClassification:
+		p, err := pipeline.NewTokenClassifier(ctx, dir, popt)
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, p.Close)
+		m.Tagger = &tagAdapter{p: p, fit: counter}
+	case pipeline.TaskQuestionAnswering:
+		p, err := pipeline.NewQuestionAnswerer(ctx, dir, popt)
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, p.Close)
+		m.Answerer = &qaAdapter{p: p}
+	case pipeline.TaskFillMask:
+		p, err := pipeline.NewFillMask(ctx, dir, popt)
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, p.Close)
+		m.MaskFiller = &fillAdapter{p: p, fit: counter}
+	default:
+		return nil, fmt.Errorf("unsupported: %s: no endpoint serves the tasks %v", dir, tasks)
+	}
+	return m, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+func limitOf(model, flag int) int {
+	if flag > 0 && (model <= 0 || flag < model) {
+		return flag
+	}
+	return model
+}
+
+// stModules reads a sentence-transformers modules.json (nil when absent or
+// unreadable; the pipeline reports its errors).
+func stModules(dir string) []struct{ Path, Type string } {
+	data, err := os.ReadFile(filepath.Join(dir, "modules.json"))
+	if err != nil {
+		return nil
+	}
+	var mods []struct {
+		Path string `json:"path"`
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(data, &mods) != nil {
+		return nil
+	}
+	out := make([]struct{ Path, Type string }, len(mods))
+	for i, m := range mods {
+		out[i].Path, out[i].Type = m.Path, m.Type
+	}
+	return out
+}
+
+func stTransformerDir(dir string) string {
+	for _, m := range stModules(dir) {
+		if strings.HasSuffix(m.Type, ".Transformer") {
+			return filepath.Join(dir, m.Path)
+		}
+	}
+	return dir
+}
+
+func stNormalizes(dir string) bool {
+	return slices.ContainsFunc(stModules(dir), func(m struct{ Path, Type string }) bool {
+		return strings.HasSuffix(m.Type, ".Normalize")
+	})
+}
+
+// encoderMaxTokens is the smaller of config.json's max_position_embeddings
+// and tokenizer_config.json's model_max_length (0 when neither says).
+func encoderMaxTokens(dir string) int {
+	var cfg struct {
+		MaxPos int `json:"max_position_embeddings"`
+	}
+	var tc struct {
+		ModelMax float64 `json:"model_max_length"`
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "config.json")); err == nil {
+		json.Unmarshal(data, &cfg)
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json")); err == nil {
+		json.Unmarshal(data, &tc)
+	}
+	n := cfg.MaxPos
+	if tc.ModelMax > 0 && tc.ModelMax < 1e9 && (n == 0 || int(tc.ModelMax) < n) {
+		n = int(tc.ModelMax)
+	}
+	return n
+}
+
+// chatTemplate returns tokenizer_config.json's chat_template, a string or a
+// list of named templates ("" when absent).
+func chatTemplate(dir string) string {
+	data, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json"))
+	if err != nil {
+		return ""
+	}
+	var tc struct {
+		ChatTemplate json.RawMessage `json:"chat_template"`
+	}
+	if json.Unmarshal(data, &tc) != nil || len(tc.ChatTemplate) == 0 || string(tc.ChatTemplate) == "null" {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(tc.ChatTemplate, &s) == nil {
+		return s
+	}
+	return string(tc.ChatTemplate)
+}
+
+// fitter counts tokens without truncation and cuts texts over the limit
+// when the pipeline would not cut them there itself.
+type fitter struct {
+	tok    *tokenizer.Tokenizer
+	limit  int // tokens per input the server allows
+	native int // where the pipeline truncates on its own (0: it does not)
+}
+
+func (f *fitter) CountTokens(text string) (int, error) {
+	enc, err := f.tok.Encode(text, true)
+	if err != nil {
+		return 0, err
+	}
+	return len(enc.IDs), nil
+}
+
+func (f *fitter) MaxTokens() int { return f.limit }
+
+// fit returns texts with each one over the limit cut after its last token
+// that fits, unless the pipeline truncates at exactly the limit anyway.
+func (f *fitter) fit(texts []string) ([]string, error) {
+	if f.limit <= 0 || (f.native > 0 && f.limit >= f.native) {
+		return texts, nil
+	}
+	var out []string
+	for i, t := range texts {
+		cut, err := f.cut(t)
+		if err != nil {
+			return nil, fmt.Errorf("input %d: %w", i, err)
+		}
+		if cut != t && out == nil {
+			out = slices.Clone(texts)
+		}
+		if out != nil {
+			out[i] = cut
+		}
+	}
+	if out == nil {
+		return texts, nil
+	}
+	return out, nil
+}
+
+// cut shortens text to at most limit tokens by cutting it at a token's end
+// offset; re-tokenizing the cut text may merge differently at the edge, so
+// it is checked and cut one token earlier if needed.
+func (f *fitter) cut(text string) (string, error) {
+	enc, err := f.tok.Encode(text, true)
+	if err != nil {
+		return "", err
+	}
+	if len(enc.IDs) <= f.limit {
+		return text, nil
+	}
+	var ends []int // end offsets of the non-special tokens
+	for i, id := range enc.IDs {
+		if !f.tok.IsSpecial(id) && (enc.SpecialTokensMask == nil || enc.SpecialTokensMask[i] == 0) {
+			ends = append(ends, enc.Offsets[i].End)
+		}
+	}
+	keep := f.limit - (len(enc.IDs) - len(ends))
+	for try := 0; try < 8 && keep > 0; try, keep = try+1, keep-1 {
+		cut := text[:ends[keep-1]]
+		n, err := f.CountTokens(cut)
+		if err != nil {
+			return "", err
+		}
+		if n <= f.limit {
+			return cut, nil
+		}
+	}
+	return "", fmt.Errorf("cannot truncate the text to %d tokens", f.limit)
+}
+
+type embedAdapter struct {
+	p          *pipeline.SentenceEmbedder
+	fit        *fitter
+	normalized bool
+}
+
+func (a *embedAdapter) Dim() int         { return a.p.Dim() }
+func (a *embedAdapter) Normalized() bool { return a.normalized }
+func (a *embedAdapter) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	texts, err := a.fit.fit(texts)
+	if err != nil {
+		return nil, err
+	}
+	return a.p.Embed(ctx, texts)
+}
+
+type classifyAdapter struct {
+	p   *pipeline.TextClassifier
+	fit *fitter
+}
+
+func (a *classifyAdapter) Classify(ctx context.Context, texts []string, topK int) ([][]label, error) {
+	texts, err := a.fit.fit(texts)
+	if err != nil {
+		return nil, err
+	}
+	res, err := a.p.Classify(ctx, texts, pipeline.ClassifyOptions{TopK: topK})
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]label, len(res))
+	for i, ls := range res {
+		out[i] = make([]label, len(ls))
+		for j, l := range ls {
+			out[i][j] = label{Label: l.Label, Score: l.Score}
+		}
+	}
+	return out, nil
+}
+
+type tagAdapter struct {
+	p   *pipeline.TokenClassifier
+	fit *fitter
+}
+
+func (a *tagAdapter) Tag(ctx context.Context, texts []string, aggregation string) ([][]entity, error) {
+	cut, err := a.fit.fit(texts)
+	if err != nil {
+		return nil, err
+	}
+	res, err := a.p.Classify(ctx, cut, pipeline.TokenOptions{Aggregation: aggregation})
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]entity, len(res))
+	for i, es := range res {
+		out[i] = make([]entity, len(es))
+		for j, e := range es {
+			o := entity{Score: e.Score, Word: e.Word, Start: e.StartRune, End: e.EndRune}
+			if aggregation == pipeline.AggregateNone {
+				o.Entity = e.Label
+				idx := e.Index
+				o.Index = &idx
+			} else {
+				o.EntityGroup = e.Label
+			}
+			out[i][j] = o
+		}
+	}
+	return out, nil
+}
+
+type qaAdapter struct{ p *pipeline.QuestionAnswerer }
+
+func (a *qaAdapter) Answer(ctx context.Context, question, context string, topK, maxAnswerLen int) ([]answer, error) {
+	res, err := a.p.Answer(ctx, []pipeline.QAInput{{Question: question, Context: context}},
+		pipeline.QAOptions{TopK: topK, MaxAnswerLen: maxAnswerLen})
+	if err != nil {
+		return nil, err
+	}
+	if len(res) != 1 {
+		return nil, fmt.Errorf("question answering returned %d results for 1 question", len(res))
+	}
+	out := make([]answer, len(res[0]))
+	for i, r := range res[0] {
+		out[i] = answer{Answer: r.Answer, Score: r.Score, Start: r.StartRune, End: r.EndRune}
+	}
+	return out, nil
+}
+
+type fillAdapter struct {
+	p   *pipeline.FillMask
+	fit *fitter
+}
+
+func (a *fillAdapter) MaskToken() string { return a.p.MaskToken() }
+
+func (a *fillAdapter) Fill(ctx context.Context, texts []string, topK int, targets []string) ([][]maskFill, error) {
+	cut, err := a.fit.fit(texts)
+	if err != nil {
+		return nil, err
+	}
+	for i := range cut {
+		if cut[i] != texts[i] && !strings.Contains(cut[i], a.p.MaskToken()) {
+			return nil, &apiError{Status: 413, Type: typeInvalid, Param: "inputs", Code: "input_too_long",
+				Message: fmt.Sprintf("inputs[%d]: the mask token is cut off by truncation", i)}
+		}
+	}
+	res, err := a.p.Fill(ctx, cut, pipeline.FillMaskOptions{TopK: topK, Targets: targets})
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]maskFill, len(res))
+	for i, masks := range res {
+		if len(masks) != 1 {
+			return nil, fmt.Errorf("fill-mask returned %d masks for input %d", len(masks), i)
+		}
+		for _, p := range masks[0] {
+			out[i] = append(out[i], maskFill{Score: p.Score, Token: p.Token, TokenStr: p.TokenStr, Sequence: p.Sequence})
+		}
+	}
+	return out, nil
+}
+
+// genAdapter serves completions with the text-generation pipeline's
+// streaming, for both streamed and whole answers, so the two always agree.
+type genAdapter struct {
+	p    *pipeline.TextGeneration
+	tok  *tokenizer.Tokenizer // for counting: no truncation, no padding
+	base generate.Config      // generation_config.json's settings
+}
+
+func loadGenerator(ctx context.Context, dir string) (*genAdapter, error) {
+	p, err := pipeline.NewTextGeneration(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	return &genAdapter{p: p, tok: p.Tokenizer().WithTruncation(nil).WithPadding(nil), base: p.Config()}, nil
+}
+
+func (g *genAdapter) CountTokens(text string) (int, error) {
+	enc, err := g.tok.Encode(text, true)
+	if err != nil {
+		return 0, err
+	}
+	return len(enc.IDs), nil
+}
+
+func (g *genAdapter) MaxTokens() int { return g.p.Model().Info().MaxPositions }
+
+// watchDecoder passes decoding through and remembers the last ids it saw:
+// generate.Stream decodes all generated ids after every step, so the last
+// call holds the whole completion, which gives the token count and the
+// finish reason.
+type watchDecoder struct {
+	tok  *tokenizer.Tokenizer
+	last []int
+}
+
+func (d *watchDecoder) Decode(ids []int, skip bool) (string, error) {
+	if len(ids) >= len(d.last) {
+		d.last = append(d.last[:0], ids...)
+	}
+	return d.tok.Decode(ids, skip)
+}
+
+func (g *genAdapter) Generate(ctx context.Context, prompt string, p genParams, emit func(string) error) (genResult, error) {
+	promptTokens, err := g.CountTokens(prompt)
+	if err != nil {
+		return genResult{}, err
+	}
+	if promptTokens == 0 {
+		return genResult{}, badRequest("prompt", "prompt has no tokens")
+	}
+	dec := &watchDecoder{tok: g.p.Tokenizer()}
+	cfg := g.base
+	cfg.MaxNewTokens = p.MaxTokens
+	cfg.DoSample = p.Temperature > 0
+	cfg.Temperature = p.Temperature
+	if !cfg.DoSample {
+		cfg.Temperature = 1
+	}
+	cfg.TopP = p.TopP
+	cfg.TopK = 0 // OpenAI sampling has no top-k
+	cfg.Seed = p.Seed
+	cfg.StopStrings = p.Stop
+	cfg.Decoder = dec
+	if err := cfg.Validate(); err != nil {
+		return genResult{}, badRequest("", "%v", err)
+	}
+	res := genResult{PromptTokens: promptTokens}
+	var text strings.Builder
+	for piece, err := range g.p.Stream(ctx, prompt, &cfg) {
+		if err != nil {
+			return res, err
+		}
+		text.WriteString(piece)
+		if err := emit(piece); err != nil {
+			return res, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	res.CompletionTokens = len(dec.last)
+	res.FinishReason = "length"
+	full, _ := dec.tok.Decode(dec.last, true)
+	stopped := len(dec.last) > 0 && slices.Contains(cfg.EOSTokenIDs, dec.last[len(dec.last)-1])
+	if stopped || len(full) > text.Len() || len(dec.last) < p.MaxTokens {
+		res.FinishReason = "stop"
+	}
+	return res, nil
+}

@@ -1,0 +1,359 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/embrace-go/embrace/pipeline"
+	"github.com/embrace-go/embrace/safetensors"
+	"github.com/embrace-go/embrace/tokenizer"
+)
+
+// fixtures returns the shared reference fixtures folder, or skips.
+func fixtures(t testing.TB) string {
+	t.Helper()
+	if d := os.Getenv("EMBRACE_SHARED_FIXTURES"); d != "" {
+		if _, err := os.Stat(d); err == nil {
+			return d
+		}
+	}
+	// serve -> module root -> ../shared/fixtures
+	d, _ := filepath.Abs(filepath.Join("..", "..", "shared", "fixtures"))
+	if _, err := os.Stat(d); err == nil {
+		return d
+	}
+	t.Skipf("fixtures not found: set $EMBRACE_SHARED_FIXTURES or put them at ../shared/fixtures beside the module root (%s)", d)
+	return ""
+}
+
+// fixtureServer serves a fixture model through the real loader.
+func fixtureServer(t testing.TB, name string, cfg Options) *testServer {
+	t.Helper()
+	dir := filepath.Join(fixtures(t), "models", name)
+	if cfg.MaxBodyBytes == 0 {
+		cfg = DefaultOptions()
+	}
+	ts := newTestServer(t, cfg, nil)
+	ts.s.cfg.Model = dir
+	if err := ts.s.loadWith(context.Background(), loadModel); err != nil {
+		t.Fatalf("loading %s: %v", name, err)
+	}
+	return ts
+}
+
+func readJSON[T any](t testing.TB, path string) T {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v T
+	if err := json.Unmarshal(data, &v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return v
+}
+
+func close4(a, b float64) bool { return math.Abs(a-b) <= 1e-4+1e-4*math.Abs(b) }
+
+func TestFixtureEmbeddings(t *testing.T) {
+	ts := fixtureServer(t, "minilm-st", Options{})
+	dir := filepath.Join(fixtures(t), "models", "minilm-st")
+	texts := readJSON[struct {
+		Texts []string `json:"texts"`
+	}](t, filepath.Join(dir, "reference.json")).Texts
+
+	// What the library gives for the same batch.
+	lib, err := pipeline.NewSentenceEmbedder(context.Background(), dir, &pipeline.Options{BatchSize: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lib.Close()
+	want, err := lib.Embed(context.Background(), texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"float", "base64"} {
+		code, body := ts.post(t, "/v1/embeddings", map[string]any{"input": texts, "model": "text-embedding-3-small", "encoding_format": format})
+		if code != 200 {
+			t.Fatalf("%s: %d %s", format, code, body)
+		}
+		sameVectors(t, decode[embeddingsResponse](t, body).vectors(t), want)
+	}
+	// TEI's /embed normalises, which this model does already.
+	code, body := ts.post(t, "/embed", map[string]any{"inputs": texts})
+	if code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	sameVectors(t, decode[[][]float32](t, body), want)
+
+	// And both agree with sentence-transformers.
+	ref, err := safetensors.Open(filepath.Join(dir, "reference.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	tv, err := ref.Tensor("embeddings")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refv, err := tv.Float32s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := tv.Shape[1]
+	for i := range texts {
+		for j := 0; j < d; j++ {
+			if !close4(float64(want[i][j]), float64(refv[i*d+j])) {
+				t.Fatalf("text %d dim %d: %v, sentence-transformers %v", i, j, want[i][j], refv[i*d+j])
+			}
+		}
+	}
+
+	// One input alone gives the library's vector for it alone.
+	one, _ := lib.Embed(context.Background(), texts[3:4])
+	code, body = ts.post(t, "/v1/embeddings", map[string]any{"input": texts[3]})
+	if code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	sameVectors(t, decode[embeddingsResponse](t, body).vectors(t), one)
+
+	// Too long: 413 without truncate, the truncated vector with it.
+	long := strings.Repeat("hello world ", 100)
+	code, body = ts.post(t, "/v1/embeddings", map[string]any{"input": long})
+	wantError(t, code, body, 413, "the limit is")
+	code, body = ts.post(t, "/embed", map[string]any{"inputs": long, "truncate": true})
+	if code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	wantLong, _ := lib.Embed(context.Background(), []string{long})
+	sameVectors(t, decode[[][]float32](t, body), wantLong)
+
+	// Other endpoints are not this model's.
+	code, body = ts.post(t, "/v1/completions", map[string]any{"prompt": "x"})
+	wantError(t, code, body, 404, "does not support completions")
+}
+
+func TestFixtureMaxInputTokens(t *testing.T) {
+	cfg := DefaultOptions()
+	cfg.MaxInputTokens = 8
+	ts := fixtureServer(t, "minilm-st", cfg)
+	text := "the quick brown fox jumps over the lazy dog again and again"
+	code, body := ts.post(t, "/v1/embeddings", map[string]any{"input": text})
+	wantError(t, code, body, 413, "the limit is 8")
+	code, body = ts.post(t, "/v1/embeddings", map[string]any{"input": text, "truncate": true})
+	if code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	r := decode[embeddingsResponse](t, body)
+	if r.Usage.PromptTokens != 8 {
+		t.Fatalf("usage %d tokens, want 8", r.Usage.PromptTokens)
+	}
+	// The text is cut after its 6th token ([CLS] + 6 + [SEP] = 8).
+	dir := filepath.Join(fixtures(t), "models", "minilm-st")
+	tok, err := tokenizer.FromDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := tok.Encode(text, true)
+	cut := text[:enc.Offsets[6].End]
+	if enc2, _ := tok.Encode(cut, true); len(enc2.IDs) != 8 {
+		t.Fatalf("%q has %d tokens", cut, len(enc2.IDs))
+	}
+	lib, err := pipeline.NewSentenceEmbedder(context.Background(), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lib.Close()
+	want, _ := lib.Embed(context.Background(), []string{cut})
+	got := r.vectors(t)
+	for j := range want[0] {
+		if !close4(float64(got[0][j]), float64(want[0][j])) {
+			t.Fatalf("truncated embedding differs at %d: %v vs %v", j, got[0][j], want[0][j])
+		}
+	}
+}
+
+func TestFixtureCompletions(t *testing.T) {
+	ts := fixtureServer(t, "gpt2", Options{})
+	dir := filepath.Join(fixtures(t), "models", "gpt2")
+	ref := readJSON[struct {
+		Greedy []struct {
+			Prompt       string `json:"prompt"`
+			MaxNewTokens int    `json:"max_new_tokens"`
+			Text         string `json:"text"`
+		} `json:"greedy"`
+	}](t, filepath.Join(dir, "reference.json"))
+	if len(ref.Greedy) == 0 {
+		t.Fatal("reference.json has no greedy entries")
+	}
+	// Greedy completions equal transformers' generate.
+	for _, g := range ref.Greedy {
+		code, body := ts.post(t, "/v1/completions", map[string]any{"model": "gpt2", "prompt": g.Prompt, "max_tokens": g.MaxNewTokens, "temperature": 0})
+		if code != 200 {
+			t.Fatalf("%d %s", code, body)
+		}
+		c := decode[completion](t, body)
+		if got := g.Prompt + c.Choices[0].Text; got != g.Text {
+			t.Errorf("greedy %q:\n got %q\nwant %q", g.Prompt, got, g.Text)
+		}
+		if c.Usage.CompletionTokens != g.MaxNewTokens || *c.Choices[0].FinishReason != "length" {
+			t.Errorf("usage %+v finish %s", c.Usage, *c.Choices[0].FinishReason)
+		}
+	}
+	// Sampled: the stream concatenates to the non-streamed answer of the same seed.
+	for _, req := range []map[string]any{
+		{"prompt": ref.Greedy[0].Prompt, "max_tokens": 20, "seed": 7, "temperature": 1.3, "top_p": 0.95},
+		{"prompt": ref.Greedy[2].Prompt, "max_tokens": 20, "seed": 11},
+		{"prompt": ref.Greedy[1].Prompt, "max_tokens": 20, "temperature": 0, "stop": []string{"built built"}},
+	} {
+		code, body := ts.post(t, "/v1/completions", req)
+		if code != 200 {
+			t.Fatalf("%d %s", code, body)
+		}
+		full := decode[completion](t, body)
+		req["stream"] = true
+		events, done := ts.stream(t, req)
+		if !done {
+			t.Fatal("no [DONE]")
+		}
+		var text strings.Builder
+		finish := ""
+		for _, e := range events {
+			text.WriteString(e.Choices[0].Text)
+			if e.Choices[0].FinishReason != nil {
+				finish = *e.Choices[0].FinishReason
+			}
+		}
+		if text.String() != full.Choices[0].Text || finish != *full.Choices[0].FinishReason {
+			t.Errorf("stream %q (%s) != non-streamed %q (%s)", text.String(), finish, full.Choices[0].Text, *full.Choices[0].FinishReason)
+		}
+		if req["stop"] != nil && (finish != "stop" || strings.Contains(text.String(), "built built")) {
+			t.Errorf("stop string: %q (%s)", text.String(), finish)
+		}
+	}
+	code, body := ts.post(t, "/v1/chat/completions", map[string]any{"model": "gpt2", "messages": []map[string]string{{"role": "user", "content": "hi"}}})
+	wantError(t, code, body, 400, "model has no chat template")
+	code, body = ts.post(t, "/v1/completions", map[string]any{"prompt": "x", "max_tokens": 64})
+	wantError(t, code, body, 400, "maximum context length is 64")
+}
+
+func TestFixtureHeads(t *testing.T) {
+	root := filepath.Join(fixtures(t), "models")
+	t.Run("classify", func(t *testing.T) {
+		ts := fixtureServer(t, "bert-cls", Options{})
+		ref := readJSON[struct {
+			Cases []struct {
+				Input  string  `json:"input"`
+				TopK   *int    `json:"top_k"`
+				Result []label `json:"result"`
+			} `json:"text_classification"`
+		}](t, filepath.Join(root, "bert-cls", "reference.json"))
+		for _, c := range ref.Cases {
+			code, body := ts.post(t, "/classify", map[string]any{"inputs": c.Input, "top_k": c.TopK})
+			if code != 200 {
+				t.Fatalf("%d %s", code, body)
+			}
+			got := decode[[]label](t, body)
+			if len(got) != len(c.Result) {
+				t.Fatalf("%q: %d labels, want %d", c.Input, len(got), len(c.Result))
+			}
+			for i := range got {
+				if got[i].Label != c.Result[i].Label || !close4(got[i].Score, c.Result[i].Score) {
+					t.Errorf("%q: %+v, want %+v", c.Input, got[i], c.Result[i])
+				}
+			}
+		}
+	})
+	t.Run("ner", func(t *testing.T) {
+		ts := fixtureServer(t, "bert-ner", Options{})
+		ref := readJSON[struct {
+			Cases []struct {
+				Input       string   `json:"input"`
+				Aggregation string   `json:"aggregation_strategy"`
+				Result      []entity `json:"result"`
+			} `json:"token_classification"`
+		}](t, filepath.Join(root, "bert-ner", "reference.json"))
+		for _, c := range ref.Cases {
+			code, body := ts.post(t, "/ner", map[string]any{"inputs": []string{c.Input}, "aggregation_strategy": c.Aggregation})
+			if code != 200 {
+				t.Fatalf("%d %s", code, body)
+			}
+			got := decode[[][]entity](t, body)[0]
+			if len(got) != len(c.Result) {
+				t.Fatalf("%q %s: %d entities, want %d: %s", c.Input, c.Aggregation, len(got), len(c.Result), body)
+			}
+			for i, w := range c.Result {
+				g := got[i]
+				if g.Entity != w.Entity || g.EntityGroup != w.EntityGroup || g.Word != w.Word || g.Start != w.Start || g.End != w.End || !close4(g.Score, w.Score) {
+					t.Errorf("%q %s: %+v, want %+v", c.Input, c.Aggregation, g, w)
+				}
+			}
+		}
+	})
+	t.Run("qa", func(t *testing.T) {
+		ts := fixtureServer(t, "bert-qa", Options{})
+		ref := readJSON[struct {
+			Cases []struct {
+				Question     string   `json:"question"`
+				Context      string   `json:"context"`
+				TopK         int      `json:"top_k"`
+				MaxAnswerLen int      `json:"max_answer_len"`
+				Result       []answer `json:"result"`
+			} `json:"question_answering"`
+		}](t, filepath.Join(root, "bert-qa", "reference.json"))
+		for _, c := range ref.Cases {
+			code, body := ts.post(t, "/qa", map[string]any{"question": c.Question, "context": c.Context, "top_k": c.TopK, "max_answer_len": c.MaxAnswerLen})
+			if code != 200 {
+				t.Fatalf("%d %s", code, body)
+			}
+			var got []answer
+			if c.TopK == 1 {
+				got = []answer{decode[answer](t, body)}
+			} else {
+				got = decode[[]answer](t, body)
+			}
+			if len(got) != len(c.Result) {
+				t.Fatalf("%d answers, want %d", len(got), len(c.Result))
+			}
+			for i, w := range c.Result {
+				if g := got[i]; g.Answer != w.Answer || g.Start != w.Start || g.End != w.End || !close4(g.Score, w.Score) {
+					t.Errorf("%+v, want %+v", g, w)
+				}
+			}
+		}
+	})
+	t.Run("fill-mask", func(t *testing.T) {
+		ts := fixtureServer(t, "bert-mlm", Options{})
+		ref := readJSON[struct {
+			Cases []struct {
+				Input  string     `json:"input"`
+				TopK   int        `json:"top_k"`
+				Result []maskFill `json:"result"`
+			} `json:"fill_mask"`
+		}](t, filepath.Join(root, "bert-mlm", "reference.json"))
+		for _, c := range ref.Cases {
+			code, body := ts.post(t, "/fill-mask", map[string]any{"inputs": c.Input, "top_k": c.TopK})
+			if code != 200 {
+				if strings.Count(c.Input, "[MASK]") != 1 {
+					continue // the server takes one mask per input
+				}
+				t.Fatalf("%d %s", code, body)
+			}
+			got := decode[[]maskFill](t, body)
+			if len(got) != len(c.Result) {
+				t.Fatalf("%d candidates, want %d", len(got), len(c.Result))
+			}
+			for i, w := range c.Result {
+				if g := got[i]; g.Token != w.Token || g.TokenStr != w.TokenStr || g.Sequence != w.Sequence || !close4(g.Score, w.Score) {
+					t.Errorf("%+v, want %+v", g, w)
+				}
+			}
+		}
+	})
+}
