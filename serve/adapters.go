@@ -7,17 +7,16 @@ package serve
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"maps"
 	"slices"
 	"strings"
 
 	"github.com/embrace-go/embrace/generate"
 	"github.com/embrace-go/embrace/hfdir"
 	"github.com/embrace-go/embrace/hub"
+	"github.com/embrace-go/embrace/models"
 	"github.com/embrace-go/embrace/pipeline"
 	"github.com/embrace-go/embrace/tokenizer"
 )
@@ -32,8 +31,10 @@ type loadOptions struct {
 }
 
 // loadModel resolves ref (a folder, or a repo id downloaded by hub) and loads
-// the pipelines its folder supports: a sentence-transformers folder or a base
-// encoder gives embeddings, a *For<Task> encoder its head, GPT-2 completions.
+// the pipelines its folder serves, as pipeline.FolderTasks names them: a
+// sentence-transformers folder or a base encoder gives embeddings, a
+// *For<Task> encoder its head, a causal LM completions. The folder's
+// metadata (tokenizer_config.json, modules.json) is read through hfdir.
 func loadModel(ctx context.Context, ref string, lo loadOptions) (m *backend, err error) {
 	dir, err := hub.Resolve(ctx, ref)
 	if err != nil {
@@ -55,8 +56,6 @@ func loadModel(ctx context.Context, ref string, lo loadOptions) (m *backend, err
 		}
 	}()
 	popt := &pipeline.Options{BatchSize: max(lo.BatchSize, 1)}
-	_, stErr := os.Stat(filepath.Join(dir, "modules.json"))
-	isST := stErr == nil
 
 	meta, err := hfdir.Read(dir)
 	if err != nil {
@@ -67,6 +66,9 @@ func loadModel(ctx context.Context, ref string, lo loadOptions) (m *backend, err
 	if err != nil {
 		return nil, err
 	}
+	if len(tasks) == 0 {
+		return nil, fmt.Errorf("unsupported: %s: the model serves no pipeline task", dir)
+	}
 	if slices.Contains(tasks, pipeline.TaskTextGeneration) {
 		g, err := loadGenerator(ctx, dir)
 		if err != nil {
@@ -74,20 +76,26 @@ func loadModel(ctx context.Context, ref string, lo loadOptions) (m *backend, err
 		}
 		closers = append(closers, g.p.Close)
 		m.Generator = g
-		m.ChatTemplate = chatTemplate(dir)
+		m.ChatTemplate = chatTemplate(meta)
 		return m, nil
 	}
 
-	tokDir := dir
-	if isST {
-		tokDir = stTransformerDir(dir)
+	// A sentence-transformers folder keeps the transformer (and its
+	// tokenizer) in the Transformer module's folder, usually the root.
+	tokMeta := meta
+	if st := meta.SentenceTransformers; st != nil {
+		if mod, ok := st.Transformer(); ok && mod.Path != "" {
+			if tokMeta, err = hfdir.Read(meta.Path(mod.Path)); err != nil {
+				return nil, err
+			}
+		}
 	}
-	tok, err := tokenizer.FromDir(tokDir)
+	tok, err := tokenizer.FromDir(tokMeta.Dir)
 	if err != nil {
 		return nil, err
 	}
 	counter := &fitter{tok: tok.WithTruncation(nil).WithPadding(nil)}
-	m.ChatTemplate = chatTemplate(tokDir)
+	m.ChatTemplate = chatTemplate(tokMeta)
 
 	if tasks[0] == pipeline.TaskSentenceEmbedding {
 		e, err := pipeline.NewSentenceEmbedder(ctx, dir, popt)
@@ -97,14 +105,18 @@ func loadModel(ctx context.Context, ref string, lo loadOptions) (m *backend, err
 		closers = append(closers, e.Close)
 		counter.native = e.MaxSeqLength()
 		counter.limit = limitOf(e.MaxSeqLength(), lo.MaxInputTokens)
-		m.Embedder = &embedAdapter{p: e, fit: counter, normalized: stNormalizes(dir)}
+		m.Embedder = &embedAdapter{p: e, fit: counter, normalized: normalizes(meta)}
 		m.Tokens = counter
 		return m, nil
 	}
 
 	// A head: the pipeline does not truncate, so the limit is the model's
-	// positions (and the tokenizer's model_max_length).
-	counter.limit = limitOf(encoderMaxTokens(dir), lo.MaxInputTokens)
+	// positions and the tokenizer's model_max_length.
+	positions, err := maxPositions(meta)
+	if err != nil {
+		return nil, err
+	}
+	counter.limit = limitOf(encoderMaxTokens(positions, tokMeta), lo.MaxInputTokens)
 	m.Tokens = counter
 	switch tasks[0] {
 	case pipeline.TaskTextClassification:
@@ -141,11 +153,6 @@ func loadModel(ctx context.Context, ref string, lo loadOptions) (m *backend, err
 	return m, nil
 }
 
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
-}
-
 func limitOf(model, flag int) int {
 	if flag > 0 && (model <= 0 || flag < model) {
 		return flag
@@ -153,82 +160,51 @@ func limitOf(model, flag int) int {
 	return model
 }
 
-// stModules reads a sentence-transformers modules.json (nil when absent or
-// unreadable; the pipeline reports its errors).
-func stModules(dir string) []struct{ Path, Type string } {
-	data, err := os.ReadFile(filepath.Join(dir, "modules.json"))
+// maxPositions is the model's arch.Info.MaxPositions: the architecture
+// package knows its own rule (RoBERTa's table less padding_idx + 1). The
+// head pipelines do not report it, so the model is loaded once for its Info
+// and closed before the pipeline loads it again.
+func maxPositions(meta *hfdir.Folder) (int, error) {
+	mdl, err := models.LoadFolder(meta, nil)
 	if err != nil {
-		return nil
+		return 0, err
 	}
-	var mods []struct {
-		Path string `json:"path"`
-		Type string `json:"type"`
+	n := mdl.Info().MaxPositions
+	if err := mdl.Close(); err != nil {
+		return 0, err
 	}
-	if json.Unmarshal(data, &mods) != nil {
-		return nil
-	}
-	out := make([]struct{ Path, Type string }, len(mods))
-	for i, m := range mods {
-		out[i].Path, out[i].Type = m.Path, m.Type
-	}
-	return out
+	return n, nil
 }
 
-func stTransformerDir(dir string) string {
-	for _, m := range stModules(dir) {
-		if strings.HasSuffix(m.Type, ".Transformer") {
-			return filepath.Join(dir, m.Path)
-		}
-	}
-	return dir
+// normalizes reports whether a sentence-transformers folder ends its
+// embeddings with a Normalize module.
+func normalizes(meta *hfdir.Folder) bool {
+	st := meta.SentenceTransformers
+	return st != nil && slices.ContainsFunc(st.Modules, func(m hfdir.Module) bool { return m.Kind == "Normalize" })
 }
 
-func stNormalizes(dir string) bool {
-	return slices.ContainsFunc(stModules(dir), func(m struct{ Path, Type string }) bool {
-		return strings.HasSuffix(m.Type, ".Normalize")
-	})
-}
-
-// encoderMaxTokens is the smaller of config.json's max_position_embeddings
-// and tokenizer_config.json's model_max_length (0 when neither says).
-func encoderMaxTokens(dir string) int {
-	var cfg struct {
-		MaxPos int `json:"max_position_embeddings"`
-	}
-	var tc struct {
-		ModelMax float64 `json:"model_max_length"`
-	}
-	if data, err := os.ReadFile(filepath.Join(dir, "config.json")); err == nil {
-		json.Unmarshal(data, &cfg)
-	}
-	if data, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json")); err == nil {
-		json.Unmarshal(data, &tc)
-	}
-	n := cfg.MaxPos
-	if tc.ModelMax > 0 && tc.ModelMax < 1e9 && (n == 0 || int(tc.ModelMax) < n) {
-		n = int(tc.ModelMax)
+// encoderMaxTokens is the smaller of the model's positions and the
+// tokenizer's model_max_length (0 when neither says).
+func encoderMaxTokens(positions int, tokMeta *hfdir.Folder) int {
+	n := positions
+	if tc := tokMeta.Tokenizer; tc != nil && tc.ModelMaxLength > 0 && (n <= 0 || tc.ModelMaxLength < n) {
+		n = tc.ModelMaxLength
 	}
 	return n
 }
 
-// chatTemplate returns tokenizer_config.json's chat_template, a string or a
-// list of named templates ("" when absent).
-func chatTemplate(dir string) string {
-	data, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json"))
-	if err != nil {
-		return ""
+// chatTemplate is the folder's default chat template, else its first named
+// one ("" when it has none): the server only tells "has a template" (501,
+// not rendered) from "has none" (400).
+func chatTemplate(meta *hfdir.Folder) string {
+	if t, err := meta.Tokenizer.Template(""); err == nil {
+		return t
 	}
-	var tc struct {
-		ChatTemplate json.RawMessage `json:"chat_template"`
+	if tc := meta.Tokenizer; tc != nil && len(tc.ChatTemplates) > 0 {
+		names := slices.Sorted(maps.Keys(tc.ChatTemplates))
+		return tc.ChatTemplates[names[0]]
 	}
-	if json.Unmarshal(data, &tc) != nil || len(tc.ChatTemplate) == 0 || string(tc.ChatTemplate) == "null" {
-		return ""
-	}
-	var s string
-	if json.Unmarshal(tc.ChatTemplate, &s) == nil {
-		return s
-	}
-	return string(tc.ChatTemplate)
+	return ""
 }
 
 // fitter counts tokens without truncation and cuts texts over the limit

@@ -357,3 +357,70 @@ func TestFixtureHeads(t *testing.T) {
 		}
 	})
 }
+
+// TestFixtureRobertaPositionLimit: a RoBERTa head accepts the positions
+// less padding_idx + 1 (64 of its 66), the limit arch.Info.MaxPositions
+// gives. With model_max_length taken out of tokenizer_config.json, an input
+// of 65 or 66 tokens must be a 413 naming the limit, not a model failure.
+func TestFixtureRobertaPositionLimit(t *testing.T) {
+	src := filepath.Join(fixtures(t), "models", "roberta-cls")
+	dir := t.TempDir()
+	for _, f := range []string{"config.json", "model.safetensors", "tokenizer.json"} {
+		data, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var tc map[string]any
+	raw, err := os.ReadFile(filepath.Join(src, "tokenizer_config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &tc); err != nil {
+		t.Fatal(err)
+	}
+	delete(tc, "model_max_length")
+	raw, _ = json.Marshal(tc)
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	ts := newTestServer(t, Options{}, nil)
+	ts.s.cfg.Model = dir
+	if err := ts.s.loadWith(context.Background(), loadModel); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.FromDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Grow a text word by word to 64 tokens, then to just over.
+	text, n := "", 0
+	textOf := func(limit int) string {
+		for n < limit {
+			text += " word"
+			enc, err := tok.Encode(text, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n = len(enc.IDs)
+		}
+		return text
+	}
+	fits := textOf(64)
+	if n != 64 {
+		t.Fatalf("could not build a 64-token text (got %d tokens)", n)
+	}
+	if code, body := ts.post(t, "/classify", map[string]any{"inputs": fits}); code != 200 {
+		t.Fatalf("64 tokens: %d %s", code, body)
+	}
+	over := textOf(65)
+	code, body := ts.post(t, "/classify", map[string]any{"inputs": over})
+	wantError(t, code, body, 413, "the limit is 64")
+	if code, body := ts.post(t, "/classify", map[string]any{"inputs": over, "truncate": true}); code != 200 {
+		t.Fatalf("%d tokens with truncate: %d %s", n, code, body)
+	}
+}
