@@ -473,19 +473,23 @@ func (g *genAdapter) Generate(ctx context.Context, prompt string, p genParams, e
 	}
 	res := genResult{PromptTokens: promptTokens}
 	var text strings.Builder
+	// On every return the tokens generated so far are counted, so the
+	// metrics see the work a stream did for a client that then left.
 	for piece, err := range g.p.Stream(ctx, prompt, &cfg) {
 		if err != nil {
+			res.CompletionTokens = len(dec.last)
 			return res, err
 		}
 		text.WriteString(piece)
 		if err := emit(piece); err != nil {
+			res.CompletionTokens = len(dec.last)
 			return res, err
 		}
 	}
+	res.CompletionTokens = len(dec.last)
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
-	res.CompletionTokens = len(dec.last)
 	res.FinishReason = "length"
 	full, _ := dec.tok.Decode(dec.last, true)
 	stopped := len(dec.last) > 0 && slices.Contains(cfg.EOSTokenIDs, dec.last[len(dec.last)-1])

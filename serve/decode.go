@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
+	"os"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 )
 
@@ -26,11 +29,7 @@ func decodeJSON(r *http.Request, v any) error {
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err
-		}
-		return fmt.Errorf("%w: reading the body: %v", errClientGone, err)
+		return bodyError(err)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return badRequest("", "request body is empty; send a JSON object")
@@ -56,6 +55,25 @@ func decodeJSON(r *http.Request, v any) error {
 		return badRequest("", "request body has data after the JSON object (offset %d)", dec.InputOffset())
 	}
 	return nil
+}
+
+// bodyError classifies a failure to read the request body. The server's
+// read deadline passing is a 408: the client may still be there, and
+// answering nothing would let net/http send an empty 200.
+func bodyError(err error) error {
+	var mbe *http.MaxBytesError
+	var ne net.Error
+	switch {
+	case errors.As(err, &mbe):
+		return err
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return &apiError{Status: http.StatusRequestTimeout, Type: typeTimeout, Code: "request_timeout",
+			Message: "the request body did not arrive within the server's read timeout"}
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNRESET):
+		return fmt.Errorf("%w: reading the body: %v", errClientGone, err)
+	}
+	// A malformed body framing (a bad chunk size, ...) is the client's error.
+	return badRequest("", "reading the request body: %v", err)
 }
 
 // jsonError turns a decoding error into a 400 naming the field or offset.

@@ -126,6 +126,11 @@ func (s *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	if ae.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(ae.RetryAfter))
 	}
+	if ae.Status == http.StatusRequestTimeout {
+		// The rest of the body may still arrive; the connection cannot be
+		// reused.
+		w.Header().Set("Connection", "close")
+	}
 	if ae.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="embrace"`)
 	}

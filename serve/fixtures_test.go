@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -422,5 +423,31 @@ func TestFixtureRobertaPositionLimit(t *testing.T) {
 	wantError(t, code, body, 413, "the limit is 64")
 	if code, body := ts.post(t, "/classify", map[string]any{"inputs": over, "truncate": true}); code != 200 {
 		t.Fatalf("%d tokens with truncate: %d %s", n, code, body)
+	}
+}
+
+// TestFixtureGeneratorCountsAbandoned: when emit fails (the client left),
+// the completion adapter still reports the tokens it generated.
+func TestFixtureGeneratorCountsAbandoned(t *testing.T) {
+	dir := filepath.Join(fixtures(t), "models", "gpt2")
+	g, err := loadGenerator(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.p.Close()
+	gone := errors.New("client gone")
+	pieces := 0
+	res, err := g.Generate(context.Background(), "Once upon a time", genParams{MaxTokens: 20, Temperature: 0, TopP: 1}, func(string) error {
+		pieces++
+		if pieces == 3 {
+			return gone
+		}
+		return nil
+	})
+	if !errors.Is(err, gone) {
+		t.Fatalf("err = %v, want the emit error", err)
+	}
+	if res.CompletionTokens < 3 {
+		t.Errorf("CompletionTokens = %d after 3 pieces, want >= 3", res.CompletionTokens)
 	}
 }

@@ -81,12 +81,19 @@ func (m *metrics) observeBatch(inputs, paddedTokens int) {
 	m.batchTokens.observe(float64(paddedTokens))
 }
 
+// observeGeneration records a finished completion: its tokens and its speed.
 func (m *metrics) observeGeneration(res genResult, seconds float64) {
-	m.promptTokens.Add(uint64(res.PromptTokens))
-	m.generatedTokens.Add(uint64(res.CompletionTokens))
+	m.observeTokens(res)
 	if seconds > 0 && res.CompletionTokens > 0 {
 		m.genRate.observe(float64(res.CompletionTokens) / seconds)
 	}
+}
+
+// observeTokens records the tokens of a completion that did not finish (the
+// client left, the timeout passed): the work was done all the same.
+func (m *metrics) observeTokens(res genResult) {
+	m.promptTokens.Add(uint64(res.PromptTokens))
+	m.generatedTokens.Add(uint64(res.CompletionTokens))
 }
 
 // histogram is a Prometheus histogram with fixed upper bounds.

@@ -328,6 +328,7 @@ func (s *Handler) handleCompletions(w http.ResponseWriter, r *http.Request) erro
 			return nil
 		})
 		if err != nil {
+			s.metrics.observeTokens(res)
 			return err
 		}
 		s.metrics.observeGeneration(res, time.Since(start).Seconds())
@@ -380,6 +381,7 @@ func (s *Handler) streamCompletion(w http.ResponseWriter, r *http.Request, m *ba
 			return send(chunk)
 		})
 		if err != nil {
+			s.metrics.observeTokens(res)
 			ae := s.toAPIError(r, err)
 			if rec, ok := w.(*recorder); ok {
 				rec.errType = ae.Type
