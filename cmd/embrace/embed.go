@@ -1,12 +1,13 @@
-// Command embed computes sentence embeddings, as SentenceTransformer.encode
+// "embrace embed" computes sentence embeddings, as SentenceTransformer.encode
 // does for sentence-transformers models (pooling and normalization read from
 // the model folder), and optionally their cosine similarities.
 //
-//	go run ./examples/embed "The cat sits outside" "A man is playing guitar"
-//	go run ./examples/embed -similarity "The cat sits outside" "A cat is outdoors"
-//	cat sentences.txt | go run ./examples/embed -model path/to/model -json
+//	embrace embed "The cat sits outside" "A man is playing guitar"
+//	embrace embed -similarity "The cat sits outside" "A cat is outdoors"
+//	cat sentences.txt | embrace embed -model path/to/model -json
 //
-// Run it with -h for every flag.
+// Run "embrace embed -h" for every flag.
+
 package main
 
 import (

@@ -1,11 +1,12 @@
-// Command generate continues a prompt with a causal language model (GPT-2
+// "embrace generate" continues a prompt with a causal language model (GPT-2
 // family), streaming the text to stdout as each token is produced.
 //
-//	go run ./examples/generate "Hugging Face is"
-//	go run ./examples/generate -max-new-tokens 60 -temperature 0.8 -top-p 0.95 -seed 1 "Once upon a time"
-//	go run ./examples/generate -stop "." -json "The capital of France is"
+//	embrace generate "Hugging Face is"
+//	embrace generate -max-new-tokens 60 -temperature 0.8 -top-p 0.95 -seed 1 "Once upon a time"
+//	embrace generate -stop "." -json "The capital of France is"
 //
-// Run it with -h for every flag.
+// Run "embrace generate -h" for every flag.
+
 package main
 
 import (

@@ -7,6 +7,7 @@
 //	embrace embed "Hello world!" "Embrace runs transformers in Go."
 //	embrace generate -model openai-community/gpt2 "Once upon a time"
 //	embrace tokenize -model google-bert/bert-base-uncased "Hello world!"
+//	embrace classify "I loved this film"      # also ner, qa, fill-mask
 //	embrace download sentence-transformers/all-MiniLM-L6-v2
 //	embrace conformance ../shared/fixtures
 //
@@ -40,6 +41,10 @@ func subcommands() []subcommand {
 		{"embed", embedCommand.Summary, runEmbed},
 		{"generate", generateCommand.Summary, runGenerate},
 		{"tokenize", tokenizeCommand.Summary, runTokenize},
+		{"classify", classifyCommand.Summary, runClassify},
+		{"ner", nerCommand.Summary, runNER},
+		{"qa", qaCommand.Summary, runQA},
+		{"fill-mask", fillMaskCommand.Summary, runFillMask},
 		{"download", downloadCommand.Summary, runDownload},
 	}
 }

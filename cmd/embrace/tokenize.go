@@ -1,12 +1,13 @@
-// Command tokenize shows how a model's tokenizer splits text: the ids,
+// "embrace tokenize" shows how a model's tokenizer splits text: the ids,
 // tokens and offsets of each input, exactly as Hugging Face tokenizers
 // would give them.
 //
-//	go run ./examples/tokenize -model path/to/model "Hello world!"
-//	echo "Hello world!" | go run ./examples/tokenize -json
-//	go run ./examples/tokenize -decode "101 7592 2088 999 102"
+//	embrace tokenize -model path/to/model "Hello world!"
+//	echo "Hello world!" | embrace tokenize -json
+//	embrace tokenize -decode "101 7592 2088 999 102"
 //
-// Run it with -h for every flag.
+// Run "embrace tokenize -h" for every flag.
+
 package main
 
 import (

@@ -12,8 +12,8 @@ import (
 )
 
 type nerLine struct {
-	Text     string   `json:"text"`
-	Entities []entity `json:"entities"`
+	Text     string      `json:"text"`
+	Entities []nerEntity `json:"entities"`
 }
 
 // refEntity is one result of reference.json; start and end are code points.
@@ -29,7 +29,7 @@ type refEntity struct {
 
 // TestMatchesTransformers runs every token_classification entry of the
 // fixture (each aggregation strategy) through the example.
-func TestMatchesTransformers(t *testing.T) {
+func TestNERMatchesTransformers(t *testing.T) {
 	dir := clitest.Model(t, "bert-ner")
 	var ref struct {
 		TokenClassification []struct {
@@ -43,7 +43,7 @@ func TestMatchesTransformers(t *testing.T) {
 		t.Fatal("no token_classification entries in reference.json")
 	}
 	for _, e := range ref.TokenClassification {
-		r := clitest.Run(t, run, e.Input+"\n", "-model", dir, "-json", "-aggregation", e.Aggregation)
+		r := clitest.Run(t, runNER, e.Input+"\n", "-model", dir, "-json", "-aggregation", e.Aggregation)
 		if r.Code != 0 {
 			t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 		}
@@ -57,7 +57,7 @@ func TestMatchesTransformers(t *testing.T) {
 				g.CharStart == w.Start && g.CharEnd == w.End && clitest.ScoreClose(g.Score, w.Score) &&
 				(w.Index == nil) == (g.Index == nil) && (w.Index == nil || *w.Index == *g.Index)
 			if !same {
-				t.Errorf("%s %q entity %d: %+v, transformers %+v", e.Aggregation, e.Input, i, g, w)
+				t.Errorf("%s %q nerEntity %d: %+v, transformers %+v", e.Aggregation, e.Input, i, g, w)
 			}
 			if got := e.Input[g.Start:g.End]; len([]rune(got)) != g.CharEnd-g.CharStart {
 				t.Errorf("byte span %d-%d (%q) disagrees with code points %d-%d", g.Start, g.End, got, g.CharStart, g.CharEnd)
@@ -66,7 +66,7 @@ func TestMatchesTransformers(t *testing.T) {
 	}
 }
 
-func TestMatchesLibraryAndTextForm(t *testing.T) {
+func TestNERMatchesLibraryAndTextForm(t *testing.T) {
 	dir := clitest.Model(t, "bert-ner")
 	text := "Angela Merkel visited Paris."
 	tc, err := pipeline.NewTokenClassifier(context.Background(), dir, nil)
@@ -78,7 +78,7 @@ func TestMatchesLibraryAndTextForm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := clitest.Run(t, run, "", "-model", dir, text)
+	r := clitest.Run(t, runNER, "", "-model", dir, text)
 	if r.Code != 0 {
 		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
@@ -94,19 +94,19 @@ func TestMatchesLibraryAndTextForm(t *testing.T) {
 	}
 }
 
-func TestErrors(t *testing.T) {
+func TestNERErrors(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "nope")
-	clitest.WantOneLineError(t, clitest.Run(t, run, "", "-model", missing, "hi"), "ner", "does not exist")
-	clitest.WantOneLineError(t, clitest.Run(t, run, "", "-aggregation", "mean", "hi"), "ner", `"mean"`)
-	clitest.WantOneLineError(t, clitest.Run(t, run, "", "-model", clitest.Model(t, "bert-cls"), "hi"), "ner", "loading")
-	r := clitest.Run(t, run, "", "-h")
-	if r.Code != 0 || !strings.Contains(r.Stdout, "-aggregation") || !strings.Contains(r.Stdout, command.DefaultModel) {
+	clitest.WantOneLineError(t, clitest.Run(t, runNER, "", "-model", missing, "hi"), "embrace ner", "does not exist")
+	clitest.WantOneLineError(t, clitest.Run(t, runNER, "", "-aggregation", "mean", "hi"), "embrace ner", `"mean"`)
+	clitest.WantOneLineError(t, clitest.Run(t, runNER, "", "-model", clitest.Model(t, "bert-cls"), "hi"), "embrace ner", "loading")
+	r := clitest.Run(t, runNER, "", "-h")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "-aggregation") || !strings.Contains(r.Stdout, nerCommand.DefaultModel) {
 		t.Errorf("-h: exit %d, %q", r.Code, r.Stdout)
 	}
 }
 
 // TestHubRepoID: -model with a repo id downloads from a (fake) Hub into the
 // Hugging Face cache and gives the same output as the local folder.
-func TestHubRepoID(t *testing.T) {
-	clitest.CheckHubRun(t, run, clitest.Model(t, "bert-ner"), "test-org/tiny-ner", "-json", "Clara lives in Berkeley.")
+func TestNERHubRepoID(t *testing.T) {
+	clitest.CheckHubRun(t, runNER, clitest.Model(t, "bert-ner"), "test-org/tiny-ner", "-json", "Clara lives in Berkeley.")
 }

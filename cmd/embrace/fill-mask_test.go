@@ -12,19 +12,19 @@ import (
 )
 
 type fmLine struct {
-	Text  string         `json:"text"`
-	Masks [][]prediction `json:"masks"`
+	Text  string                 `json:"text"`
+	Masks [][]fillMaskPrediction `json:"masks"`
 }
 
 // TestMatchesTransformers runs the fixture's fill_mask entries through the
 // example, all on stdin at once.
-func TestMatchesTransformers(t *testing.T) {
+func TestFillMaskMatchesTransformers(t *testing.T) {
 	dir := clitest.Model(t, "bert-mlm")
 	var ref struct {
 		FillMask []struct {
-			Input  string       `json:"input"`
-			TopK   int          `json:"top_k"`
-			Result []prediction `json:"result"`
+			Input  string               `json:"input"`
+			TopK   int                  `json:"top_k"`
+			Result []fillMaskPrediction `json:"result"`
 		} `json:"fill_mask"`
 	}
 	clitest.Reference(t, dir, &ref)
@@ -32,7 +32,7 @@ func TestMatchesTransformers(t *testing.T) {
 		t.Fatal("no fill_mask entries in reference.json")
 	}
 	for _, e := range ref.FillMask {
-		r := clitest.Run(t, run, e.Input+"\n", "-model", dir, "-json", "-top-k", strconv.Itoa(e.TopK))
+		r := clitest.Run(t, runFillMask, e.Input+"\n", "-model", dir, "-json", "-top-k", strconv.Itoa(e.TopK))
 		if r.Code != 0 {
 			t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 		}
@@ -49,7 +49,7 @@ func TestMatchesTransformers(t *testing.T) {
 	}
 }
 
-func TestTargetsAndTextForm(t *testing.T) {
+func TestFillMaskTargetsAndTextForm(t *testing.T) {
 	dir := clitest.Model(t, "bert-mlm")
 	fm, err := pipeline.NewFillMask(context.Background(), dir, nil)
 	if err != nil {
@@ -62,7 +62,7 @@ func TestTargetsAndTextForm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := clitest.Run(t, run, "", "-model", dir, "-json", "-top-k", "2", "-targets", "paris, france,the", text)
+	r := clitest.Run(t, runFillMask, "", "-model", dir, "-json", "-top-k", "2", "-targets", "paris, france,the", text)
 	if r.Code != 0 {
 		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
@@ -78,27 +78,27 @@ func TestTargetsAndTextForm(t *testing.T) {
 		}
 	}
 
-	r = clitest.Run(t, run, "", "-model", dir, "-top-k", "2", "-targets", "paris,france,the", text)
+	r = clitest.Run(t, runFillMask, "", "-model", dir, "-top-k", "2", "-targets", "paris,france,the", text)
 	if r.Code != 0 || !strings.Contains(r.Stdout, "mask 2") || !strings.Contains(r.Stdout, want[0][1][0].Sequence) {
 		t.Errorf("text form: exit %d\n%s", r.Code, r.Stdout)
 	}
 }
 
-func TestErrors(t *testing.T) {
+func TestFillMaskErrors(t *testing.T) {
 	dir := clitest.Model(t, "bert-mlm")
 	missing := filepath.Join(t.TempDir(), "nope")
-	clitest.WantOneLineError(t, clitest.Run(t, run, "", "-model", missing, "a [MASK]"), "fill-mask", "does not exist")
-	clitest.WantOneLineError(t, clitest.Run(t, run, "a [MASK].\nno mask here\n", "-model", dir), "fill-mask", "stdin line 2", "mask")
-	clitest.WantOneLineError(t, clitest.Run(t, run, "", "-top-k", "0"), "fill-mask", "-top-k")
-	clitest.WantOneLineError(t, clitest.Run(t, run, "", "-model", clitest.Model(t, "bert-cls"), "a [MASK]"), "fill-mask", "loading")
-	r := clitest.Run(t, run, "", "-h")
-	if r.Code != 0 || !strings.Contains(r.Stdout, "-targets") || !strings.Contains(r.Stdout, command.DefaultModel) {
+	clitest.WantOneLineError(t, clitest.Run(t, runFillMask, "", "-model", missing, "a [MASK]"), "embrace fill-mask", "does not exist")
+	clitest.WantOneLineError(t, clitest.Run(t, runFillMask, "a [MASK].\nno mask here\n", "-model", dir), "embrace fill-mask", "stdin line 2", "mask")
+	clitest.WantOneLineError(t, clitest.Run(t, runFillMask, "", "-top-k", "0"), "embrace fill-mask", "-top-k")
+	clitest.WantOneLineError(t, clitest.Run(t, runFillMask, "", "-model", clitest.Model(t, "bert-cls"), "a [MASK]"), "embrace fill-mask", "loading")
+	r := clitest.Run(t, runFillMask, "", "-h")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "-targets") || !strings.Contains(r.Stdout, fillMaskCommand.DefaultModel) {
 		t.Errorf("-h: exit %d, %q", r.Code, r.Stdout)
 	}
 }
 
 // TestHubRepoID: -model with a repo id downloads from a (fake) Hub into the
 // Hugging Face cache and gives the same output as the local folder.
-func TestHubRepoID(t *testing.T) {
-	clitest.CheckHubRun(t, run, clitest.Model(t, "bert-mlm"), "test-org/tiny-fill-mask", "-json", "Paris is the [MASK] of France.")
+func TestFillMaskHubRepoID(t *testing.T) {
+	clitest.CheckHubRun(t, runFillMask, clitest.Model(t, "bert-mlm"), "test-org/tiny-fill-mask", "-json", "Paris is the [MASK] of France.")
 }

@@ -13,20 +13,20 @@ import (
 )
 
 type clsLine struct {
-	Text   string  `json:"text"`
-	Labels []label `json:"labels"`
+	Text   string          `json:"text"`
+	Labels []classifyLabel `json:"labels"`
 }
 
 // TestMatchesTransformers checks the example against the text-classification
 // results transformers gave for the fixture (reference.json) and against
 // the library itself, with batches that do not divide the inputs evenly.
-func TestMatchesTransformers(t *testing.T) {
+func TestClassifyMatchesTransformers(t *testing.T) {
 	dir := clitest.Model(t, "bert-cls")
 	var ref struct {
 		TextClassification []struct {
-			Input  string  `json:"input"`
-			TopK   *int    `json:"top_k"`
-			Result []label `json:"result"`
+			Input  string          `json:"input"`
+			TopK   *int            `json:"top_k"`
+			Result []classifyLabel `json:"result"`
 		} `json:"text_classification"`
 	}
 	clitest.Reference(t, dir, &ref)
@@ -38,7 +38,7 @@ func TestMatchesTransformers(t *testing.T) {
 		if e.TopK != nil {
 			k = strconv.Itoa(*e.TopK)
 		}
-		r := clitest.Run(t, run, "", "-model", dir, "-json", "-top-k", k, e.Input)
+		r := clitest.Run(t, runClassify, "", "-model", dir, "-json", "-top-k", k, e.Input)
 		if r.Code != 0 {
 			t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 		}
@@ -49,13 +49,13 @@ func TestMatchesTransformers(t *testing.T) {
 		for i, w := range e.Result {
 			g := got[0].Labels[i]
 			if g.Label != w.Label || !clitest.ScoreClose(g.Score, w.Score) {
-				t.Errorf("%q label %d: %+v, transformers %+v", e.Input, i, g, w)
+				t.Errorf("%q classifyLabel %d: %+v, transformers %+v", e.Input, i, g, w)
 			}
 		}
 	}
 
 	texts := []string{"I love it.", "I hate it.", "It is a table.", "Meh."}
-	r := clitest.Run(t, run, strings.Join(texts, "\n")+"\n", "-model", dir, "-json", "-top-k", "2", "-batch-size", "3")
+	r := clitest.Run(t, runClassify, strings.Join(texts, "\n")+"\n", "-model", dir, "-json", "-top-k", "2", "-batch-size", "3")
 	if r.Code != 0 {
 		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
@@ -80,32 +80,32 @@ func TestMatchesTransformers(t *testing.T) {
 			// Batches are padded differently here and in the library call,
 			// which moves scores in the last float32 bits only.
 			if g := got[i].Labels[j]; g.Label != w.Label || math.Abs(g.Score-w.Score) > 1e-6 {
-				t.Errorf("text %d label %d: %+v, library %+v", i, j, g, w)
+				t.Errorf("text %d classifyLabel %d: %+v, library %+v", i, j, g, w)
 			}
 		}
 	}
 
 	// Text form: the text, then tab-separated "label (score)".
-	r = clitest.Run(t, run, "", "-model", dir, texts[0])
+	r = clitest.Run(t, runClassify, "", "-model", dir, texts[0])
 	if wantLine := texts[0] + "\t" + want[0][0].Label + " ("; r.Code != 0 || !strings.HasPrefix(r.Stdout, wantLine) || strings.Count(r.Stdout, "\t") != 1 {
 		t.Errorf("text output %q, want it to start with %q and have one label", r.Stdout, wantLine)
 	}
 }
 
-func TestErrors(t *testing.T) {
+func TestClassifyErrors(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "nope")
-	clitest.WantOneLineError(t, clitest.Run(t, run, "", "-model", missing, "hi"), "classify", "does not exist")
-	clitest.WantOneLineError(t, clitest.Run(t, run, "", "-top-k", "-1", "hi"), "classify", "-top-k")
+	clitest.WantOneLineError(t, clitest.Run(t, runClassify, "", "-model", missing, "hi"), "embrace classify", "does not exist")
+	clitest.WantOneLineError(t, clitest.Run(t, runClassify, "", "-top-k", "-1", "hi"), "embrace classify", "-top-k")
 	// A folder whose model has no classification head.
-	clitest.WantOneLineError(t, clitest.Run(t, run, "", "-model", clitest.Model(t, "bert-ner"), "hi"), "classify", "loading")
-	r := clitest.Run(t, run, "", "-h")
-	if r.Code != 0 || !strings.Contains(r.Stdout, "-top-k") || !strings.Contains(r.Stdout, command.DefaultModel) {
+	clitest.WantOneLineError(t, clitest.Run(t, runClassify, "", "-model", clitest.Model(t, "bert-ner"), "hi"), "embrace classify", "loading")
+	r := clitest.Run(t, runClassify, "", "-h")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "-top-k") || !strings.Contains(r.Stdout, classifyCommand.DefaultModel) {
 		t.Errorf("-h: exit %d, %q", r.Code, r.Stdout)
 	}
 }
 
 // TestHubRepoID: -model with a repo id downloads from a (fake) Hub into the
 // Hugging Face cache and gives the same output as the local folder.
-func TestHubRepoID(t *testing.T) {
-	clitest.CheckHubRun(t, run, clitest.Model(t, "bert-cls"), "test-org/tiny-classify", "-json", "I love it.")
+func TestClassifyHubRepoID(t *testing.T) {
+	clitest.CheckHubRun(t, runClassify, clitest.Model(t, "bert-cls"), "test-org/tiny-classify", "-json", "I love it.")
 }

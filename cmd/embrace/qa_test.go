@@ -13,9 +13,9 @@ import (
 )
 
 type qaLine struct {
-	Question string   `json:"question"`
-	Context  string   `json:"context"`
-	Answers  []answer `json:"answers"`
+	Question string     `json:"question"`
+	Context  string     `json:"context"`
+	Answers  []qaAnswer `json:"answers"`
 }
 
 type qaRef struct {
@@ -39,10 +39,10 @@ func checkAgainstRef(t *testing.T, got qaLine, e qaRef) {
 	for i, w := range e.Result {
 		g := got.Answers[i]
 		if g.Answer != w.Answer || g.CharStart != w.Start || g.CharEnd != w.End || !clitest.ScoreClose(g.Score, w.Score) {
-			t.Errorf("%q answer %d: %+v, transformers %+v", e.Question, i, g, w)
+			t.Errorf("%q qaAnswer %d: %+v, transformers %+v", e.Question, i, g, w)
 		}
 		if e.Context[g.Start:g.End] != g.Answer {
-			t.Errorf("byte span %d-%d is %q, answer %q", g.Start, g.End, e.Context[g.Start:g.End], g.Answer)
+			t.Errorf("byte span %d-%d is %q, qaAnswer %q", g.Start, g.End, e.Context[g.Start:g.End], g.Answer)
 		}
 	}
 }
@@ -50,7 +50,7 @@ func checkAgainstRef(t *testing.T, got qaLine, e qaRef) {
 // TestMatchesTransformers runs the fixture's question_answering entries
 // through every input form: -question/-context, TAB lines on stdin, and
 // questions as arguments with a shared -context.
-func TestMatchesTransformers(t *testing.T) {
+func TestQAMatchesTransformers(t *testing.T) {
 	dir := clitest.Model(t, "bert-qa")
 	var ref struct {
 		QA []qaRef `json:"question_answering"`
@@ -61,14 +61,14 @@ func TestMatchesTransformers(t *testing.T) {
 	}
 	var stdin strings.Builder
 	for _, e := range ref.QA {
-		flags := []string{"-model", dir, "-json", "-top-k", strconv.Itoa(e.TopK), "-max-answer-len", strconv.Itoa(e.MaxAnswerLen)}
-		r := clitest.Run(t, run, "", append(flags, "-question", e.Question, "-context", e.Context)...)
+		flags := []string{"-model", dir, "-json", "-top-k", strconv.Itoa(e.TopK), "-max-qaAnswer-len", strconv.Itoa(e.MaxAnswerLen)}
+		r := clitest.Run(t, runQA, "", append(flags, "-question", e.Question, "-context", e.Context)...)
 		if r.Code != 0 {
 			t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 		}
 		checkAgainstRef(t, clitest.JSONLines[qaLine](t, r.Stdout)[0], e)
 
-		r = clitest.Run(t, run, "", append(flags, "-context", e.Context, e.Question)...)
+		r = clitest.Run(t, runQA, "", append(flags, "-context", e.Context, e.Question)...)
 		if r.Code != 0 {
 			t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 		}
@@ -76,7 +76,7 @@ func TestMatchesTransformers(t *testing.T) {
 		fmt.Fprintf(&stdin, "%s\t%s\n", e.Question, e.Context)
 	}
 	e := ref.QA[0]
-	r := clitest.Run(t, run, stdin.String(), "-model", dir, "-json", "-top-k", strconv.Itoa(e.TopK), "-max-answer-len", strconv.Itoa(e.MaxAnswerLen))
+	r := clitest.Run(t, runQA, stdin.String(), "-model", dir, "-json", "-top-k", strconv.Itoa(e.TopK), "-max-qaAnswer-len", strconv.Itoa(e.MaxAnswerLen))
 	if r.Code != 0 {
 		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
@@ -91,7 +91,7 @@ func TestMatchesTransformers(t *testing.T) {
 	}
 }
 
-func TestTextFormMatchesLibrary(t *testing.T) {
+func TestQATextFormMatchesLibrary(t *testing.T) {
 	dir := clitest.Model(t, "bert-qa")
 	q, c := "Who wrote the book?", "The book was written by Ada Lovelace in London."
 	qa, err := pipeline.NewQuestionAnswerer(context.Background(), dir, nil)
@@ -103,7 +103,7 @@ func TestTextFormMatchesLibrary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := clitest.Run(t, run, "", "-model", dir, "-question", q, "-context", c)
+	r := clitest.Run(t, runQA, "", "-model", dir, "-question", q, "-context", c)
 	a := want[0][0]
 	line := fmt.Sprintf("%s\t%q (score %.4f, bytes %d-%d)\n", q, a.Answer, a.Score, a.Start, a.End)
 	if r.Code != 0 || r.Stdout != line {
@@ -111,24 +111,24 @@ func TestTextFormMatchesLibrary(t *testing.T) {
 	}
 }
 
-func TestErrors(t *testing.T) {
+func TestQAErrors(t *testing.T) {
 	dir := clitest.Model(t, "bert-qa")
 	missing := filepath.Join(t.TempDir(), "nope")
-	clitest.WantOneLineError(t, clitest.Run(t, run, "", "-model", missing, "-question", "q", "-context", "c"), "qa", "does not exist")
-	clitest.WantOneLineError(t, clitest.Run(t, run, "", "-model", dir, "-question", "q"), "qa", "-context")
-	clitest.WantOneLineError(t, clitest.Run(t, run, "", "-model", dir, "-question", "q", "-context", "c", "extra"), "qa", "not both")
-	clitest.WantOneLineError(t, clitest.Run(t, run, "Who?\tAda.\nno tab\n", "-model", dir), "qa", "stdin line 2", "TAB")
-	clitest.WantOneLineError(t, clitest.Run(t, run, "", "-model", dir, "-context", "   ", "Who?"), "qa", "argument 1", "non-empty")
-	clitest.WantOneLineError(t, clitest.Run(t, run, "", "-top-k", "0"), "qa", "-top-k")
-	clitest.WantOneLineError(t, clitest.Run(t, run, "", "-model", clitest.Model(t, "bert-cls"), "-question", "q", "-context", "c"), "qa", "loading")
-	r := clitest.Run(t, run, "", "-h")
-	if r.Code != 0 || !strings.Contains(r.Stdout, "-max-answer-len") || !strings.Contains(r.Stdout, command.DefaultModel) {
+	clitest.WantOneLineError(t, clitest.Run(t, runQA, "", "-model", missing, "-question", "q", "-context", "c"), "embrace qa", "does not exist")
+	clitest.WantOneLineError(t, clitest.Run(t, runQA, "", "-model", dir, "-question", "q"), "embrace qa", "-context")
+	clitest.WantOneLineError(t, clitest.Run(t, runQA, "", "-model", dir, "-question", "q", "-context", "c", "extra"), "embrace qa", "not both")
+	clitest.WantOneLineError(t, clitest.Run(t, runQA, "Who?\tAda.\nno tab\n", "-model", dir), "embrace qa", "stdin line 2", "TAB")
+	clitest.WantOneLineError(t, clitest.Run(t, runQA, "", "-model", dir, "-context", "   ", "Who?"), "embrace qa", "argument 1", "non-empty")
+	clitest.WantOneLineError(t, clitest.Run(t, runQA, "", "-top-k", "0"), "embrace qa", "-top-k")
+	clitest.WantOneLineError(t, clitest.Run(t, runQA, "", "-model", clitest.Model(t, "bert-cls"), "-question", "q", "-context", "c"), "embrace qa", "loading")
+	r := clitest.Run(t, runQA, "", "-h")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "-max-qaAnswer-len") || !strings.Contains(r.Stdout, qaCommand.DefaultModel) {
 		t.Errorf("-h: exit %d, %q", r.Code, r.Stdout)
 	}
 }
 
 // TestHubRepoID: -model with a repo id downloads from a (fake) Hub into the
 // Hugging Face cache and gives the same output as the local folder.
-func TestHubRepoID(t *testing.T) {
-	clitest.CheckHubRun(t, run, clitest.Model(t, "bert-qa"), "test-org/tiny-qa", "-json", "-question", "Who?", "-context", "Ada wrote it.")
+func TestQAHubRepoID(t *testing.T) {
+	clitest.CheckHubRun(t, runQA, clitest.Model(t, "bert-qa"), "test-org/tiny-qa", "-json", "-question", "Who?", "-context", "Ada wrote it.")
 }
