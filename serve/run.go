@@ -9,21 +9,21 @@ import (
 	"time"
 )
 
-// Run serves h on ln until ctx ends, then shuts down gracefully: new
+// Run serves s on ln until ctx ends, then shuts down gracefully: new
 // connections are refused, requests in flight (streams included) get up to
-// shutdownTimeout to finish and are then cut off, and h is closed. It loads
-// the model in the background when h has not loaded it yet, so /health
+// shutdownTimeout to finish and are then cut off, and s is closed. It loads
+// the model in the background when s has not loaded it yet, so /health
 // answers "loading" meanwhile; a failed load ends Run with the error.
 //
 // The http.Server it uses limits headers to 64 KiB and reads (header and
 // body) to a minute; a body that trickles in slower is answered 408.
-func (h *Handler) Run(ctx context.Context, ln net.Listener, shutdownTimeout time.Duration) error {
-	defer h.Close()
-	log := h.log
+func (s *Handler) Run(ctx context.Context, ln net.Listener, shutdownTimeout time.Duration) error {
+	defer s.Close()
+	log := s.log
 	baseCtx, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
 	hs := &http.Server{
-		Handler:           h,
+		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute, // header and body; streams write as long as the request timeout allows
 		IdleTimeout:       2 * time.Minute,
@@ -33,15 +33,15 @@ func (h *Handler) Run(ctx context.Context, ln net.Listener, shutdownTimeout time
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "model", h.cfg.Model, "auth", h.cfg.APIKey != "")
+	log.Info("listening", "addr", ln.Addr().String(), "model", s.cfg.Model, "auth", s.cfg.APIKey != "")
 
 	loadCtx, cancelLoad := context.WithCancel(ctx)
 	defer cancelLoad()
 	loadErr := make(chan error, 1)
-	if h.model.Load() != nil {
+	if s.model.Load() != nil {
 		loadErr <- nil
 	} else {
-		go func() { loadErr <- h.Load(loadCtx) }()
+		go func() { loadErr <- s.Load(loadCtx) }()
 	}
 
 	var failure error
@@ -51,7 +51,7 @@ func (h *Handler) Run(ctx context.Context, ln net.Listener, shutdownTimeout time
 		failure = fmt.Errorf("serving: %w", err)
 	case err := <-loadErr:
 		if err != nil {
-			failure = fmt.Errorf("loading %s: %w", h.cfg.Model, err)
+			failure = fmt.Errorf("loading %s: %w", s.cfg.Model, err)
 			break
 		}
 		select {
@@ -71,7 +71,7 @@ func (h *Handler) Run(ctx context.Context, ln net.Listener, shutdownTimeout time
 		cancelBase()
 		hs.Close()
 	}
-	if err := h.Close(); err != nil {
+	if err := s.Close(); err != nil {
 		log.Warn("closing the model", "err", err)
 	}
 	log.Info("stopped")
