@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"github.com/embrace-go/embrace/models/arch"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/embrace-go/embrace/hfdir"
 	"github.com/embrace-go/embrace/models"
+	"github.com/embrace-go/embrace/models/arch"
 	"github.com/embrace-go/embrace/safetensors"
 )
 

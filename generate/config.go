@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/embrace-go/embrace/models/arch"
+	"math"
 
 	"github.com/embrace-go/embrace/hfdir"
 )
@@ -25,8 +26,11 @@ import (
 type Config struct {
 	// MaxNewTokens bounds the generated tokens; 0 means MaxLength applies.
 	MaxNewTokens int
-	// MaxLength bounds prompt plus generated tokens (transformers' default
-	// 20), used only when MaxNewTokens is 0.
+	// MaxLength bounds prompt plus generated tokens, used only when
+	// MaxNewTokens is 0. When both are 0, generation runs until an end
+	// token, a stop string or the model's context limit (finish reason
+	// "length"); transformers' legacy default of 20 applies only when a
+	// generation_config.json sets max_length.
 	MaxLength int
 	// MinNewTokens and MinLength suppress the end-of-sequence tokens until
 	// that many tokens are generated, or the sequence (prompt included) is
@@ -37,13 +41,14 @@ type Config struct {
 	// DoSample samples from the processed distribution; otherwise the most
 	// likely token is taken (greedy search).
 	DoSample bool
-	// Temperature divides the logits when sampling (1 leaves them).
+	// Temperature divides the logits when sampling (1 leaves them; 0 means
+	// greedy search, as in the OpenAI API).
 	Temperature float64
 	// TopK keeps the k most likely tokens when sampling (0 disables; the
 	// transformers default is 50).
 	TopK int
 	// TopP keeps the smallest set of most likely tokens whose probability
-	// reaches TopP when sampling (1 disables).
+	// reaches TopP when sampling (1, or 0 in a zero Config, disables).
 	TopP float64
 	// MinP drops tokens less likely than MinP times the most likely one when
 	// sampling (0 disables).
@@ -53,8 +58,8 @@ type Config struct {
 	Seed uint64
 
 	// RepetitionPenalty divides positive (multiplies negative) logits of
-	// every token already in the sequence, prompt and padding included (1
-	// disables).
+	// every token already in the sequence, prompt and padding included (1,
+	// or 0 in a zero Config, disables).
 	RepetitionPenalty float64
 	// NoRepeatNGramSize forbids any n-gram of that size from occurring twice
 	// (0 disables).
@@ -79,11 +84,14 @@ type Decoder interface {
 }
 
 // DefaultConfig returns transformers' GenerationConfig defaults: greedy,
-// max_length 20, top_k 50 and temperature 1 for when sampling is switched
-// on, no penalties, no end token.
+// top_k 50 and temperature 1 for when sampling is switched on, no
+// penalties, no end token; but no length bound other than the model's
+// context (transformers' legacy max_length 20 is not inherited).
+//
+// A zero Config is usable too: Config{MaxNewTokens: 5} is greedy search for
+// 5 tokens (zero TopP and RepetitionPenalty mean disabled).
 func DefaultConfig() Config {
 	return Config{
-		MaxLength:         20,
 		Temperature:       1,
 		TopK:              50,
 		TopP:              1,
@@ -250,20 +258,20 @@ func (c *Config) Validate() error {
 	switch {
 	case c.MaxNewTokens < 0:
 		return fmt.Errorf("generate: max_new_tokens %d is negative", c.MaxNewTokens)
-	case c.MaxNewTokens == 0 && c.MaxLength <= 0:
-		return errors.New("generate: neither max_new_tokens nor max_length is set")
+	case c.MaxLength < 0:
+		return fmt.Errorf("generate: max_length %d is negative", c.MaxLength)
 	case c.MinNewTokens < 0 || c.MinLength < 0:
 		return errors.New("generate: min_new_tokens and min_length must not be negative")
-	case c.DoSample && !(c.Temperature > 0):
-		return fmt.Errorf("generate: temperature %g must be positive when sampling", c.Temperature)
+	case c.Temperature < 0 || math.IsNaN(c.Temperature):
+		return fmt.Errorf("generate: temperature %g is negative", c.Temperature)
 	case c.TopK < 0:
 		return fmt.Errorf("generate: top_k %d is negative", c.TopK)
-	case !(c.TopP > 0 && c.TopP <= 1):
-		return fmt.Errorf("generate: top_p %g is outside (0, 1]", c.TopP)
+	case !(c.TopP >= 0 && c.TopP <= 1):
+		return fmt.Errorf("generate: top_p %g is outside [0, 1]", c.TopP)
 	case !(c.MinP >= 0 && c.MinP <= 1):
 		return fmt.Errorf("generate: min_p %g is outside [0, 1]", c.MinP)
-	case !(c.RepetitionPenalty > 0):
-		return fmt.Errorf("generate: repetition_penalty %g must be positive", c.RepetitionPenalty)
+	case !(c.RepetitionPenalty >= 0):
+		return fmt.Errorf("generate: repetition_penalty %g is negative", c.RepetitionPenalty)
 	case c.NoRepeatNGramSize < 0:
 		return fmt.Errorf("generate: no_repeat_ngram_size %d is negative", c.NoRepeatNGramSize)
 	}
@@ -273,6 +281,22 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// normalized maps the zero values that mean "off" to the values the
+// processors use: top_p 0 and repetition_penalty 0 disable, temperature 0
+// with sampling is greedy search.
+func (c Config) normalized() Config {
+	if c.TopP == 0 {
+		c.TopP = 1
+	}
+	if c.RepetitionPenalty == 0 {
+		c.RepetitionPenalty = 1
+	}
+	if c.DoSample && c.Temperature == 0 {
+		c.DoSample = false
+	}
+	return c
 }
 
 // pad returns the id that fills padding and finished sequences.

@@ -10,8 +10,8 @@ import (
 )
 
 // ErrTooLong is wrapped by the error for a prompt that fills the model's
-// context.
-var ErrTooLong = errors.New("too long")
+// context (it is arch.ErrTooLong).
+var ErrTooLong = arch.ErrTooLong
 
 // errStop ends the decoding loop early without an error.
 var errStop = errors.New("stop")
@@ -21,12 +21,16 @@ var errStop = errors.New("stop")
 type stepFunc func(rows [][]int, finished []bool) error
 
 // maxNew is the number of tokens to generate after a prompt of seq
-// positions (padding included, as max_length counts it).
+// positions (padding included, as max_length counts it); -1 when the
+// config sets no bound.
 func (c *Config) maxNew(seq int) int {
 	if c.MaxNewTokens > 0 {
 		return c.MaxNewTokens
 	}
-	return max(c.MaxLength-seq, 0)
+	if c.MaxLength > 0 {
+		return max(c.MaxLength-seq, 0)
+	}
+	return -1
 }
 
 // run is the decoding loop over a left-padded batch: ids and mask are B×S.
@@ -37,6 +41,7 @@ func run(ctx context.Context, m arch.CausalLM, ids, mask []int, batch int, cfg C
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, err
 	}
+	cfg = cfg.normalized()
 	if len(cfg.StopStrings) > 0 && cfg.Decoder == nil {
 		return nil, nil, errors.New("generate: stop strings need a Decoder")
 	}
@@ -69,8 +74,13 @@ func run(ctx context.Context, m arch.CausalLM, ids, mask []int, batch int, cfg C
 			if real >= mp {
 				return nil, nil, fmt.Errorf("generate: prompt %d has %d tokens, which leaves no room in the model's %d positions: %w", b, real, mp, ErrTooLong)
 			}
-			maxNew = min(maxNew, mp-real)
+			if maxNew < 0 || maxNew > mp-real {
+				maxNew = mp - real
+			}
 		}
+	}
+	if maxNew < 0 {
+		return nil, nil, errors.New("generate: the model has no position limit, so MaxNewTokens or MaxLength must be set")
 	}
 	rows := make([][]int, batch)
 	for b := range rows {

@@ -2,6 +2,7 @@ package models
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,5 +76,17 @@ func TestCapabilities(t *testing.T) {
 	}
 	if _, err := e.Encode(t.Context(), nil, arch.EncodeOptions{}); err == nil {
 		t.Error("nil input accepted")
+	}
+}
+
+// One sentinel: the standard library's errors.ErrUnsupported finds the
+// registry's unsupported errors too.
+func TestUnsupportedIsStandard(t *testing.T) {
+	err := fmt.Errorf("x: %w: y", arch.ErrUnsupported)
+	if !errors.Is(err, errors.ErrUnsupported) || !errors.Is(err, arch.ErrUnsupported) || err.Error() != "x: unsupported: y" {
+		t.Fatalf("%v", err)
+	}
+	if errors.Is(errors.New("other"), arch.ErrUnsupported) {
+		t.Fatal("an unrelated error matched")
 	}
 }

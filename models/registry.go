@@ -4,6 +4,7 @@ import (
 	"github.com/embrace-go/embrace/models/arch"
 	"github.com/embrace-go/embrace/models/bert"
 	"github.com/embrace-go/embrace/models/gpt2"
+	"github.com/embrace-go/embrace/models/llama"
 )
 
 // registry lists the architecture packages. Adding one is one line here.
@@ -11,5 +12,6 @@ func registry() []arch.Registration {
 	return []arch.Registration{
 		bert.Arch(),
 		gpt2.Arch(),
+		llama.Arch(),
 	}
 }

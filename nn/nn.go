@@ -1,6 +1,7 @@
 // Package nn holds the layers transformer models are built from: Linear,
-// Embedding, LayerNorm, feed-forward blocks and multi-head attention with masks
-// and a KV cache. Layers are plain structs of tensors; a model is a short recipe
+// Embedding, LayerNorm and RMSNorm, feed-forward blocks (plain and gated),
+// rotary position embeddings, multi-head and grouped-query attention with
+// masks, and KV caches (a flat one and a paged one). Layers are plain structs of tensors; a model is a short recipe
 // that wires them together. Layers hold no per-call state, so one model serves
 // many goroutines at once.
 //

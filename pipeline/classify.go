@@ -31,7 +31,7 @@ type ClassifyOptions struct {
 	// config as Hugging Face does: sigmoid for problem_type
 	// multi_label_classification or a single label, none for regression,
 	// softmax otherwise.
-	Function string
+	Function ClassifyFunction
 }
 
 // NewTextClassifier loads a sequence-classification checkpoint from a folder
@@ -52,10 +52,10 @@ func (c *TextClassifier) Labels() []string {
 	return append([]string(nil), c.enc.info.Labels...)
 }
 
-func (c *TextClassifier) function(opt ClassifyOptions) (string, error) {
+func (c *TextClassifier) function(opt ClassifyOptions) (ClassifyFunction, error) {
 	if opt.Function != "" {
 		switch opt.Function {
-		case "softmax", "sigmoid", "none":
+		case FunctionSoftmax, FunctionSigmoid, FunctionNone:
 			return opt.Function, nil
 		}
 		return "", fmt.Errorf("pipeline: unknown function %q (want softmax, sigmoid or none)", opt.Function)
@@ -69,6 +69,17 @@ func (c *TextClassifier) function(opt ClassifyOptions) (string, error) {
 	}
 	return "softmax", nil
 }
+
+// ClassifyFunction turns logits into scores, as the text-classification
+// pipeline's function_to_apply.
+type ClassifyFunction string
+
+// The functions.
+const (
+	FunctionSoftmax ClassifyFunction = "softmax"
+	FunctionSigmoid ClassifyFunction = "sigmoid"
+	FunctionNone    ClassifyFunction = "none" // the raw logits
+)
 
 // Classify scores every text; each result lists labels best first.
 func (c *TextClassifier) Classify(ctx context.Context, texts []string, opt ClassifyOptions) ([][]LabelScore, error) {

@@ -89,7 +89,7 @@ func ExampleNewFillMask() {
 		fmt.Println(err)
 		return
 	}
-	for _, p := range res[0][0] {
+	for _, p := range res[0].Masks[0].Predictions {
 		fmt.Printf("%d %q %.3f\n", p.Token, p.Sequence, p.Score)
 	}
 	// Output:

@@ -82,9 +82,22 @@ func (f *FillMask) targetIDs(targets []string) ([]int, error) {
 	return ids, nil
 }
 
-// Fill predicts every mask of every text: the result is texts × masks ×
-// candidates (best first). A text without a mask token is an error.
-func (f *FillMask) Fill(ctx context.Context, texts []string, opt FillMaskOptions) ([][][]MaskPrediction, error) {
+// FillResult is what Fill predicts for one text: one MaskResult per mask
+// token, in the order they occur.
+type FillResult struct {
+	Masks []MaskResult
+}
+
+// MaskResult holds the candidates for one mask token, best first.
+type MaskResult struct {
+	// Position is the mask's index among the text's tokens.
+	Position    int
+	Predictions []MaskPrediction
+}
+
+// Fill predicts every mask of every text: one FillResult per text. A text
+// without a mask token is an error.
+func (f *FillMask) Fill(ctx context.Context, texts []string, opt FillMaskOptions) ([]FillResult, error) {
 	topK := opt.TopK
 	if topK <= 0 {
 		topK = 5
@@ -93,7 +106,7 @@ func (f *FillMask) Fill(ctx context.Context, texts []string, opt FillMaskOptions
 	if err != nil {
 		return nil, err
 	}
-	out := make([][][]MaskPrediction, len(texts))
+	out := make([]FillResult, len(texts))
 	err = chunks(ctx, len(texts), f.enc.batch, func(lo, hi int) error {
 		encs := make([]*tokenizer.Encoding, 0, hi-lo)
 		for i := lo; i < hi; i++ {
@@ -156,7 +169,7 @@ func (f *FillMask) Fill(ctx context.Context, texts []string, opt FillMaskOptions
 					}
 					preds = append(preds, p)
 				}
-				out[i] = append(out[i], preds)
+				out[i].Masks = append(out[i].Masks, MaskResult{Position: j, Predictions: preds})
 			}
 		}
 		return nil

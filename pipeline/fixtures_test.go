@@ -109,7 +109,7 @@ func TestFillMaskFixture(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := res[0][0]
+		got := res[0].Masks[0].Predictions
 		if len(got) != len(e.Result) {
 			t.Fatalf("%q: %d predictions, want %d", e.Input, len(got), len(e.Result))
 		}
@@ -126,7 +126,7 @@ func TestFillMaskFixture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := res[0][0]; len(got) != 1 || got[0].Token != want.Token {
+	if got := res[0].Masks[0].Predictions; len(got) != 1 || got[0].Token != want.Token {
 		t.Errorf("with target %q: %+v", want.TokenStr, got)
 	} else {
 		closeScore(t, "target", got[0].Score, want.Score)
@@ -185,7 +185,7 @@ func TestTokenClassificationFixture(t *testing.T) {
 		t.Fatal("no entries")
 	}
 	for _, e := range ref.TokenClassification {
-		res, err := tc.Classify(context.Background(), []string{e.Input}, TokenOptions{Aggregation: e.Aggregation})
+		res, err := tc.Classify(context.Background(), []string{e.Input}, TokenOptions{Aggregation: Aggregation(e.Aggregation)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -37,13 +37,23 @@ type GeneratedText struct {
 	TokenIDs []int
 	// FinishReason is "eos" (an end token), "stop" (a stop string) or
 	// "length" (the token limit).
-	FinishReason string
+	FinishReason FinishReason
 }
+
+// FinishReason says why a generation ended.
+type FinishReason string
+
+// The reasons, named as the OpenAI API names them where it has them.
+const (
+	FinishEOS    FinishReason = "eos"    // an end token
+	FinishStop   FinishReason = "stop"   // a stop string
+	FinishLength FinishReason = "length" // the token limit or the context limit
+)
 
 // NewTextGeneration loads the tokenizer, model and generation defaults of a
 // causal language model folder (or Hub repo id).
-func NewTextGeneration(ctx context.Context, nameOrDir string) (*TextGeneration, error) {
-	dir, err := resolve(ctx, nameOrDir)
+func NewTextGeneration(ctx context.Context, nameOrDir string, opt *Options) (*TextGeneration, error) {
+	dir, err := resolve(ctx, nameOrDir, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -146,9 +156,9 @@ func (p *TextGeneration) GenerateBatch(ctx context.Context, prompts []string, cf
 // text of prompt+generated ids past the decoded prompt, appended to the
 // prompt string.
 func (p *TextGeneration) finish(prompt string, promptIDs, gen []int, c *generate.Config) (*GeneratedText, error) {
-	r := &GeneratedText{TokenIDs: gen, FinishReason: "length"}
+	r := &GeneratedText{TokenIDs: gen, FinishReason: FinishLength}
 	if len(gen) > 0 && slices.Contains(c.EOSTokenIDs, gen[len(gen)-1]) {
-		r.FinishReason = "eos"
+		r.FinishReason = FinishEOS
 	}
 	head, err := p.tok.Decode(promptIDs, true)
 	if err != nil {
@@ -170,7 +180,7 @@ func (p *TextGeneration) finish(prompt string, promptIDs, gen []int, c *generate
 	for _, s := range c.StopStrings {
 		if i := strings.Index(text, s); i >= 0 && i < at {
 			at = i
-			r.FinishReason = "stop"
+			r.FinishReason = FinishStop
 		}
 	}
 	r.Text = text[:at]

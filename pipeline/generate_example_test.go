@@ -11,7 +11,7 @@ import (
 // The text-generation pipeline: prompt in, text out.
 func ExampleTextGeneration() {
 	ctx := context.Background()
-	p, err := pipeline.NewTextGeneration(ctx, "path/to/gpt2")
+	p, err := pipeline.NewTextGeneration(ctx, "path/to/gpt2", nil)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func generationFixture(t testing.TB) string {
 func TestTextGeneration(t *testing.T) {
 	dir := generationFixture(t)
 	ctx := context.Background()
-	p, err := NewTextGeneration(ctx, dir)
+	p, err := NewTextGeneration(ctx, dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,10 +128,10 @@ func TestTextGeneration(t *testing.T) {
 func TestTextGenerationErrors(t *testing.T) {
 	dir := generationFixture(t)
 	ctx := context.Background()
-	if _, err := NewTextGeneration(ctx, filepath.Join(dir, "..", "bert")); err == nil || !strings.Contains(err.Error(), "unsupported") {
+	if _, err := NewTextGeneration(ctx, filepath.Join(dir, "..", "bert"), nil); err == nil || !strings.Contains(err.Error(), "unsupported") {
 		t.Errorf("bert folder: %v", err)
 	}
-	p, err := NewTextGeneration(ctx, dir)
+	p, err := NewTextGeneration(ctx, dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

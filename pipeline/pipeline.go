@@ -38,6 +38,13 @@ type Options struct {
 	// them, like truncation=True in Hugging Face pipelines. The question
 	// answering and sentence-embedding pipelines always fit their inputs.
 	Truncate bool
+	// Hub fetches Hub repo ids: its Token, CacheDir, Offline, Endpoint and
+	// Progress fields configure the download. Nil means hub.NewClient(),
+	// configured from the HF_* environment variables.
+	Hub *hub.Client
+	// Revision is the branch, tag or commit of a Hub repo id (default
+	// "main"); a name of the form "org/name@revision" sets it too.
+	Revision string
 }
 
 func (o *Options) batch() int {
@@ -49,8 +56,29 @@ func (o *Options) batch() int {
 
 // resolve turns a folder or a Hub repo id ("org/name", optionally
 // "@revision") into a local folder, downloading the snapshot when needed.
-func resolve(ctx context.Context, nameOrDir string) (string, error) {
-	dir, err := hub.Resolve(ctx, nameOrDir)
+func resolve(ctx context.Context, nameOrDir string, opt *Options) (string, error) {
+	if opt == nil || (opt.Hub == nil && opt.Revision == "") {
+		dir, err := hub.Resolve(ctx, nameOrDir)
+		if err != nil {
+			return "", fmt.Errorf("pipeline: %w", err)
+		}
+		return dir, nil
+	}
+	if st, err := os.Stat(nameOrDir); err == nil && st.IsDir() {
+		return nameOrDir, nil
+	}
+	repo, rev, _ := strings.Cut(nameOrDir, "@")
+	if opt.Revision != "" {
+		rev = opt.Revision
+	}
+	if !hub.IsRepoID(repo) {
+		return "", fmt.Errorf("pipeline: %q is neither an existing folder nor a Hub repository id: %w", nameOrDir, hub.ErrNotFound)
+	}
+	c := opt.Hub
+	if c == nil {
+		c = hub.NewClient()
+	}
+	dir, err := c.Snapshot(ctx, repo, rev)
 	if err != nil {
 		return "", fmt.Errorf("pipeline: %w", err)
 	}
@@ -78,7 +106,7 @@ type encoder struct {
 // openEncoder loads the tokenizer and model of a folder and checks that the
 // model's head is one of want.
 func openEncoder(ctx context.Context, nameOrDir string, opt *Options, want ...arch.Task) (*encoder, error) {
-	dir, err := resolve(ctx, nameOrDir)
+	dir, err := resolve(ctx, nameOrDir, opt)
 	if err != nil {
 		return nil, err
 	}

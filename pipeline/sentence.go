@@ -21,7 +21,7 @@ import (
 type SentenceEmbedder struct {
 	enc       *encoder
 	tok       *tokenizer.Tokenizer // with the max_seq_length truncation
-	modes     []string             // pooling modes, concatenated in this order
+	modes     []Pooling            // pooling modes, concatenated in this order
 	post      []postStep           // Dense and Normalize modules after pooling, in order
 	maxSeqLen int
 	lower     bool // sentence_bert_config.json do_lower_case
@@ -33,20 +33,23 @@ type postStep struct {
 	dense *models.Dense
 }
 
+// Pooling is a sentence-transformers pooling mode (1_Pooling/config.json).
+type Pooling string
+
 // Pooling modes (1_Pooling/config.json).
 const (
-	PoolCLS         = "cls"
-	PoolMax         = "max"
-	PoolMean        = "mean"
-	PoolMeanSqrtLen = "mean_sqrt_len_tokens"
-	PoolWeighted    = "weightedmean" // mean weighted by position (1, 2, ...)
-	PoolLastToken   = "lasttoken"    // the last real token
+	PoolCLS         Pooling = "cls"
+	PoolMax                 = "max"
+	PoolMean                = "mean"
+	PoolMeanSqrtLen         = "mean_sqrt_len_tokens"
+	PoolWeighted            = "weightedmean" // mean weighted by position (1, 2, ...)
+	PoolLastToken           = "lasttoken"    // the last real token
 )
 
 // NewSentenceEmbedder loads a sentence-transformers folder (or any encoder
 // checkpoint) from a folder or Hub repo id.
 func NewSentenceEmbedder(ctx context.Context, nameOrDir string, opt *Options) (*SentenceEmbedder, error) {
-	dir, err := resolve(ctx, nameOrDir)
+	dir, err := resolve(ctx, nameOrDir, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +58,7 @@ func NewSentenceEmbedder(ctx context.Context, nameOrDir string, opt *Options) (*
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 	modelDir := dir
-	modes := []string{PoolMean}
+	modes := []Pooling{PoolMean}
 	var post []postStep
 	closeAll := func() {
 		for _, p := range post {
@@ -79,7 +82,10 @@ func NewSentenceEmbedder(ctx context.Context, nameOrDir string, opt *Options) (*
 				modelDir = filepath.Join(dir, m.Path)
 			case "Pooling":
 				sawPooling = true
-				modes, poolDim = m.Pooling.Modes, m.Pooling.Dim
+				modes, poolDim = nil, m.Pooling.Dim
+				for _, mode := range m.Pooling.Modes {
+					modes = append(modes, Pooling(mode))
+				}
 			case "Dense", "Normalize":
 				if !sawPooling {
 					closeAll()

@@ -21,14 +21,21 @@ const (
 	TaskQuestionAnswering   Task = "question-answering"
 	TaskFillMask            Task = "fill-mask"
 	TaskTextGeneration      Task = "text-generation"
+	// TaskRerank scores (query, passage) pairs with a cross-encoder
+	// (Reranker).
+	TaskRerank Task = "rerank"
+	// TaskZeroShotClassification scores arbitrary labels with an NLI model
+	// (ZeroShotClassifier).
+	TaskZeroShotClassification Task = "zero-shot-classification"
 )
 
 // Tasks opens a folder (or Hub repo id) and lists the pipelines its model
 // can serve, the most specific first: a sentence-transformers folder
-// leads with sentence embeddings, a classifier with text classification. It
-// reads config.json and modules.json only, not the weights.
-func Tasks(ctx context.Context, nameOrDir string) ([]Task, error) {
-	dir, err := resolve(ctx, nameOrDir)
+// leads with sentence embeddings, a classifier with text classification, a
+// cross-encoder (a one-label classifier) with reranking. It reads
+// config.json and modules.json only, not the weights.
+func Tasks(ctx context.Context, nameOrDir string, opt *Options) ([]Task, error) {
+	dir, err := resolve(ctx, nameOrDir, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +72,15 @@ func FolderTasks(f *hfdir.Folder) ([]Task, error) {
 	case arch.TaskMaskedLM, arch.TaskPreTraining:
 		tasks = append(tasks, TaskFillMask)
 	case arch.TaskSequenceClassification:
+		// A one-label classifier is a cross-encoder first; an NLI model
+		// (an entailment label) also answers zero-shot classification.
+		if len(f.Config.ID2Label) == 1 {
+			tasks = append(tasks, TaskRerank)
+		}
 		tasks = append(tasks, TaskTextClassification)
+		if _, ok, _ := entailmentID(f.Config); ok {
+			tasks = append(tasks, TaskZeroShotClassification)
+		}
 	case arch.TaskTokenClassification:
 		tasks = append(tasks, TaskTokenClassification)
 	case arch.TaskQuestionAnswering:

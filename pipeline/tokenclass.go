@@ -34,19 +34,23 @@ type Entity struct {
 	StartRune, EndRune int
 }
 
+// Aggregation is how TokenClassifier.Classify groups tokens into entities,
+// as Hugging Face's aggregation_strategy.
+type Aggregation string
+
 // Aggregation strategies of TokenClassifier.Classify, as in Hugging Face.
 const (
-	AggregateNone    = "none"    // one entity per token
-	AggregateSimple  = "simple"  // group adjacent tokens with the same entity
-	AggregateFirst   = "first"   // words take their first token's label
-	AggregateAverage = "average" // words take the label of their averaged scores
-	AggregateMax     = "max"     // words take the label of their best-scoring token
+	AggregateNone    Aggregation = "none"    // one entity per token
+	AggregateSimple              = "simple"  // group adjacent tokens with the same entity
+	AggregateFirst               = "first"   // words take their first token's label
+	AggregateAverage             = "average" // words take the label of their averaged scores
+	AggregateMax                 = "max"     // words take the label of their best-scoring token
 )
 
 // TokenOptions tune TokenClassifier.Classify.
 type TokenOptions struct {
 	// Aggregation is one of the Aggregate* strategies (default none).
-	Aggregation string
+	Aggregation Aggregation
 	// IgnoreLabels are dropped from the result (default ["O"]).
 	IgnoreLabels []string
 }
@@ -217,7 +221,7 @@ func (c *TokenClassifier) wordOf(pre []preEntity) string {
 }
 
 // aggregateWords merges subword tokens into words, labelled by strategy.
-func (c *TokenClassifier) aggregateWords(pre []preEntity, strategy string) []Entity {
+func (c *TokenClassifier) aggregateWords(pre []preEntity, strategy Aggregation) []Entity {
 	labels := c.enc.info.Labels
 	var words [][]preEntity
 	for _, p := range pre {

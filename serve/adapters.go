@@ -118,7 +118,16 @@ func loadModel(ctx context.Context, ref string, lo loadOptions) (m *backend, err
 	}
 	counter.limit = limitOf(encoderMaxTokens(positions, tokMeta), lo.MaxInputTokens)
 	m.Tokens = counter
-	switch tasks[0] {
+	// The first task this server has an endpoint for (a reranker is also a
+	// text classifier).
+	task := tasks[0]
+	for _, t := range tasks {
+		if t != pipeline.TaskRerank && t != pipeline.TaskZeroShotClassification {
+			task = t
+			break
+		}
+	}
+	switch task {
 	case pipeline.TaskTextClassification:
 		p, err := pipeline.NewTextClassifier(ctx, dir, popt)
 		if err != nil {
@@ -331,7 +340,7 @@ func (a *tagAdapter) Tag(ctx context.Context, texts []string, aggregation string
 	if err != nil {
 		return nil, err
 	}
-	res, err := a.p.Classify(ctx, cut, pipeline.TokenOptions{Aggregation: aggregation})
+	res, err := a.p.Classify(ctx, cut, pipeline.TokenOptions{Aggregation: pipeline.Aggregation(aggregation)})
 	if err != nil {
 		return nil, err
 	}
@@ -340,7 +349,7 @@ func (a *tagAdapter) Tag(ctx context.Context, texts []string, aggregation string
 		out[i] = make([]entity, len(es))
 		for j, e := range es {
 			o := entity{Score: e.Score, Word: e.Word, Start: e.StartRune, End: e.EndRune}
-			if aggregation == pipeline.AggregateNone {
+			if pipeline.Aggregation(aggregation) == pipeline.AggregateNone {
 				o.Entity = e.Label
 				idx := e.Index
 				o.Index = &idx
@@ -394,11 +403,11 @@ func (a *fillAdapter) Fill(ctx context.Context, texts []string, topK int, target
 		return nil, err
 	}
 	out := make([][]maskFill, len(res))
-	for i, masks := range res {
-		if len(masks) != 1 {
-			return nil, fmt.Errorf("fill-mask returned %d masks for input %d", len(masks), i)
+	for i, r := range res {
+		if len(r.Masks) != 1 {
+			return nil, fmt.Errorf("fill-mask returned %d masks for input %d", len(r.Masks), i)
 		}
-		for _, p := range masks[0] {
+		for _, p := range r.Masks[0].Predictions {
 			out[i] = append(out[i], maskFill{Score: p.Score, Token: p.Token, TokenStr: p.TokenStr, Sequence: p.Sequence})
 		}
 	}
@@ -414,7 +423,7 @@ type genAdapter struct {
 }
 
 func loadGenerator(ctx context.Context, dir string) (*genAdapter, error) {
-	p, err := pipeline.NewTextGeneration(ctx, dir)
+	p, err := pipeline.NewTextGeneration(ctx, dir, nil)
 	if err != nil {
 		return nil, err
 	}

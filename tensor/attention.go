@@ -12,7 +12,11 @@ import (
 // spare capacity can be read in place.
 type AttentionParams struct {
 	Batch, Heads, HeadDim int
-	SeqQ, SeqK            int // query rows and key rows per sequence
+	// KVHeads, when set, is the number of key/value heads of a
+	// grouped-query attention: query head h reads K and V head
+	// h / (Heads/KVHeads). 0 means Heads (one K/V head per query head).
+	KVHeads    int
+	SeqQ, SeqK int // query rows and key rows per sequence
 
 	QBatchStride, QRowStride     int
 	KBatchStride, KRowStride     int
@@ -88,7 +92,10 @@ func growGeometric(s []float32, n int) []float32 {
 // head. The softmax follows PyTorch: a query row whose keys are all masked with
 // -Inf gives zeros, while finite large-negative masks give a uniform row.
 func Attention(out, q, k, v []float32, p AttentionParams) {
-	if p.Batch < 0 || p.Heads <= 0 || p.HeadDim <= 0 || p.SeqQ < 0 || p.SeqK < 0 {
+	if p.KVHeads == 0 {
+		p.KVHeads = p.Heads
+	}
+	if p.Batch < 0 || p.Heads <= 0 || p.HeadDim <= 0 || p.SeqQ < 0 || p.SeqK < 0 || p.KVHeads <= 0 || p.Heads%p.KVHeads != 0 {
 		panic(fmt.Sprintf("tensor: Attention with %+v", p))
 	}
 	if p.KeyMaskStride == 0 {
@@ -125,8 +132,9 @@ const causalRows = 32
 func attendHead(out, q, k, v []float32, p *AttentionParams, b, h int, ws *attnScratch) {
 	d := p.HeadDim
 	qo := b*p.QBatchStride + h*d
-	ko := b*p.KBatchStride + h*d
-	vo := b*p.VBatchStride + h*d
+	kh := h / (p.Heads / p.KVHeads)
+	ko := b*p.KBatchStride + kh*d
+	vo := b*p.VBatchStride + kh*d
 	oo := b*p.OutBatchStride + h*d
 	scores, inv := ws.scores, ws.inv
 	var mask []float32

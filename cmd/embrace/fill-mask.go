@@ -84,10 +84,10 @@ func runFillMask(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		if len(res) != 1 {
 			return fmt.Errorf("%s: the model returned %d results for 1 text", where, len(res))
 		}
-		masks := make([][]fillMaskPrediction, len(res[0]))
-		for m, preds := range res[0] {
-			masks[m] = make([]fillMaskPrediction, len(preds))
-			for j, p := range preds {
+		masks := make([][]fillMaskPrediction, len(res[0].Masks))
+		for m, mr := range res[0].Masks {
+			masks[m] = make([]fillMaskPrediction, len(mr.Predictions))
+			for j, p := range mr.Predictions {
 				masks[m][j] = fillMaskPrediction{Score: p.Score, Token: p.Token, TokenStr: p.TokenStr, Sequence: p.Sequence}
 			}
 		}

@@ -67,11 +67,11 @@ func TestFillMaskTargetsAndTextForm(t *testing.T) {
 		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
 	got := clitest.JSONLines[fmLine](t, r.Stdout)[0]
-	if len(got.Masks) != 2 || len(want[0]) != 2 {
-		t.Fatalf("masks: got %d, library %d", len(got.Masks), len(want[0]))
+	if len(got.Masks) != 2 || len(want[0].Masks) != 2 {
+		t.Fatalf("masks: got %d, library %d", len(got.Masks), len(want[0].Masks))
 	}
-	for m := range want[0] {
-		for i, w := range want[0][m] {
+	for m := range want[0].Masks {
+		for i, w := range want[0].Masks[m].Predictions {
 			if g := got.Masks[m][i]; g.Token != w.Token || g.Score != w.Score || g.Sequence != w.Sequence || g.TokenStr != w.TokenStr {
 				t.Errorf("mask %d candidate %d: %+v, library %+v", m, i, g, w)
 			}
@@ -79,7 +79,7 @@ func TestFillMaskTargetsAndTextForm(t *testing.T) {
 	}
 
 	r = clitest.Run(t, runFillMask, "", "-model", dir, "-top-k", "2", "-targets", "paris,france,the", text)
-	if r.Code != 0 || !strings.Contains(r.Stdout, "mask 2") || !strings.Contains(r.Stdout, want[0][1][0].Sequence) {
+	if r.Code != 0 || !strings.Contains(r.Stdout, "mask 2") || !strings.Contains(r.Stdout, want[0].Masks[1].Predictions[0].Sequence) {
 		t.Errorf("text form: exit %d\n%s", r.Code, r.Stdout)
 	}
 }

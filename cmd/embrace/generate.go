@@ -86,7 +86,7 @@ func runGenerate(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	if err != nil {
 		return generateCommand.Fail(stderr, err)
 	}
-	gen, err := pipeline.NewTextGeneration(ctx, dir)
+	gen, err := pipeline.NewTextGeneration(ctx, dir, nil)
 	if err != nil {
 		return generateCommand.Fail(stderr, fmt.Errorf("loading %s: %w", dir, err))
 	}
@@ -129,7 +129,7 @@ func runGenerate(ctx context.Context, args []string, stdin io.Reader, stdout, st
 				NewText       string `json:"new_text"`
 				TokenIDs      []int  `json:"token_ids"`
 				FinishReason  string `json:"finish_reason"`
-			}{prompt, res.FullText, res.Text, generateNonNil(res.TokenIDs), res.FinishReason})
+			}{prompt, res.FullText, res.Text, generateNonNil(res.TokenIDs), string(res.FinishReason)})
 		}
 		if _, err := io.WriteString(stdout, prompt); err != nil {
 			return err

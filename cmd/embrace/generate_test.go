@@ -112,7 +112,7 @@ func TestGenerateSamplingAndStop(t *testing.T) {
 	sampled := clitest.JSONLines[genLine](t, a.Stdout)[0]
 
 	// The library with the same settings gives the same tokens.
-	gen, err := pipeline.NewTextGeneration(context.Background(), dir)
+	gen, err := pipeline.NewTextGeneration(context.Background(), dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ type nerEntity struct {
 
 // nerFromPipeline converts a pipeline entity to the output shape, whose
 // field names are Hugging Face's.
-func nerFromPipeline(e pipeline.Entity, agg string) nerEntity {
+func nerFromPipeline(e pipeline.Entity, agg pipeline.Aggregation) nerEntity {
 	out := nerEntity{Score: e.Score, Word: e.Word, Start: e.Start, End: e.End, CharStart: e.StartRune, CharEnd: e.EndRune}
 	if agg == pipeline.AggregateNone {
 		out.Entity = e.Label
@@ -66,7 +66,7 @@ func nerFromPipeline(e pipeline.Entity, agg string) nerEntity {
 }
 
 // nerAggregations are the strategies the -aggregation flag accepts.
-var nerAggregations = []string{pipeline.AggregateNone, pipeline.AggregateSimple, pipeline.AggregateFirst, pipeline.AggregateAverage, pipeline.AggregateMax}
+var nerAggregations = []pipeline.Aggregation{pipeline.AggregateNone, pipeline.AggregateSimple, pipeline.AggregateFirst, pipeline.AggregateAverage, pipeline.AggregateMax}
 
 // run is the whole program, callable from tests.
 func runNER(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -81,7 +81,7 @@ func runNER(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	}
 	known := false
 	for _, a := range nerAggregations {
-		known = known || a == *agg
+		known = known || a == pipeline.Aggregation(*agg)
 	}
 	if !known {
 		return nerCommand.Failf(stderr, "-aggregation %q is not one of none, simple, first, average, max", *agg)
@@ -106,7 +106,7 @@ func runNER(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	jl := cli.NewJSONLines(stdout)
 	n := 0
 	err = cli.Batches(ctx, fs.Args(), stdin, *batchSize, func(batch []string) error {
-		res, err := tagger.Classify(ctx, batch, pipeline.TokenOptions{Aggregation: *agg})
+		res, err := tagger.Classify(ctx, batch, pipeline.TokenOptions{Aggregation: pipeline.Aggregation(*agg)})
 		if err != nil {
 			return err
 		}
@@ -116,7 +116,7 @@ func runNER(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		for i, found := range res {
 			ents := make([]nerEntity, len(found))
 			for j, e := range found {
-				ents[j] = nerFromPipeline(e, *agg)
+				ents[j] = nerFromPipeline(e, pipeline.Aggregation(*agg))
 			}
 			if *asJSON {
 				err = jl.Write(struct {

@@ -323,7 +323,7 @@ func checkGeneration(ctx context.Context, dir string, m arch.CausalLM, rs *safet
 // checkTextGeneration runs reference.json's greedy texts through the
 // text-generation pipeline.
 func checkTextGeneration(ctx context.Context, dir string, ref *gpt2Reference, r *Report) {
-	p, err := pipeline.NewTextGeneration(ctx, dir)
+	p, err := pipeline.NewTextGeneration(ctx, dir, nil)
 	if !r.Check("text-generation pipeline", err) {
 		return
 	}

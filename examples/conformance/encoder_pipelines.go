@@ -159,6 +159,7 @@ func checkPipelines(ctx context.Context, dir string, ref *reference, rs *safeten
 	if len(ref.QuestionAnswering) > 0 {
 		checkQuestionAnswering(ctx, dir, ref, r)
 	}
+	checkRetrieval(ctx, dir, rs, r)
 }
 
 func checkSentenceEmbeddings(ctx context.Context, dir string, ref *reference, rs *safetensors.File, r *Report) {
@@ -243,13 +244,13 @@ func checkFillMask(ctx context.Context, dir string, ref *reference, r *Report) {
 			r.Fail("fill_mask[%d]: %v", i, err)
 			continue
 		}
-		if len(res[0]) != len(want) {
-			r.Fail("fill_mask[%d]: %d masks, reference has %d", i, len(res[0]), len(want))
+		if len(res[0].Masks) != len(want) {
+			r.Fail("fill_mask[%d]: %d masks, reference has %d", i, len(res[0].Masks), len(want))
 			continue
 		}
 		ok := true
 		for m, wm := range want {
-			got := res[0][m]
+			got := res[0].Masks[m].Predictions
 			if len(got) != len(wm) {
 				r.Fail("fill_mask[%d] mask %d: %d predictions, want %d", i, m, len(got), len(wm))
 				ok = false
@@ -300,7 +301,7 @@ func checkTextClassification(ctx context.Context, dir string, ref *reference, r 
 			opt.TopK = 1
 		}
 		if e.Function != nil {
-			opt.Function = *e.Function
+			opt.Function = pipeline.ClassifyFunction(*e.Function)
 		}
 		res, err := tc.Classify(ctx, []string{e.Input}, opt)
 		if err != nil {
@@ -352,7 +353,7 @@ func checkTokenClassification(ctx context.Context, dir string, ref *reference, r
 			r.Fail("token_classification[%d]: %v", i, err)
 			continue
 		}
-		res, err := tc.Classify(ctx, []string{e.Input}, pipeline.TokenOptions{Aggregation: e.Aggregation, IgnoreLabels: e.IgnoreLabel})
+		res, err := tc.Classify(ctx, []string{e.Input}, pipeline.TokenOptions{Aggregation: pipeline.Aggregation(e.Aggregation), IgnoreLabels: e.IgnoreLabel})
 		name := fmt.Sprintf("token_classification[%d] (%s)", i, e.Aggregation)
 		if err != nil {
 			r.Fail("%s: %v", name, err)

@@ -37,6 +37,7 @@ var (
 	referenceChecks = map[string]bool{
 		"fill_mask": true, "text_classification": true, "token_classification": true,
 		"question_answering": true, "generation": true, "greedy": true, "tokens": true,
+		"rerank": true, "zero_shot_classification": true,
 	}
 )
 

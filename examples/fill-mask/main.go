@@ -32,7 +32,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	for _, p := range res[0][0] { // the first text's first mask
+	for _, p := range res[0].Masks[0].Predictions { // the first text's first mask
 		fmt.Printf("%.4f %-12q %s\n", p.Score, p.TokenStr, p.Sequence)
 	}
 }

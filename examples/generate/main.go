@@ -24,7 +24,7 @@ func main() {
 		prompt = "Once upon a time"
 	}
 	ctx := context.Background()
-	gen, err := pipeline.NewTextGeneration(ctx, *model)
+	gen, err := pipeline.NewTextGeneration(ctx, *model, nil)
 	if err != nil {
 		log.Fatal(err)
 	}

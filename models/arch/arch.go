@@ -24,8 +24,22 @@ import (
 
 // ErrUnsupported is wrapped by every error that reports something the
 // library does not implement (an architecture, a head, a config value), so
-// callers can tell "not supported" from "broken" with errors.Is.
-var ErrUnsupported = errors.New("unsupported")
+// callers can tell "not supported" from "broken" with errors.Is. It also
+// matches the standard library's errors.ErrUnsupported, which the
+// tokenizer's "unsupported" errors match too: errors.Is(err,
+// errors.ErrUnsupported) finds every one of them.
+var ErrUnsupported error = unsupported{}
+
+type unsupported struct{}
+
+func (unsupported) Error() string { return "unsupported" }
+
+// Is makes errors.Is(err, errors.ErrUnsupported) true.
+func (unsupported) Is(target error) bool { return target == errors.ErrUnsupported }
+
+// ErrTooLong is wrapped by the errors for inputs longer than the model's
+// positions.
+var ErrTooLong = errors.New("too long")
 
 // ErrClosed is returned by calls on a model after its Close.
 var ErrClosed = errors.New("model is closed")

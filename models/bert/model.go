@@ -143,7 +143,7 @@ func checkInput(in *arch.EncoderInput, cfg *Config) error {
 		limit -= cfg.PadTokenID + 1 // positions start after the padding index
 	}
 	if in.Seq > limit {
-		return fmt.Errorf("bert: sequence of %d tokens is longer than the model's %d positions (max_position_embeddings)", in.Seq, limit)
+		return fmt.Errorf("bert: sequence of %d tokens is longer than the model's %d positions (max_position_embeddings): %w", in.Seq, limit, arch.ErrTooLong)
 	}
 	for i, id := range in.InputIDs {
 		if id < 0 || id >= cfg.VocabSize {

@@ -2,7 +2,6 @@ package gpt2
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 )
 
@@ -12,7 +11,7 @@ func TestPrefillAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under the race detector")
 	}
-	m := load(t, filepath.Join(fixtures(t), "models", "gpt2"))
+	m := load(t, smallModel(t))
 	ctx := context.Background()
 	for _, b := range []int{1, 2} {
 		const seq = 16

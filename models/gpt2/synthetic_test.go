@@ -1,10 +1,13 @@
 package gpt2
 
 import (
+	"errors"
+
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/embrace-go/embrace/models/arch"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -229,5 +232,109 @@ func TestBrokenCheckpoints(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "model.safetensors"), []byte("garbage"), 0o644)
 	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "model.safetensors") {
 		t.Errorf("corrupt file: %v", err)
+	}
+}
+
+// smallModel writes a tiny random GPT-2 (2 layers, width 32, 4 heads, the
+// fixture's shape) so the cache, padding, allocation and concurrency tests
+// run without the shared fixtures.
+func smallModel(t *testing.T) string {
+	t.Helper()
+	return tiny{prefix: "transformer.", act: "gelu_new", layers: 2, embd: 32, heads: 4, vocab: 1500, positions: 128}.write(t)
+}
+
+// The arch.CausalLM interface: every-position logits and hidden states of a
+// left-padded batch match Recompute at the real positions, and a cache then
+// continues from each sequence's own length.
+func TestForwardAllPositionsMatchesRecompute(t *testing.T) {
+	m := load(t, smallModel(t))
+	ctx := context.Background()
+	ids := []int{0, 0, 5, 17, 300, 9, 8, 7, 6, 5}
+	mask := []int{0, 0, 1, 1, 1, 1, 1, 1, 1, 1}
+	c, err := m.NewCache(2, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := m.Forward(ctx, c, &arch.DecoderInput{IDs: ids, Mask: mask, Logits: arch.AllPositions, Hidden: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := m.Recompute(ctx, Input{IDs: ids, Mask: mask, Batch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, d := m.VocabSize(), m.cfg.NEmbd
+	fl, fh := full.Logits.Float32s(), full.LastHidden.Float32s()
+	for i, on := range mask {
+		if on == 0 {
+			continue
+		}
+		if _, at := within(out.Logits[i*v:(i+1)*v], fl[i*v:(i+1)*v], 1e-5, 1e-5); at >= 0 {
+			t.Fatalf("position %d: logit %d = %v, Recompute %v", i, at, out.Logits[i*v+at], fl[i*v+at])
+		}
+		if _, at := within(out.Hidden[i*d:(i+1)*d], fh[i*d:(i+1)*d], 1e-5, 1e-5); at >= 0 {
+			t.Fatalf("position %d: hidden %d differs", i, at)
+		}
+	}
+	// One more token per sequence through the same cache.
+	step, err := m.Forward(ctx, c, &arch.DecoderInput{IDs: []int{11, 12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err = m.Recompute(ctx, Input{IDs: []int{0, 0, 5, 17, 300, 11, 9, 8, 7, 6, 5, 12}, Mask: []int{0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, Batch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl = full.Logits.Float32s()
+	for b := 0; b < 2; b++ {
+		want := fl[(b*6+5)*v : (b*6+6)*v]
+		if _, at := within(step.Logits[b*v:(b+1)*v], want, 1e-4, 1e-4); at >= 0 {
+			t.Fatalf("step, sequence %d: logit %d = %v, Recompute %v", b, at, step.Logits[b*v+at], want[at])
+		}
+	}
+	if _, err := m.Forward(ctx, c, nil); err == nil {
+		t.Error("nil input accepted")
+	}
+	other := load(t, smallModel(t))
+	if _, err := other.Forward(ctx, c, &arch.DecoderInput{IDs: []int{1, 2}}); err == nil {
+		t.Error("a cache of another model accepted")
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Forward(ctx, c, &arch.DecoderInput{IDs: []int{1, 2}}); !errors.Is(err, arch.ErrClosed) {
+		t.Errorf("Forward after Close: %v", err)
+	}
+}
+
+// Close while calls run: the calls finish or get ErrClosed; none touches
+// unmapped weights (run with -race).
+func TestCloseDuringCalls(t *testing.T) {
+	m := load(t, smallModel(t))
+	ctx := context.Background()
+	done := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			c, err := m.NewCache(1, 64)
+			if err != nil {
+				done <- err
+				return
+			}
+			for {
+				c.Reset()
+				if _, err := m.Forward(ctx, c, &arch.DecoderInput{IDs: []int{1, 2, 3, 4}}); err != nil {
+					done <- err
+					return
+				}
+			}
+		}()
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-done; !errors.Is(err, arch.ErrClosed) {
+			t.Errorf("call during Close: %v", err)
+		}
 	}
 }
