@@ -110,24 +110,34 @@ func loadModel(ctx context.Context, ref string, lo loadOptions) (m *backend, err
 		return m, nil
 	}
 
-	// A head: the pipeline does not truncate, so the limit is the model's
-	// positions and the tokenizer's model_max_length.
-	positions, err := maxPositions(meta)
-	if err != nil {
-		return nil, err
-	}
-	counter.limit = limitOf(encoderMaxTokens(positions, tokMeta), lo.MaxInputTokens)
-	m.Tokens = counter
-	// The first task this server has an endpoint for (a reranker is also a
-	// text classifier).
+	// The first task this server has an endpoint for: a one-label
+	// classifier (a cross-encoder) is served by /rerank; zero-shot
+	// classification has no endpoint, so an NLI model is a text classifier.
 	task := tasks[0]
 	for _, t := range tasks {
-		if t != pipeline.TaskRerank && t != pipeline.TaskZeroShotClassification {
+		if t != pipeline.TaskZeroShotClassification {
 			task = t
 			break
 		}
 	}
+	if task != pipeline.TaskRerank {
+		// A head: the pipeline does not truncate, so the limit is the
+		// model's positions and the tokenizer's model_max_length.
+		positions, err := maxPositions(meta)
+		if err != nil {
+			return nil, err
+		}
+		counter.limit = limitOf(encoderMaxTokens(positions, tokMeta), lo.MaxInputTokens)
+		m.Tokens = counter
+	}
 	switch task {
+	case pipeline.TaskRerank:
+		p, err := pipeline.NewReranker(ctx, dir, popt)
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, p.Close)
+		m.Reranker = &rerankAdapter{p: p, tok: counter.tok, limit: limitOf(p.MaxLength(), lo.MaxInputTokens)}
 	case pipeline.TaskTextClassification:
 		p, err := pipeline.NewTextClassifier(ctx, dir, popt)
 		if err != nil {
@@ -410,6 +420,41 @@ func (a *fillAdapter) Fill(ctx context.Context, texts []string, topK int, target
 		for _, p := range r.Masks[0].Predictions {
 			out[i] = append(out[i], maskFill{Score: p.Score, Token: p.Token, TokenStr: p.TokenStr, Sequence: p.Sequence})
 		}
+	}
+	return out, nil
+}
+
+// rerankAdapter serves /rerank with the cross-encoder pipeline.
+type rerankAdapter struct {
+	p     *pipeline.Reranker
+	tok   *tokenizer.Tokenizer // for counting: no truncation, no padding
+	limit int
+}
+
+func (a *rerankAdapter) PairTokens(query, text string) (int, error) {
+	enc, err := a.tok.EncodePair(query, text, true)
+	if err != nil {
+		return 0, err
+	}
+	return len(enc.IDs), nil
+}
+
+func (a *rerankAdapter) MaxTokens() int { return a.limit }
+
+func (a *rerankAdapter) Rerank(ctx context.Context, query string, texts []string, raw bool) ([]rank, error) {
+	// TEI's scores: the sigmoid unless raw_scores, whatever activation the
+	// folder was saved with.
+	act := pipeline.ActivationSigmoid
+	if raw {
+		act = pipeline.ActivationIdentity
+	}
+	res, err := a.p.Rerank(ctx, query, texts, pipeline.RerankOptions{Activation: act})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]rank, len(res))
+	for i, r := range res {
+		out[i] = rank{Index: r.Index, Score: r.Score}
 	}
 	return out, nil
 }

@@ -6,6 +6,8 @@
 //   - POST /v1/completions (OpenAI): text generation, streamed with
 //     server-sent events on request; POST /v1/chat/completions answers that
 //     chat templates are not rendered;
+//   - POST /rerank (TEI): a cross-encoder's relevance scores of texts to a
+//     query, best first;
 //   - POST /classify, /ner, /qa and /fill-mask: the encoder heads, in the
 //     Inference API's shapes;
 //   - GET /v1/models, GET /health (503 while loading) and GET /metrics

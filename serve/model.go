@@ -23,6 +23,7 @@ type backend struct {
 	Tagger     tagger
 	Answerer   answerer
 	MaskFiller maskFiller
+	Reranker   reranker
 
 	// Close releases the model's resources (mapped weights); may be nil.
 	Close func() error
@@ -48,6 +49,9 @@ func (m *backend) capabilities() []string {
 	}
 	if m.MaskFiller != nil {
 		c = append(c, "fill-mask")
+	}
+	if m.Reranker != nil {
+		c = append(c, "rerank")
 	}
 	return c
 }
@@ -162,4 +166,25 @@ type maskFiller interface {
 	// Fill returns, per text, the topK candidates for its mask (restricted to
 	// targets when given).
 	Fill(ctx context.Context, texts []string, topK int, targets []string) ([][]maskFill, error)
+}
+
+// rank is one text's relevance to a query.
+type rank struct {
+	Index int     `json:"index"`
+	Score float64 `json:"score"`
+	Text  *string `json:"text,omitempty"`
+}
+
+// reranker scores texts against a query with a cross-encoder.
+type reranker interface {
+	// PairTokens is the number of tokens the (query, text) pair becomes,
+	// special tokens included, before any truncation.
+	PairTokens(query, text string) (int, error)
+	// MaxTokens is the longest pair the model takes; longer pairs are
+	// truncated longest_first by Rerank.
+	MaxTokens() int
+	// Rerank returns one rank per text, highest score first (equal scores
+	// in input order); the score is the sigmoid of the logit, or the logit
+	// itself when raw.
+	Rerank(ctx context.Context, query string, texts []string, raw bool) ([]rank, error)
 }

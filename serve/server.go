@@ -136,8 +136,8 @@ type loader func(ctx context.Context, ref string, opt loadOptions) (*backend, er
 
 // Handler serves one model over HTTP: the OpenAI routes (/v1/embeddings,
 // /v1/completions, /v1/chat/completions, /v1/models), the text-embeddings-
-// inference and Inference API routes (/embed, /classify, /ner, /qa,
-// /fill-mask), GET /health and GET /metrics (Prometheus text format). Which
+// inference and Inference API routes (/embed, /rerank, /classify, /ner,
+// /qa, /fill-mask), GET /health and GET /metrics (Prometheus text format). Which
 // model routes answer depends on what the model's folder serves
 // (pipeline.FolderTasks); the others answer 404 saying so.
 //
@@ -294,6 +294,7 @@ func (s *Handler) routes() http.Handler {
 	handle("POST", "/ner", s.handleNER)
 	handle("POST", "/qa", s.handleQA)
 	handle("POST", "/fill-mask", s.handleFillMask)
+	handle("POST", "/rerank", s.handleRerank)
 	mux.Handle("/", s.wrap("other", func(w http.ResponseWriter, r *http.Request) error {
 		return newError(http.StatusNotFound, typeNotFound, "not_found", "no route for %s %s", r.Method, r.URL.Path)
 	}))

@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 )
@@ -331,5 +332,72 @@ func (s *Handler) handleFillMask(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	oneOrMany(w, req.Inputs, res)
+	return nil
+}
+
+// rerankRequest is TEI's /rerank.
+type rerankRequest struct {
+	Query               *string    `json:"query"`
+	Texts               textInputs `json:"texts"`
+	RawScores           bool       `json:"raw_scores"`
+	ReturnText          bool       `json:"return_text"`
+	Truncate            *bool      `json:"truncate"`
+	TruncationDirection string     `json:"truncation_direction"`
+}
+
+// handleRerank scores texts against a query with a cross-encoder and
+// answers TEI's shape: [{"index", "score"}] best first.
+func (s *Handler) handleRerank(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.ready()
+	if err != nil {
+		return err
+	}
+	if m.Reranker == nil {
+		return notServed(m, "reranking (it needs a cross-encoder: a sequence classifier with one label)")
+	}
+	var req rerankRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	if req.Query == nil {
+		return badRequest("query", "query is required")
+	}
+	if strings.TrimSpace(*req.Query) == "" {
+		return badRequest("query", "query is an empty string")
+	}
+	if err := s.checkInputs("texts", req.Texts); err != nil {
+		return err
+	}
+	if d := strings.ToLower(req.TruncationDirection); d != "" && d != "right" {
+		return unsupportedParam("truncation_direction", "other than Right")
+	}
+	// Pairs over the limit are a 413 unless truncating; the pipeline then
+	// cuts them longest_first at the model's own limit.
+	if limit := m.Reranker.MaxTokens(); limit > 0 && !s.truncate(req.Truncate) {
+		for i, t := range req.Texts.list {
+			n, err := m.Reranker.PairTokens(*req.Query, t)
+			if err != nil {
+				return badRequest("texts", "texts[%d]: %v", i, err)
+			}
+			if n > limit {
+				return &apiError{Status: http.StatusRequestEntityTooLarge, Type: typeInvalid, Param: "texts", Code: "input_too_long",
+					Message: fmt.Sprintf("texts[%d] with the query has %d tokens; the limit is %d (send truncate: true to cut it)", i, n, limit)}
+			}
+		}
+	}
+	var res []rank
+	err = s.runHead(r.Context(), func() (err error) {
+		res, err = m.Reranker.Rerank(r.Context(), *req.Query, req.Texts.list, req.RawScores)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if req.ReturnText {
+		for i := range res {
+			res[i].Text = &req.Texts.list[res[i].Index]
+		}
+	}
+	writeJSON(w, http.StatusOK, res)
 	return nil
 }

@@ -22,7 +22,8 @@ var serveCommand = &cli.Command{
 	Details: `By what the model's folder serves it answers POST /v1/embeddings and /embed
 (sentence embeddings, batched dynamically across concurrent requests),
 /v1/completions (text generation, streamed with server-sent events on request),
-/classify, /ner, /qa and /fill-mask (the encoder heads), plus GET /health,
+/rerank (cross-encoders), /classify, /ner, /qa and /fill-mask (the encoder
+heads), plus GET /health,
 /v1/models and /metrics (Prometheus text format). Routes the model does not
 serve answer 404 saying so.
 
