@@ -172,3 +172,53 @@ func TestShutdownDeadline(t *testing.T) {
 		t.Errorf("shutdown took %s with a 100ms deadline", time.Since(start))
 	}
 }
+
+// TestLoadOnceAndCloseWhileLoading: a second Load is refused without
+// touching the served model, and a model whose loading ends after Close is
+// closed rather than leaked.
+func TestLoadOnceAndCloseWhileLoading(t *testing.T) {
+	h, err := NewHandler(Options{Model: "fake", load: fakeLoader(fakeModel()), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Load(context.Background()); err == nil || !strings.Contains(err.Error(), "already loaded") {
+		t.Errorf("second Load: %v", err)
+	}
+	h.Close()
+
+	release := make(chan struct{})
+	closed := make(chan struct{})
+	slow := func(context.Context, string, loadOptions) (*backend, error) {
+		<-release
+		m := fakeModel()
+		m.Close = func() error { close(closed); return nil }
+		return m, nil
+	}
+	h2, err := NewHandler(Options{Model: "fake", load: slow, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- h2.Load(context.Background()) }()
+	h2.Close()
+	close(release)
+	if err := <-done; err == nil {
+		t.Error("Load after Close succeeded")
+	}
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Error("the model loaded after Close was not closed")
+	}
+}
+
+func TestOptionsChecked(t *testing.T) {
+	for _, o := range []Options{{}, {Model: "m", MaxInputs: 10, MaxQueue: 5}, {Model: "m", MaxInputTokens: -1}} {
+		if _, err := NewHandler(o); err == nil {
+			t.Errorf("NewHandler(%+v) succeeded", o)
+		}
+	}
+}

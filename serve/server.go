@@ -215,10 +215,14 @@ func newHandler(cfg Options, log *slog.Logger) *Handler {
 
 // Load loads the model (resolving a Hub repo id into the Hugging Face
 // cache) and makes the Handler ready. It returns the loading error, which
-// /health then reports as 503 "model failed to load".
+// /health then reports as 503 "model failed to load". A Handler loads its
+// model once; New has already called Load.
 func (s *Handler) Load(ctx context.Context) error { return s.loadWith(ctx, s.load) }
 
 func (s *Handler) loadWith(ctx context.Context, load loader) error {
+	if s.model.Load() != nil {
+		return errors.New("serve: the model is already loaded")
+	}
 	start := time.Now()
 	m, err := load(ctx, s.cfg.Model, loadOptions{MaxInputTokens: s.cfg.MaxInputTokens, BatchSize: s.cfg.MaxBatchSize})
 	if err != nil {
@@ -227,10 +231,14 @@ func (s *Handler) loadWith(ctx context.Context, load loader) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		// Closed while loading: nobody will serve or close this model.
+	if s.closed || s.model.Load() != nil {
+		// Closed while loading, or loaded by a concurrent Load: nobody
+		// will serve or close this model.
 		if m.Close != nil {
 			m.Close()
+		}
+		if !s.closed {
+			return errors.New("serve: the model is already loaded")
 		}
 		err := errors.New("serve: the handler was closed while the model loaded")
 		s.loadErr.Store(&err)

@@ -18,7 +18,7 @@ import (
 var serveCommand = &cli.Command{
 	Name:     "embrace serve",
 	Summary:  "serve one model over an OpenAI- and TEI-compatible HTTP API",
-	Synopsis: "",
+	Synopsis: "(-model is required)",
 	Details: `By what the model's folder serves it answers POST /v1/embeddings and /embed
 (sentence embeddings, batched dynamically across concurrent requests),
 /v1/completions (text generation, streamed with server-sent events on request),
