@@ -173,10 +173,10 @@ func TestShutdownDeadline(t *testing.T) {
 	}
 }
 
-// TestLoadOnceAndCloseWhileLoading: a second Load is refused without
+// TestOneLoadAndCloseWhileLoading: a second Load is refused without
 // touching the served model, and a model whose loading ends after Close is
 // closed rather than leaked.
-func TestLoadOnceAndCloseWhileLoading(t *testing.T) {
+func TestOneLoadAndCloseWhileLoading(t *testing.T) {
 	h, err := NewHandler(Options{Model: "fake", load: fakeLoader(fakeModel()), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
