@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/embrace-go/embrace/chat"
 	"iter"
 	"slices"
 	"strings"
@@ -24,6 +25,11 @@ type TextGeneration struct {
 	tok      *tokenizer.Tokenizer
 	model    arch.CausalLM
 	defaults generate.Config
+	meta     *hfdir.Folder
+	// template is the folder's default chat template (nil when it has
+	// none, or when it fails to compile: templateErr says why).
+	template    *chat.Template
+	templateErr error
 }
 
 // GeneratedText is one continuation.
@@ -76,7 +82,9 @@ func NewTextGeneration(ctx context.Context, nameOrDir string, opt *Options) (*Te
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 	cfg.Decoder = tok
-	return &TextGeneration{dir: dir, tok: tok, model: m, defaults: cfg}, nil
+	p := &TextGeneration{dir: dir, tok: tok, model: m, defaults: cfg, meta: f}
+	p.template, p.templateErr = chat.FromFolder(f.Tokenizer, "")
+	return p, nil
 }
 
 // Close releases the model's memory mapping.
@@ -197,4 +205,76 @@ func (p *TextGeneration) Stream(ctx context.Context, prompt string, cfg *generat
 		return func(yield func(string, error) bool) { yield("", err) }
 	}
 	return generate.Stream(ctx, p.model, ids, c)
+}
+
+// ChatOptions are the rendering choices of a chat: the template and the
+// variables apply_chat_template passes besides the messages.
+type ChatOptions struct {
+	// Template names one of the folder's named chat templates ("" for the
+	// default).
+	Template string
+	// Tools and Documents are passed to the template as tools and documents.
+	Tools, Documents []any
+	// Vars are further template variables (enable_thinking, ...).
+	Vars map[string]any
+}
+
+// ChatPrompt renders messages with the folder's chat template and
+// add_generation_prompt, as apply_chat_template(messages, tokenize=False,
+// add_generation_prompt=True) does, and tokenizes the rendering without
+// adding special tokens (the template wrote them). A folder without a chat
+// template is an error wrapping ErrUnsupported.
+func (p *TextGeneration) ChatPrompt(messages []chat.Message, opt *ChatOptions) (string, []int, error) {
+	if len(messages) == 0 {
+		return "", nil, errors.New("pipeline: a chat needs at least one message")
+	}
+	var o ChatOptions
+	if opt != nil {
+		o = *opt
+	}
+	t, err := p.template, p.templateErr
+	if o.Template != "" {
+		t, err = chat.FromFolder(p.meta.Tokenizer, o.Template)
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("pipeline: %s: %w: %w", p.dir, ErrUnsupported, err)
+	}
+	text, err := t.Render(messages, chat.Options{AddGenerationPrompt: true, Tools: o.Tools, Documents: o.Documents, Vars: o.Vars})
+	if err != nil {
+		return "", nil, fmt.Errorf("pipeline: chat template: %w", err)
+	}
+	enc, err := p.tok.Encode(text, false)
+	if err != nil {
+		return "", nil, fmt.Errorf("pipeline: tokenizing the chat prompt: %w", err)
+	}
+	if len(enc.IDs) == 0 {
+		return "", nil, errors.New("pipeline: the chat prompt has no tokens")
+	}
+	return text, enc.IDs, nil
+}
+
+// Chat answers a conversation: the rendered prompt (ChatPrompt) continued
+// with cfg (nil: the folder's defaults, which stop at every end token of
+// generation_config.json). FullText is the rendered prompt followed by the
+// answer.
+func (p *TextGeneration) Chat(ctx context.Context, messages []chat.Message, opt *ChatOptions, cfg *generate.Config) (*GeneratedText, error) {
+	prompt, ids, err := p.ChatPrompt(messages, opt)
+	if err != nil {
+		return nil, err
+	}
+	c := p.config(cfg)
+	gen, err := generate.Generate(ctx, p.model, [][]int{ids}, c)
+	if err != nil {
+		return nil, err
+	}
+	return p.finish(prompt, ids, gen[0], &c)
+}
+
+// StreamChat is Chat yielding the answer piece by piece.
+func (p *TextGeneration) StreamChat(ctx context.Context, messages []chat.Message, opt *ChatOptions, cfg *generate.Config) iter.Seq2[string, error] {
+	_, ids, err := p.ChatPrompt(messages, opt)
+	if err != nil {
+		return func(yield func(string, error) bool) { yield("", err) }
+	}
+	return generate.Stream(ctx, p.model, ids, p.config(cfg))
 }

@@ -2,7 +2,11 @@ package pipeline
 
 import (
 	"context"
+	"errors"
+	"slices"
+
 	"encoding/json"
+	"github.com/embrace-go/embrace/chat"
 	"os"
 	"path/filepath"
 	"strings"
@@ -146,5 +150,54 @@ func TestTextGenerationErrors(t *testing.T) {
 	out, err := p.Generate(ctx, "Hello", &cfg)
 	if err != nil || out.FinishReason != "length" || len(out.TokenIDs) == 0 {
 		t.Errorf("past the context: %+v, %v", out, err)
+	}
+}
+
+// Chat renders the folder's template (the fixture's exact string and ids)
+// and generates until one of generation_config.json's end tokens.
+func TestChat(t *testing.T) {
+	dir := filepath.Join(fixturesDir(t), "models", "llama")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("no llama fixture: %v", err)
+	}
+	ctx := context.Background()
+	p, err := NewTextGeneration(ctx, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	msgs := []chat.Message{{Role: "system", Content: "You are a helpful assistant."}, {Role: "user", Content: "Hi"}}
+	text, ids, err := p.ChatPrompt(msgs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "<|system|>\nYou are a helpful assistant.</s>\n<|user|>\nHi</s>\n<|assistant|>\n"; text != want {
+		t.Fatalf("rendered %q, want %q", text, want)
+	}
+	enc, _ := p.Tokenizer().Encode(text, false)
+	if !slices.Equal(ids, enc.IDs) {
+		t.Fatalf("ids %v, tokenizer %v", ids, enc.IDs)
+	}
+	cfg := p.Config()
+	cfg.MaxNewTokens = 6
+	out, err := p.Chat(ctx, msgs, nil, &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.TokenIDs) == 0 || out.FullText != text+out.Text {
+		t.Fatalf("chat: %+v", out)
+	}
+	var streamed strings.Builder
+	for piece, err := range p.StreamChat(ctx, msgs, nil, &cfg) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		streamed.WriteString(piece)
+	}
+	if streamed.String() != out.Text {
+		t.Errorf("streamed %q, whole %q", streamed.String(), out.Text)
+	}
+	if _, _, err := p.ChatPrompt(msgs, &ChatOptions{Template: "nope"}); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("unknown template: %v", err)
 	}
 }

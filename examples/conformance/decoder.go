@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/embrace-go/embrace/chat"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,11 +18,12 @@ import (
 	"github.com/embrace-go/embrace/tokenizer"
 )
 
-// gpt2Reference is the part of a GPT-2 fixture's reference.json the runner
+// decoderReference is the part of a GPT-2 fixture's reference.json the runner
 // reads: the prompts, the generate() calls and the pipeline texts.
-type gpt2Reference struct {
+type decoderReference struct {
 	Prompts    []string                     `json:"prompts"`
 	Generation []map[string]json.RawMessage `json:"generation"`
+	Chat       []json.RawMessage            `json:"chat"`
 	Greedy     []struct {
 		Prompt       string `json:"prompt"`
 		MaxNewTokens int    `json:"max_new_tokens"`
@@ -36,7 +38,7 @@ type gpt2Reference struct {
 // text-generation pipeline.
 func checkDecoder(dir string, m arch.CausalLM, r *Report) {
 	ctx := context.Background()
-	var ref gpt2Reference
+	var ref decoderReference
 	if err := readJSON(filepath.Join(dir, "reference.json"), &ref); err != nil {
 		r.Fail("%v", err)
 		return
@@ -94,6 +96,60 @@ func checkDecoder(dir string, m arch.CausalLM, r *Report) {
 	if len(ref.Greedy) > 0 {
 		checkTextGeneration(ctx, dir, &ref, r)
 	}
+	if len(ref.Chat) > 0 {
+		checkChat(dir, &ref, r)
+	}
+}
+
+// checkChat renders each chat entry's messages with the folder's template
+// through the text-generation pipeline and compares the string exactly,
+// then its tokens.
+func checkChat(dir string, ref *decoderReference, r *Report) {
+	p, err := pipeline.NewTextGeneration(context.Background(), dir, nil)
+	if !r.Check("chat: text-generation pipeline", err) {
+		return
+	}
+	defer p.Close()
+	for i, raw := range ref.Chat {
+		var e struct {
+			Messages            json.RawMessage `json:"messages"`
+			AddGenerationPrompt *bool           `json:"add_generation_prompt"`
+			Rendered            string          `json:"rendered"`
+			InputIDs            []int           `json:"input_ids"`
+			AddSpecialTokens    *bool           `json:"add_special_tokens"`
+		}
+		if err := decodeEntry(raw, &e, "messages", "add_generation_prompt", "rendered", "input_ids", "add_special_tokens"); err != nil {
+			r.Fail("chat[%d]: %v", i, err)
+			continue
+		}
+		if e.AddGenerationPrompt != nil && !*e.AddGenerationPrompt {
+			r.Fail("chat[%d]: unsupported: add_generation_prompt false", i)
+			continue
+		}
+		if e.AddSpecialTokens != nil && *e.AddSpecialTokens {
+			r.Fail("chat[%d]: unsupported: tokenizing the rendering with add_special_tokens true", i)
+			continue
+		}
+		msgs, err := chat.MessagesFromJSON(e.Messages)
+		if err != nil {
+			r.Fail("chat[%d]: messages: %v", i, err)
+			continue
+		}
+		text, ids, err := p.ChatPrompt(msgs, nil)
+		if err != nil {
+			r.Fail("chat[%d]: %v", i, err)
+			continue
+		}
+		if text != e.Rendered {
+			r.Fail("chat[%d]: rendered %q, want %q", i, text, e.Rendered)
+			continue
+		}
+		if e.InputIDs != nil && !slices.Equal(ids, e.InputIDs) {
+			r.Fail("chat[%d]: ids %v, want %v", i, ids, e.InputIDs)
+			continue
+		}
+	}
+	r.Pass("%d chats rendered and tokenized exactly", len(ref.Chat))
 }
 
 func readJSON(path string, v any) error {
@@ -322,7 +378,7 @@ func checkGeneration(ctx context.Context, dir string, m arch.CausalLM, rs *safet
 
 // checkTextGeneration runs reference.json's greedy texts through the
 // text-generation pipeline.
-func checkTextGeneration(ctx context.Context, dir string, ref *gpt2Reference, r *Report) {
+func checkTextGeneration(ctx context.Context, dir string, ref *decoderReference, r *Report) {
 	p, err := pipeline.NewTextGeneration(ctx, dir, nil)
 	if !r.Check("text-generation pipeline", err) {
 		return

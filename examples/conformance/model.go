@@ -36,7 +36,7 @@ var (
 	referenceInputs = map[string]bool{"texts": true, "pairs": true, "prompts": true}
 	referenceChecks = map[string]bool{
 		"fill_mask": true, "text_classification": true, "token_classification": true,
-		"question_answering": true, "generation": true, "greedy": true, "tokens": true,
+		"question_answering": true, "generation": true, "greedy": true, "tokens": true, "chat": true,
 		"rerank": true, "zero_shot_classification": true,
 	}
 )

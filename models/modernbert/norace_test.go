@@ -1,0 +1,5 @@
+//go:build !race
+
+package modernbert
+
+const raceEnabled = false

@@ -1,0 +1,34 @@
+package mpnet
+
+import (
+	"github.com/embrace-go/embrace/hfdir"
+	"github.com/embrace-go/embrace/models/arch"
+)
+
+// Arch registers MPNet: config.json model_type "mpnet".
+func Arch() arch.Registration {
+	return arch.Registration{
+		Name:       "mpnet",
+		ModelTypes: []string{"mpnet"},
+		Task: func(hc *hfdir.Config) (arch.Task, error) {
+			cfg, err := ParseConfig(hc)
+			if err != nil {
+				return "", err
+			}
+			return cfg.Task, nil
+		},
+		Load: func(f *hfdir.Folder, _ arch.LoadOptions) (arch.Model, error) {
+			return loadFolder(f)
+		},
+	}
+}
+
+// Info describes the model.
+func (m *Model) Info() arch.Info {
+	c := m.Config
+	return arch.Info{
+		Arch: "mpnet", ModelType: c.ModelType, Architectures: c.Architectures, Task: c.Task,
+		HiddenSize: c.HiddenSize, VocabSize: c.VocabSize, MaxPositions: c.MaxPositions(),
+		Labels: c.Labels, PadTokenID: c.PadTokenID,
+	}
+}

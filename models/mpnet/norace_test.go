@@ -1,0 +1,5 @@
+//go:build !race
+
+package mpnet
+
+const raceEnabled = false
