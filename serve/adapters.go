@@ -42,16 +42,18 @@ func loadModel(ctx context.Context, ref string, lo loadOptions) (m *backend, err
 	}
 	m = &backend{ID: ref}
 	var closers []func() error
-	m.Close = func() error {
+	closeAll := func() error {
 		var errs []error
 		for _, c := range closers {
 			errs = append(errs, c())
 		}
 		return errors.Join(errs...)
 	}
+	m.Close = closeAll
 	defer func() {
+		// The returns below leave m nil on errors: close through the list.
 		if err != nil {
-			m.Close()
+			closeAll()
 			m = nil
 		}
 	}()

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -449,5 +450,68 @@ func TestFixtureGeneratorCountsAbandoned(t *testing.T) {
 	}
 	if res.CompletionTokens < 3 {
 		t.Errorf("CompletionTokens = %d after 3 pieces, want >= 3", res.CompletionTokens)
+	}
+}
+
+// TestFixtureEveryModelLoads loads every fixture model folder the way the
+// server does and checks it serves the endpoint of the folder's first task
+// (pipeline.FolderTasks), so a new architecture or task is not silently
+// left without a route.
+func TestFixtureEveryModelLoads(t *testing.T) {
+	root := filepath.Join(fixtures(t), "models")
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	capability := map[pipeline.Task]string{
+		pipeline.TaskSentenceEmbedding:   "embeddings",
+		pipeline.TaskTextGeneration:      "completions",
+		pipeline.TaskTextClassification:  "classify",
+		pipeline.TaskTokenClassification: "ner",
+		pipeline.TaskQuestionAnswering:   "qa",
+		pipeline.TaskFillMask:            "fill-mask",
+		pipeline.TaskRerank:              "rerank",
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		t.Run(e.Name(), func(t *testing.T) {
+			tasks, err := pipeline.Tasks(context.Background(), dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, ok := capability[tasks[0]]
+			if !ok {
+				t.Fatalf("no endpoint for the task %s", tasks[0])
+			}
+			m, err := loadModel(context.Background(), dir, loadOptions{BatchSize: 4})
+			if err != nil && (errors.Is(err, errors.ErrUnsupported) || isUnsupported(err)) {
+				t.Skipf("the library does not support this folder yet: %v", err)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			if caps := m.capabilities(); !slices.Contains(caps, want) {
+				t.Errorf("tasks %v, serves %v; want %s", tasks, caps, want)
+			}
+		})
+	}
+}
+
+// TestLoadModelBadFolder: a folder that fails to load is an error, not a
+// panic (the loader's cleanup used to dereference its nil result).
+func TestLoadModelBadFolder(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"model_type": "nope"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{t.TempDir(), dir} {
+		m, err := loadModel(context.Background(), d, loadOptions{})
+		if err == nil || m != nil {
+			t.Errorf("%s: loaded (%v)", d, err)
+		}
 	}
 }
