@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/embrace-go/embrace/internal/clitest"
 )
 
 // runEmbrace runs the command in-process as main does.
@@ -114,5 +117,33 @@ func TestServeFlags(t *testing.T) {
 	// since 0 there means the default.
 	if f.opt.RequestTimeout >= 0 || f.opt.MaxWaiting >= 0 {
 		t.Errorf("-request-timeout 0 / -max-waiting 0 became %v / %d", f.opt.RequestTimeout, f.opt.MaxWaiting)
+	}
+}
+
+// TestDownload fetches the tiny model from a local fake Hub into a
+// temporary Hugging Face cache: stdout is the snapshot folder, holding the
+// files the model needs; a second run downloads nothing.
+func TestDownload(t *testing.T) {
+	hub := clitest.StartFakeHub(t, "org/tiny", tinyModel)
+	code, out, errs := runEmbrace(t, "", "download", "org/tiny")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	snap := strings.TrimSpace(out)
+	if !strings.HasPrefix(snap, hub.Cache) || !strings.Contains(snap, "models--org--tiny") {
+		t.Errorf("snapshot folder %q is not in the cache %s", snap, hub.Cache)
+	}
+	for _, f := range []string{"config.json", "model.safetensors", "tokenizer.json", "modules.json", "1_Pooling/config.json"} {
+		if _, err := os.Stat(filepath.Join(snap, f)); err != nil {
+			t.Errorf("snapshot lacks %s: %v", f, err)
+		}
+	}
+	if code, out2, _ := runEmbrace(t, "", "download", "org/tiny"); code != 0 || out2 != out || hub.Gets("model.safetensors") != 1 {
+		t.Errorf("second download: exit %d, %q, model.safetensors fetched %d times", code, out2, hub.Gets("model.safetensors"))
+	}
+	for _, args := range [][]string{{"download"}, {"download", "not a repo"}, {"download", "org/missing"}} {
+		if code, _, errs := runEmbrace(t, "", args...); code == 0 || strings.Count(errs, "\n") != 1 {
+			t.Errorf("embrace %q: exit %d, stderr %q", args, code, errs)
+		}
 	}
 }
