@@ -9,10 +9,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"slices"
 	"strings"
 
+	"github.com/embrace-go/embrace/chat"
 	"github.com/embrace-go/embrace/generate"
 	"github.com/embrace-go/embrace/hfdir"
 	"github.com/embrace-go/embrace/hub"
@@ -511,6 +513,36 @@ func (g *genAdapter) Generate(ctx context.Context, prompt string, p genParams, e
 	if promptTokens == 0 {
 		return genResult{}, badRequest("prompt", "prompt has no tokens")
 	}
+	return g.run(ctx, promptTokens, p, emit, func(cfg *generate.Config) iter.Seq2[string, error] {
+		return g.p.Stream(ctx, prompt, cfg)
+	})
+}
+
+// ChatTokens renders messages with the folder's chat template (and the
+// generation prompt) and counts the rendering's tokens. Rendering and
+// tokenizing errors are the request's: a template can refuse a
+// conversation (roles that do not alternate, ...).
+func (g *genAdapter) ChatTokens(messages []chat.Message) (int, error) {
+	_, ids, err := g.p.ChatPrompt(messages, nil)
+	if err != nil {
+		return 0, badRequest("messages", "%v", err)
+	}
+	return len(ids), nil
+}
+
+func (g *genAdapter) Chat(ctx context.Context, messages []chat.Message, p genParams, emit func(string) error) (genResult, error) {
+	promptTokens, err := g.ChatTokens(messages)
+	if err != nil {
+		return genResult{}, err
+	}
+	return g.run(ctx, promptTokens, p, emit, func(cfg *generate.Config) iter.Seq2[string, error] {
+		return g.p.StreamChat(ctx, messages, nil, cfg)
+	})
+}
+
+// run generates with the request's settings over generation_config.json's,
+// streaming each piece to emit.
+func (g *genAdapter) run(ctx context.Context, promptTokens int, p genParams, emit func(string) error, stream func(*generate.Config) iter.Seq2[string, error]) (genResult, error) {
 	dec := &watchDecoder{tok: g.p.Tokenizer()}
 	cfg := g.base
 	cfg.MaxNewTokens = p.MaxTokens
@@ -531,7 +563,7 @@ func (g *genAdapter) Generate(ctx context.Context, prompt string, p genParams, e
 	var text strings.Builder
 	// On every return the tokens generated so far are counted, so the
 	// metrics see the work a stream did for a client that then left.
-	for piece, err := range g.p.Stream(ctx, prompt, &cfg) {
+	for piece, err := range stream(&cfg) {
 		if err != nil {
 			res.CompletionTokens = len(dec.last)
 			return res, err

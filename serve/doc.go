@@ -3,9 +3,9 @@
 //
 //   - POST /v1/embeddings (OpenAI) and POST /embed (TEI): sentence
 //     embeddings, batched dynamically across concurrent requests;
-//   - POST /v1/completions (OpenAI): text generation, streamed with
-//     server-sent events on request; POST /v1/chat/completions answers that
-//     chat templates are not rendered;
+//   - POST /v1/completions and /v1/chat/completions (OpenAI): text
+//     generation, streamed with server-sent events on request; a chat is
+//     rendered with the folder's chat template;
 //   - POST /rerank (TEI): a cross-encoder's relevance scores of texts to a
 //     query, best first;
 //   - POST /classify, /ner, /qa and /fill-mask: the encoder heads, in the

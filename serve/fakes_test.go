@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/embrace-go/embrace/chat"
 )
 
 // The fakes stand in for the pipelines so that the HTTP layer is tested on
@@ -237,3 +239,26 @@ func fakeLoader(m *backend) loader {
 }
 
 var _ = fmt.Sprint
+
+// ChatTokens renders the fake template: each message's content on its
+// own, then the generation prompt.
+func (f *fakeGenerator) ChatTokens(messages []chat.Message) (int, error) {
+	return f.CountTokens(fakeChatPrompt(messages))
+}
+
+func fakeChatPrompt(messages []chat.Message) string {
+	var b strings.Builder
+	for _, m := range messages {
+		b.WriteString(m.Role + ": " + m.Content + "\n")
+	}
+	return b.String() + "assistant:"
+}
+
+func (f *fakeGenerator) Chat(ctx context.Context, messages []chat.Message, p genParams, emit func(string) error) (genResult, error) {
+	for _, m := range messages {
+		if m.Role == "refuse" {
+			return genResult{}, badRequest("messages", "the template refuses the role %q", m.Role)
+		}
+	}
+	return f.Generate(ctx, fakeChatPrompt(messages), p, emit)
+}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/embrace-go/embrace/chat"
 	"github.com/embrace-go/embrace/pipeline"
 	"github.com/embrace-go/embrace/safetensors"
 	"github.com/embrace-go/embrace/tokenizer"
@@ -512,6 +513,51 @@ func TestLoadModelBadFolder(t *testing.T) {
 		m, err := loadModel(context.Background(), d, loadOptions{})
 		if err == nil || m != nil {
 			t.Errorf("%s: loaded (%v)", d, err)
+		}
+	}
+}
+
+// TestFixtureChat serves the llama fixture's chat: the prompt is the
+// reference rendering of apply_chat_template (its token count is the
+// usage), and the greedy answer is the library's own Chat.
+func TestFixtureChat(t *testing.T) {
+	dir := filepath.Join(fixtures(t), "models", "llama")
+	ref := readJSON[struct {
+		Chat []struct {
+			Messages []map[string]string `json:"messages"`
+			InputIDs []int               `json:"input_ids"`
+		} `json:"chat"`
+	}](t, filepath.Join(dir, "reference.json"))
+	if len(ref.Chat) == 0 {
+		t.Fatal("reference.json has no chat entries")
+	}
+	ts := fixtureServer(t, "llama", Options{})
+	lib, err := pipeline.NewTextGeneration(context.Background(), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lib.Close()
+	for _, c := range ref.Chat {
+		code, body := ts.post(t, "/v1/chat/completions", map[string]any{"messages": c.Messages, "max_tokens": 8, "temperature": 0})
+		if code != 200 {
+			t.Fatalf("%d %s", code, body)
+		}
+		got := decode[chatResponseJSON](t, body)
+		if got.Usage.PromptTokens != len(c.InputIDs) {
+			t.Errorf("prompt_tokens %d, the reference rendering has %d tokens", got.Usage.PromptTokens, len(c.InputIDs))
+		}
+		msgs := make([]chat.Message, len(c.Messages))
+		for i, m := range c.Messages {
+			msgs[i] = chat.Message{Role: m["role"], Content: m["content"]}
+		}
+		cfg := lib.Config()
+		cfg.MaxNewTokens, cfg.DoSample = 8, false
+		want, err := lib.Chat(context.Background(), msgs, nil, &cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Choices[0].Message.Content != want.Text {
+			t.Errorf("answer %q, the library's Chat gives %q", got.Choices[0].Message.Content, want.Text)
 		}
 	}
 }

@@ -2,6 +2,8 @@ package serve
 
 import (
 	"context"
+
+	"github.com/embrace-go/embrace/chat"
 )
 
 // backend is the one model a server serves, described by what its folder can do.
@@ -104,6 +106,11 @@ type generator interface {
 	// broken UTF-8 sequence) and stops early when emit returns an error or ctx
 	// ends.
 	Generate(ctx context.Context, prompt string, p genParams, emit func(piece string) error) (genResult, error)
+	// ChatTokens renders a conversation with the model's chat template and
+	// counts the prompt's tokens; an error is the request's (400).
+	ChatTokens(messages []chat.Message) (int, error)
+	// Chat is Generate for a conversation rendered with the chat template.
+	Chat(ctx context.Context, messages []chat.Message, p genParams, emit func(piece string) error) (genResult, error)
 }
 
 // label is one class and its score.

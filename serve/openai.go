@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
@@ -11,6 +12,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/embrace-go/embrace/chat"
 )
 
 type embeddingsRequest struct {
@@ -418,9 +421,131 @@ func (s *Handler) streamCompletion(w http.ResponseWriter, r *http.Request, m *ba
 	return nil
 }
 
-// handleChat answers chat completions. Rendering a chat template needs a
-// Jinja engine this server does not have, so it refuses honestly: a 400 for
-// models without a template (GPT-2 among them), a 501 for the others.
+// chatRequest is OpenAI's chat completions request. Fields for features
+// the server does not have (tools, logprobs, several choices, structured
+// output) are accepted at their defaults and refused otherwise.
+type chatRequest struct {
+	Model               string        `json:"model"`
+	Messages            []chatMessage `json:"messages"`
+	MaxTokens           *int          `json:"max_tokens"`
+	MaxCompletionTokens *int          `json:"max_completion_tokens"`
+	Temperature         *float64      `json:"temperature"`
+	TopP                *float64      `json:"top_p"`
+	Seed                *int64        `json:"seed"`
+	Stop                stopList      `json:"stop"`
+	Stream              bool          `json:"stream"`
+	StreamOptions       *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+	User string `json:"user"`
+
+	N                 *int               `json:"n"`
+	Logprobs          *bool              `json:"logprobs"`
+	TopLogprobs       *int               `json:"top_logprobs"`
+	PresencePenalty   *float64           `json:"presence_penalty"`
+	FrequencyPenalty  *float64           `json:"frequency_penalty"`
+	LogitBias         map[string]float64 `json:"logit_bias"`
+	Tools             json.RawMessage    `json:"tools"`
+	ToolChoice        json.RawMessage    `json:"tool_choice"`
+	ParallelToolCalls *bool              `json:"parallel_tool_calls"`
+	ResponseFormat    *struct {
+		Type string `json:"type"`
+	} `json:"response_format"`
+}
+
+// chatMessage is one message: a role and text content, given as a string
+// or as a list of text parts.
+type chatMessage struct {
+	Role    string          `json:"role"`
+	Content json.RawMessage `json:"content"`
+	Name    string          `json:"name"`
+}
+
+// text returns the message's content as one string.
+func (m chatMessage) text(i int) (string, error) {
+	param := fmt.Sprintf("messages[%d].content", i)
+	c := bytes.TrimSpace(m.Content)
+	if len(c) == 0 || string(c) == "null" {
+		return "", nil
+	}
+	if c[0] == '"' {
+		var s string
+		if err := json.Unmarshal(c, &s); err != nil {
+			return "", badRequest(param, "%s: %v", param, err)
+		}
+		return s, nil
+	}
+	var parts []struct {
+		Type string  `json:"type"`
+		Text *string `json:"text"`
+	}
+	if err := json.Unmarshal(c, &parts); err != nil {
+		return "", badRequest(param, "%s must be a string or a list of text parts", param)
+	}
+	var b strings.Builder
+	for j, p := range parts {
+		if p.Type != "text" || p.Text == nil {
+			return "", unsupportedParam(param, fmt.Sprintf("part %d of type %q (only text parts are supported)", j, p.Type))
+		}
+		b.WriteString(*p.Text)
+	}
+	return b.String(), nil
+}
+
+// chatParams validates the request's settings the way completions do. With
+// neither max_tokens nor max_completion_tokens, a chat may use the rest of
+// the context (as OpenAI's), up to the server's -max-new-tokens.
+func (s *Handler) chatParams(req *chatRequest) (genParams, bool, error) {
+	switch {
+	case req.Logprobs != nil && *req.Logprobs, req.TopLogprobs != nil && *req.TopLogprobs != 0:
+		return genParams{}, false, unsupportedParam("logprobs", "(log probabilities are not returned)")
+	case len(bytes.TrimSpace(req.Tools)) > 0 && string(bytes.TrimSpace(req.Tools)) != "null" && string(bytes.TrimSpace(req.Tools)) != "[]":
+		return genParams{}, false, unsupportedParam("tools", "(tool calls are not parsed from the output)")
+	case req.ResponseFormat != nil && req.ResponseFormat.Type != "" && req.ResponseFormat.Type != "text":
+		return genParams{}, false, unsupportedParam("response_format", "other than text")
+	case req.MaxTokens != nil && req.MaxCompletionTokens != nil && *req.MaxTokens != *req.MaxCompletionTokens:
+		return genParams{}, false, badRequest("max_completion_tokens", "max_tokens and max_completion_tokens differ; send one")
+	}
+	limit := req.MaxCompletionTokens
+	if limit == nil {
+		limit = req.MaxTokens
+	}
+	p, err := s.completionParams(&completionRequest{MaxTokens: limit, Temperature: req.Temperature, TopP: req.TopP,
+		Seed: req.Seed, Stop: req.Stop, N: req.N, PresencePenalty: req.PresencePenalty,
+		FrequencyPenalty: req.FrequencyPenalty, LogitBias: req.LogitBias})
+	return p, limit != nil, err
+}
+
+type chatChoice struct {
+	Index        int              `json:"index"`
+	Message      *chatAnswer      `json:"message,omitempty"`
+	Delta        *chatAnswerDelta `json:"delta,omitempty"`
+	Logprobs     any              `json:"logprobs"`
+	FinishReason *string          `json:"finish_reason"`
+}
+
+type chatAnswer struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+type chatAnswerDelta struct {
+	Role    string  `json:"role,omitempty"`
+	Content *string `json:"content,omitempty"`
+}
+
+type chatResponse struct {
+	ID      string       `json:"id"`
+	Object  string       `json:"object"`
+	Created int64        `json:"created"`
+	Model   string       `json:"model"`
+	Choices []chatChoice `json:"choices"`
+	Usage   *usage       `json:"usage,omitempty"`
+}
+
+// handleChat answers chat completions: the messages rendered with the
+// model's chat template (tokenizer_config.json or chat_template.jinja),
+// then generated like a completion. A model without a template is a 400.
 func (s *Handler) handleChat(w http.ResponseWriter, r *http.Request) error {
 	m, err := s.ready()
 	if err != nil {
@@ -429,17 +554,160 @@ func (s *Handler) handleChat(w http.ResponseWriter, r *http.Request) error {
 	if m.Generator == nil {
 		return notServed(m, "chat completions")
 	}
-	var req map[string]json.RawMessage
+	var req chatRequest
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	if _, ok := req["messages"]; !ok {
+	if req.Messages == nil {
 		return badRequest("messages", "messages is required")
+	}
+	if len(req.Messages) == 0 {
+		return badRequest("messages", "messages is an empty list")
+	}
+	if len(req.Messages) > s.cfg.MaxInputs {
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Type: typeInvalid, Param: "messages", Code: "too_many_inputs",
+			Message: fmt.Sprintf("messages has %d items; the limit is %d per request", len(req.Messages), s.cfg.MaxInputs)}
 	}
 	if m.ChatTemplate == "" {
 		return &apiError{Status: http.StatusBadRequest, Type: typeInvalid, Code: "no_chat_template",
 			Message: fmt.Sprintf("model has no chat template: %s's tokenizer_config.json has no chat_template; use /v1/completions", m.ID)}
 	}
-	return &apiError{Status: http.StatusNotImplemented, Type: typeInvalid, Code: "unsupported",
-		Message: "unsupported: rendering chat templates is not implemented by this server; use /v1/completions"}
+	msgs := make([]chat.Message, len(req.Messages))
+	for i, msg := range req.Messages {
+		if msg.Role == "" {
+			return badRequest(fmt.Sprintf("messages[%d].role", i), "messages[%d].role is required", i)
+		}
+		text, err := msg.text(i)
+		if err != nil {
+			return err
+		}
+		msgs[i] = chat.Message{Role: msg.Role, Content: text}
+		if msg.Name != "" {
+			msgs[i].Fields = map[string]any{"name": msg.Name}
+		}
+	}
+	p, explicit, err := s.chatParams(&req)
+	if err != nil {
+		return err
+	}
+	n, err := m.Generator.ChatTokens(msgs)
+	if err != nil {
+		return err
+	}
+	if ctxLen := m.Generator.MaxTokens(); ctxLen > 0 {
+		if !explicit {
+			p.MaxTokens = min(s.cfg.MaxNewTokens, ctxLen-n)
+		}
+		if p.MaxTokens < 1 || n+p.MaxTokens > ctxLen {
+			return &apiError{Status: http.StatusBadRequest, Type: typeInvalid, Param: "messages", Code: "context_length_exceeded",
+				Message: fmt.Sprintf("this model's maximum context length is %d tokens, but %d were requested (%d in the rendered messages, %d for the completion); shorten the messages or max_tokens",
+					ctxLen, n+max(p.MaxTokens, 1), n, max(p.MaxTokens, 1))}
+		}
+	} else if !explicit {
+		p.MaxTokens = s.cfg.MaxNewTokens
+	}
+
+	release, err := s.gate.acquire(r.Context())
+	if err != nil {
+		if ae, ok := err.(*apiError); ok && ae.Status == http.StatusTooManyRequests {
+			s.metrics.rejected.Add(1)
+		}
+		return err
+	}
+	defer release()
+
+	resp := chatResponse{ID: "chatcmpl-" + requestID(r.Context()), Object: "chat.completion",
+		Created: time.Now().Unix(), Model: m.ID}
+	if req.Stream {
+		return s.streamChat(w, r, m, msgs, req, p, resp)
+	}
+	var text strings.Builder
+	start := time.Now()
+	res, err := m.Generator.Chat(r.Context(), msgs, p, func(piece string) error {
+		text.WriteString(piece)
+		return nil
+	})
+	if err != nil {
+		s.metrics.observeTokens(res)
+		return err
+	}
+	s.metrics.observeGeneration(res, time.Since(start).Seconds())
+	fr := res.FinishReason
+	resp.Choices = []chatChoice{{Index: 0, Message: &chatAnswer{Role: "assistant", Content: text.String()}, FinishReason: &fr}}
+	completion := res.CompletionTokens
+	resp.Usage = &usage{PromptTokens: res.PromptTokens, CompletionTokens: &completion, TotalTokens: res.PromptTokens + completion}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// streamChat answers with server-sent chat.completion.chunk events: the
+// assistant role first, then one content delta per text piece, a last
+// chunk with finish_reason, optionally a usage chunk, then [DONE].
+func (s *Handler) streamChat(w http.ResponseWriter, r *http.Request, m *backend, msgs []chat.Message, req chatRequest, p genParams, resp chatResponse) error {
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	resp.Object = "chat.completion.chunk"
+	send := func(v any) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
+			return fmt.Errorf("%w: %v", errClientGone, err)
+		}
+		if err := rc.Flush(); err != nil {
+			return fmt.Errorf("%w: %v", errClientGone, err)
+		}
+		return nil
+	}
+	chunk := func(d chatAnswerDelta, finish *string) chatResponse {
+		c := resp
+		c.Choices = []chatChoice{{Index: 0, Delta: &d, FinishReason: finish}}
+		return c
+	}
+	empty := ""
+	if err := send(chunk(chatAnswerDelta{Role: "assistant", Content: &empty}, nil)); err != nil {
+		return err
+	}
+	start := time.Now()
+	res, err := m.Generator.Chat(r.Context(), msgs, p, func(piece string) error {
+		if piece == "" {
+			return nil
+		}
+		return send(chunk(chatAnswerDelta{Content: &piece}, nil))
+	})
+	if err != nil {
+		s.metrics.observeTokens(res)
+		ae := s.toAPIError(r, err)
+		if rec, ok := w.(*recorder); ok {
+			rec.errType = ae.Type
+		}
+		if ae.Status != 499 {
+			send(ae.body())
+		}
+		return err
+	}
+	s.metrics.observeGeneration(res, time.Since(start).Seconds())
+	fr := res.FinishReason
+	if err := send(chunk(chatAnswerDelta{}, &fr)); err != nil {
+		return err
+	}
+	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+		completion := res.CompletionTokens
+		c := resp
+		c.Choices = []chatChoice{}
+		c.Usage = &usage{PromptTokens: res.PromptTokens, CompletionTokens: &completion, TotalTokens: res.PromptTokens + completion}
+		if err := send(c); err != nil {
+			return err
+		}
+	}
+	if _, err := fmt.Fprint(w, "data: [DONE]\n\n"); err != nil {
+		return fmt.Errorf("%w: %v", errClientGone, err)
+	}
+	rc.Flush()
+	return nil
 }

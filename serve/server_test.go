@@ -786,12 +786,105 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-func TestChatTemplate(t *testing.T) {
+func TestChatCompletions(t *testing.T) {
 	m := fakeModel()
 	m.ChatTemplate = "{% for m in messages %}{{ m.content }}{% endfor %}"
 	ts := newTestServer(t, Options{}, m)
-	code, b := ts.post(t, "/v1/chat/completions", map[string]any{"messages": []map[string]string{{"role": "user", "content": "hi"}}})
-	wantError(t, code, b, 501, "unsupported: rendering chat templates")
+	msgs := []map[string]any{{"role": "system", "content": "be brief"}, {"role": "user", "content": []map[string]string{{"type": "text", "text": "hi "}, {"type": "text", "text": "there"}}}}
+	code, b := ts.post(t, "/v1/chat/completions", map[string]any{"messages": msgs, "max_tokens": 5, "seed": 3, "temperature": 0.7})
+	if code != 200 {
+		t.Fatalf("%d %s", code, b)
+	}
+	full := decode[chatResponseJSON](t, b)
+	// The fake renders "role: content" lines: its prompt is the words of
+	// "system: be brief\nuser: hi there\nassistant:" plus 2.
+	if full.Object != "chat.completion" || full.Model != "fake/model" || len(full.Choices) != 1 ||
+		full.Choices[0].Message.Role != "assistant" || full.Choices[0].FinishReason != "length" ||
+		full.Usage.PromptTokens != 9 || full.Usage.CompletionTokens == nil || *full.Usage.CompletionTokens != 5 {
+		t.Fatalf("%s", b)
+	}
+
+	// The stream: the role, then content deltas that concatenate to the
+	// same answer for the same seed, a finish_reason, the usage, [DONE].
+	body, _ := json.Marshal(map[string]any{"messages": msgs, "max_tokens": 5, "seed": 3, "temperature": 0.7, "stream": true, "stream_options": map[string]bool{"include_usage": true}})
+	resp, err := http.Post(ts.URL+"/v1/chat/completions", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var text, role, finish string
+	var sawUsage, done bool
+	for _, line := range strings.Split(string(raw), "\n") {
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok {
+			continue
+		}
+		if data == "[DONE]" {
+			done = true
+			continue
+		}
+		var c struct {
+			Object  string `json:"object"`
+			Choices []struct {
+				Delta        chatAnswerDelta `json:"delta"`
+				FinishReason *string         `json:"finish_reason"`
+			} `json:"choices"`
+			Usage *usage `json:"usage"`
+		}
+		if err := json.Unmarshal([]byte(data), &c); err != nil || c.Object != "chat.completion.chunk" {
+			t.Fatalf("bad chunk %q: %v", data, err)
+		}
+		if c.Usage != nil {
+			sawUsage = *c.Usage.CompletionTokens == 5
+		}
+		for _, ch := range c.Choices {
+			role += ch.Delta.Role
+			if ch.Delta.Content != nil {
+				text += *ch.Delta.Content
+			}
+			if ch.FinishReason != nil {
+				finish = *ch.FinishReason
+			}
+		}
+	}
+	if role != "assistant" || text != full.Choices[0].Message.Content || finish != "length" || !sawUsage || !done {
+		t.Fatalf("stream role %q text %q finish %q usage %v done %v; want the answer %q\n%s", role, text, finish, sawUsage, done, full.Choices[0].Message.Content, raw)
+	}
+
+	for _, c := range []struct {
+		body any
+		code int
+		msg  string
+	}{
+		{map[string]any{"messages": []any{}}, 400, "messages is an empty list"},
+		{map[string]any{"messages": []map[string]any{{"content": "x"}}}, 400, "messages[0].role is required"},
+		{map[string]any{"messages": []map[string]any{{"role": "refuse", "content": "x"}}}, 400, "refuses"},
+		{map[string]any{"messages": []map[string]any{{"role": "user", "content": []map[string]any{{"type": "image_url"}}}}}, 400, "only text parts"},
+		{map[string]any{"messages": msgs, "tools": []map[string]any{{"type": "function"}}}, 400, "unsupported: tools"},
+		{map[string]any{"messages": msgs, "logprobs": true}, 400, "unsupported: logprobs"},
+		{map[string]any{"messages": msgs, "n": 2}, 400, "unsupported: n"},
+		{map[string]any{"messages": msgs, "max_tokens": 60}, 400, "maximum context length is 64"},
+		{map[string]any{"messages": msgs, "max_tokens": 3, "max_completion_tokens": 4}, 400, "differ"},
+	} {
+		code, b := ts.post(t, "/v1/chat/completions", c.body)
+		wantError(t, code, b, c.code, c.msg)
+	}
+	// Without max_tokens the answer may use the rest of the context.
+	code, b = ts.post(t, "/v1/chat/completions", map[string]any{"messages": msgs, "temperature": 0})
+	if got := decode[chatResponseJSON](t, b); code != 200 || got.Usage.PromptTokens+*got.Usage.CompletionTokens != 64 {
+		t.Errorf("default max_tokens: %d %s", code, b)
+	}
+}
+
+type chatResponseJSON struct {
+	Object  string `json:"object"`
+	Model   string `json:"model"`
+	Choices []struct {
+		Message      chatAnswer `json:"message"`
+		FinishReason string     `json:"finish_reason"`
+	} `json:"choices"`
+	Usage usage `json:"usage"`
 }
 
 // TestEmbedCancel: a batch's work is cancelled once every request in it has

@@ -21,7 +21,8 @@ var serveCommand = &cli.Command{
 	Synopsis: "(-model is required)",
 	Details: `By what the model's folder serves it answers POST /v1/embeddings and /embed
 (sentence embeddings, batched dynamically across concurrent requests),
-/v1/completions (text generation, streamed with server-sent events on request),
+/v1/completions and /v1/chat/completions (text generation, streamed with
+server-sent events on request),
 /rerank (cross-encoders), /classify, /ner, /qa and /fill-mask (the encoder
 heads), plus GET /health,
 /v1/models and /metrics (Prometheus text format). Routes the model does not

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the embrace command, starts "embrace serve" on free loopback ports with two fixture models
-# (minilm-st for embeddings, gpt2 for completions), and runs test.mjs with the
+# Builds the embrace command, starts "embrace serve" on free loopback ports with the fixture models
+# (minilm-st for embeddings, gpt2 for completions, llama for chat), and runs test.mjs with the
 # official openai npm client against them. Exits non-zero on any failure;
 # prints one line and exits 0 when node/npm or the fixtures are missing.
 #
@@ -51,6 +51,11 @@ start() {
 start embed "$fixtures/models/minilm-st"; EMBED_URL=$url
 start gen "$fixtures/models/gpt2"; GEN_URL=$url
 export EMBED_URL GEN_URL
+# A model with a chat template, when the fixtures have it.
+if [ -d "$fixtures/models/llama" ]; then
+  start chat "$fixtures/models/llama"; CHAT_URL=$url
+  export CHAT_URL
+fi
 
 cd "$here"
 npm ci --no-audit --no-fund --loglevel=error

@@ -2,11 +2,13 @@
 // checks the answers. run.sh starts the servers and sets:
 //   EMBED_URL  base URL of a server with a sentence-embedding model
 //   GEN_URL    base URL of a server with a GPT-2 model
-//   API_KEY    the key both servers require
+//   CHAT_URL   base URL of a server with a model that has a chat template
+//              (optional: the chat checks skip without it)
+//   API_KEY    the key the servers require
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 
-const { EMBED_URL, GEN_URL, API_KEY } = process.env;
+const { EMBED_URL, GEN_URL, CHAT_URL, API_KEY } = process.env;
 if (!EMBED_URL || !GEN_URL || !API_KEY) {
   console.error("set EMBED_URL, GEN_URL and API_KEY (run.sh does)");
   process.exit(2);
@@ -112,6 +114,44 @@ await check("chat completions: model has no chat template", async () => {
     return true;
   });
 });
+
+if (CHAT_URL) {
+  const chatClient = new OpenAI({ baseURL: `${CHAT_URL}/v1`, apiKey: API_KEY, maxRetries: 0 });
+  const messages = [
+    { role: "system", content: "You are a helpful assistant." },
+    { role: "user", content: "What is the capital of France?" },
+  ];
+  await check("chat completion", async () => {
+    const r = await chatClient.chat.completions.create({ model: "llama", messages, max_tokens: 8, temperature: 0 });
+    assert.equal(r.object, "chat.completion");
+    assert.equal(r.choices.length, 1);
+    assert.equal(r.choices[0].message.role, "assistant");
+    assert.equal(typeof r.choices[0].message.content, "string");
+    assert.ok(r.usage.prompt_tokens > 10, `prompt_tokens ${r.usage.prompt_tokens}`);
+    assert.ok(r.usage.completion_tokens >= 1 && r.usage.completion_tokens <= 8);
+  });
+  await check("streamed chat completion concatenates to the non-streamed one", async () => {
+    const params = { model: "llama", messages, max_tokens: 12, temperature: 0.8, seed: 99 };
+    const full = await chatClient.chat.completions.create(params);
+    const stream = await chatClient.chat.completions.create({ ...params, stream: true, stream_options: { include_usage: true } });
+    let text = "", role = "", finish = null, usage = null;
+    for await (const chunk of stream) {
+      assert.equal(chunk.object, "chat.completion.chunk");
+      for (const c of chunk.choices) {
+        if (c.delta.role) role = c.delta.role;
+        if (c.delta.content) text += c.delta.content;
+        if (c.finish_reason) finish = c.finish_reason;
+      }
+      if (chunk.usage) usage = chunk.usage;
+    }
+    assert.equal(role, "assistant");
+    assert.equal(text, full.choices[0].message.content);
+    assert.equal(finish, full.choices[0].finish_reason);
+    assert.equal(usage?.completion_tokens, full.usage.completion_tokens);
+  });
+} else {
+  console.log("skip chat completions with a template (CHAT_URL not set)");
+}
 
 if (process.exitCode) console.log("openai client test FAILED");
 else console.log("openai client test passed");
