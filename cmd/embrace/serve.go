@@ -49,7 +49,7 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (f serveFlags, ok 
 	fs := serveCommand.NewFlagSet()
 	fs.StringVar(&o.Model, "model", "", "model `folder`, or Hugging Face repo id org/name (required)")
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen address (use 0.0.0.0:8080 to accept other hosts)")
-	fs.StringVar(&o.APIKey, "api-key", "", "require `Authorization: Bearer <key>` on every route but /health (default $EMBRACE_API_KEY)")
+	fs.StringVar(&o.APIKey, "api-key", "", "require the header Authorization: Bearer `key` on every route but /health (default $EMBRACE_API_KEY)")
 	fs.Int64Var(&o.MaxBodyBytes, "max-body-bytes", o.MaxBodyBytes, "largest request body; larger is 413")
 	fs.IntVar(&o.MaxInputs, "max-inputs", o.MaxInputs, "most inputs in one request; more is 413")
 	fs.IntVar(&o.MaxInputTokens, "max-input-tokens", 0, "most tokens per input (0 = the model's maximum); longer is 413 unless the request sets truncate")
