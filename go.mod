@@ -3,7 +3,9 @@ module github.com/embrace-go/embrace
 go 1.26.0
 
 require (
+	github.com/dlclark/regexp2/v2 v2.13.0
 	github.com/nikolalohinski/gonja/v2 v2.9.1
+	github.com/rivo/uniseg v0.4.7
 	golang.org/x/sys v0.50.0
 	golang.org/x/text v0.32.0
 	gonum.org/v1/gonum v0.17.0

@@ -17,6 +17,9 @@ import (
 func init() {
 	registerTokenize("tokenize/wordpiece", "bert-base-uncased")
 	registerTokenize("tokenize/bpe", "gpt2")
+	registerTokenize("tokenize/llama3", "llama3-bpe")
+	registerTokenize("tokenize/qwen2", "qwen2-bpe")
+	registerTokenize("tokenize/unigram", "t5-unigram")
 }
 
 // tokenizeFixtures finds the shared fixture folder.

@@ -42,7 +42,7 @@ var (
 	ErrIntegrity = errors.New("download failed integrity check")
 	// ErrUnsupported: the repository holds only weights this project cannot
 	// read (pytorch_model.bin).
-	ErrUnsupported = errors.New("unsupported")
+	ErrUnsupported error = unsupported{}
 )
 
 type notFound struct{}
@@ -146,3 +146,11 @@ func (c *Client) cacheDir() string {
 	}
 	return c.CacheDir
 }
+
+type unsupported struct{}
+
+func (unsupported) Error() string { return "unsupported" }
+
+// Is makes errors.Is(err, errors.ErrUnsupported) true, as for the other
+// packages' unsupported errors.
+func (unsupported) Is(target error) bool { return target == errors.ErrUnsupported }

@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"errors"
+
 	"github.com/embrace-go/embrace/hub"
 	"github.com/embrace-go/embrace/models/arch"
 )
@@ -9,9 +11,10 @@ import (
 // value as in the package that raises it.
 var (
 	// ErrUnsupported: the folder asks for something the library does not
-	// implement (an architecture, a head, a tokenizer component). It also
-	// matches the standard library's errors.ErrUnsupported.
-	ErrUnsupported = arch.ErrUnsupported
+	// implement (an architecture, a head, a tokenizer component). It is the
+	// standard library's errors.ErrUnsupported, which the models',
+	// tokenizer's and hub's unsupported errors all match.
+	ErrUnsupported = errors.ErrUnsupported
 	// ErrNotFound: the name is neither a folder nor a Hub repository, or
 	// the repository or file does not exist.
 	ErrNotFound = hub.ErrNotFound

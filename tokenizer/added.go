@@ -58,8 +58,15 @@ func (m *matcher) find(s string, from int) (int, int, int) {
 	return -1, -1, -1
 }
 
+// isWordChar is Rust regex's Unicode \w, which single_word checks on each
+// side of a match: Alphabetic, marks, decimal digits, connector
+// punctuation and the joiners (not other numbers such as ² or ½).
 func isWordChar(r rune) bool {
-	return r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.M, r) || unicode.IsNumber(r)
+	if r < utf8.RuneSelf {
+		return r == '_' || ('0' <= r && r <= '9') || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z')
+	}
+	return unicode.IsLetter(r) || unicode.IsMark(r) || unicode.Is(unicode.Nd, r) || unicode.Is(unicode.Nl, r) ||
+		unicode.Is(unicode.Other_Alphabetic, r) || unicode.Is(unicode.Pc, r) || unicode.Is(unicode.Join_Control, r)
 }
 
 // addedSplit is part of a text: either plain text or an added token.
@@ -94,8 +101,9 @@ func (m *matcher) split(s string, out []addedSplit) []addedSplit {
 				stopOK = !isWordChar(r)
 			}
 			if !startOK || !stopOK {
-				_, w := utf8.DecodeRuneInString(s[a:])
-				pos = a + w
+				// Hugging Face's matcher goes on after the discarded match,
+				// never inside it.
+				pos = b
 				continue
 			}
 		}

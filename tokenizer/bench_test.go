@@ -2,8 +2,10 @@ package tokenizer
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -83,3 +85,67 @@ func BenchmarkWordPieceBatch(b *testing.B) { benchBatch(b, "bert-base-uncased") 
 
 // BenchmarkBPEBatch encodes the corpus in batches of 1024 lines.
 func BenchmarkBPEBatch(b *testing.B) { benchBatch(b, "gpt2") }
+
+// BenchmarkLlama3 encodes the bench corpus line by line with llama3-bpe
+// (the cl100k Split pattern, hand-matched) (MB/s).
+func BenchmarkLlama3(b *testing.B) { benchEncode(b, "llama3-bpe") }
+
+// BenchmarkQwen2 encodes the bench corpus line by line with qwen2-bpe.
+func BenchmarkQwen2(b *testing.B) { benchEncode(b, "qwen2-bpe") }
+
+// BenchmarkSplitEngines splits the bench corpus with the Llama 3 pattern
+// through the hand matcher and regexp2, and with lookahead-free patterns
+// through Go's regexp and regexp2 (MB/s): the figures behind the engine
+// choice in split.go (newRegexFinder).
+func BenchmarkSplitEngines(b *testing.B) {
+	lines, n := benchLines(b)
+	text := strings.Join(lines, "\n")
+	n += len(lines) - 1
+	type engine struct {
+		name string
+		f    regexFinder
+	}
+	hand, _ := newRegexFinder(cl100kPattern)
+	general, err := newRegexp2Finder(cl100kPattern)
+	if err != nil {
+		b.Fatal(err)
+	}
+	engines := []engine{{"cl100k/hand", hand}, {"cl100k/regexp2", general}}
+	for i, pat := range []string{
+		// cl100k with the lookahead and \s spelled out for Go's regexp.
+		`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\r\n\t \p{L}\p{N}]+[\r\n]*|[\r\n\t ]+`,
+		` {2,}`,
+		`\p{N}+`,
+		`[\p{P}\$\+<=>\^~\|]+`,
+	} {
+		g, err := regexp.Compile(pat)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, err := newRegexp2Finder(pat)
+		if err != nil {
+			b.Fatal(err)
+		}
+		engines = append(engines, engine{fmt.Sprintf("pattern%d/go", i), goFinder{re: g, src: pat}}, engine{fmt.Sprintf("pattern%d/regexp2", i), r})
+	}
+	for _, e := range engines {
+		b.Run(e.name, func(b *testing.B) {
+			b.SetBytes(int64(n))
+			var buf [][2]int
+			for range b.N {
+				var err error
+				if buf, err = e.f.find(text, buf[:0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkUnigram encodes the bench corpus line by line with t5-small's
+// tokenizer (Precompiled normalizer, Unigram model; MB/s).
+func BenchmarkUnigram(b *testing.B) { benchEncode(b, "t5-unigram") }
+
+// BenchmarkUnigramXLMR encodes the corpus with the xlmr-unigram pipeline
+// (Precompiled, Strip, Replace, Metaspace, Unigram).
+func BenchmarkUnigramXLMR(b *testing.B) { benchEncode(b, "xlmr-unigram") }

@@ -158,13 +158,38 @@ func (d metaspaceDec) decode(toks []string) []string {
 	return out
 }
 
-// replaceDec replaces a literal in every token.
-type replaceDec struct{ from, to string }
+// replaceDec replaces a literal (from) or the matches of a regex (re) in
+// every token.
+type replaceDec struct {
+	from string
+	re   regexFinder
+	to   string
+}
 
 func (d replaceDec) decode(toks []string) []string {
 	out := make([]string, len(toks))
+	var ms [][2]int
 	for i, t := range toks {
-		out[i] = strings.ReplaceAll(t, d.from, d.to)
+		if d.re == nil {
+			out[i] = strings.ReplaceAll(t, d.from, d.to)
+			continue
+		}
+		var err error
+		if ms, err = d.re.find(t, ms[:0]); err != nil {
+			// Only the backtracking engine can fail (out of memory for
+			// its stack): keep the token as it is.
+			out[i] = t
+			continue
+		}
+		var b strings.Builder
+		last := 0
+		for _, m := range ms {
+			b.WriteString(t[last:m[0]])
+			b.WriteString(d.to)
+			last = m[1]
+		}
+		b.WriteString(t[last:])
+		out[i] = b.String()
 	}
 	return out
 }
@@ -201,7 +226,16 @@ func parseByteToken(t string) (byte, bool) {
 	if len(t) != 6 || t[:3] != "<0x" || t[5] != '>' {
 		return 0, false
 	}
-	v, err := strconv.ParseUint(t[3:5], 16, 8)
+	digits := t[3:5]
+	if digits[0] == '+' {
+		// Rust's u8::from_str_radix, which Hugging Face uses, accepts a
+		// plus sign: "<0x+A>" is byte 0x0A there.
+		digits = digits[1:]
+	}
+	if digits[0] == '+' || digits[0] == '-' {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(digits, 16, 8)
 	return byte(v), err == nil
 }
 

@@ -156,7 +156,7 @@ func FromLegacyDir(dir string) (*Tokenizer, error) {
 	case "GPT2Tokenizer", "RobertaTokenizer":
 		t, err = legacyByteLevel(dir, cfg, named, class == "RobertaTokenizer")
 	default:
-		return nil, fmt.Errorf("unsupported: legacy tokenizer class %q in %s", cfg.TokenizerClass, dir)
+		return nil, fmt.Errorf("%w: legacy tokenizer class %q in %s", ErrUnsupported, cfg.TokenizerClass, dir)
 	}
 	if err != nil {
 		return nil, err
@@ -351,7 +351,7 @@ func legacyByteLevel(dir string, cfg *configJSON, named map[string]configToken, 
 			}
 		}
 		if boolOr(cfg.AddBOSToken, false) || boolOr(cfg.AddEOSToken, false) {
-			return nil, errors.New("unsupported: GPT2Tokenizer with add_bos_token/add_eos_token")
+			return nil, fmt.Errorf("%w: GPT2Tokenizer with add_bos_token/add_eos_token", ErrUnsupported)
 		}
 	}
 	if b.added, err = legacyAdded(cfg, named, vocab, roles); err != nil {

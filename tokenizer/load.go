@@ -130,6 +130,9 @@ func FromJSON(data []byte) (*Tokenizer, error) {
 		if b.pre, err = parsePreTokenizer(f.PreTokenizer); err != nil {
 			return nil, fmt.Errorf("tokenizer: pre_tokenizer: %w", err)
 		}
+		if fast, ok := newSPMPre(b.pre); ok {
+			b.pre = fast
+		}
 	}
 	if !isNull(f.PostProcessor) {
 		if b.post, err = parsePost(f.PostProcessor); err != nil {
@@ -161,14 +164,17 @@ func FromJSON(data []byte) (*Tokenizer, error) {
 		case "OnlySecond":
 			tp.Strategy = "only_second"
 		default:
-			return nil, fmt.Errorf("unsupported: truncation strategy %q", f.Truncation.Strategy)
+			return nil, fmt.Errorf("%w: truncation strategy %q", ErrUnsupported, f.Truncation.Strategy)
 		}
 		tp.Direction = strings.ToLower(f.Truncation.Direction)
 		if tp.Direction == "" {
 			tp.Direction = "right"
 		}
-		if tp.MaxLength < 0 || tp.Stride < 0 {
-			return nil, fmt.Errorf("tokenizer: invalid truncation max_length %d / stride %d", tp.MaxLength, tp.Stride)
+		if err := checkSize("truncation.max_length", tp.MaxLength); err != nil {
+			return nil, err
+		}
+		if err := checkSize("truncation.stride", tp.Stride); err != nil {
+			return nil, err
 		}
 		t.trunc = tp
 	}
@@ -187,16 +193,19 @@ func FromJSON(data []byte) (*Tokenizer, error) {
 		}
 		if err := json.Unmarshal(f.Padding.Strategy, &s); err == nil {
 			if s != "BatchLongest" {
-				return nil, fmt.Errorf("unsupported: padding strategy %q", s)
+				return nil, fmt.Errorf("%w: padding strategy %q", ErrUnsupported, s)
 			}
 			pp.Strategy = "longest"
 		} else if err := json.Unmarshal(f.Padding.Strategy, &fixed); err == nil && fixed.Fixed != nil {
 			pp.Strategy, pp.Length = "fixed", *fixed.Fixed
 		} else {
-			return nil, fmt.Errorf("unsupported: padding strategy %s", string(f.Padding.Strategy))
+			return nil, fmt.Errorf("%w: padding strategy %s", ErrUnsupported, string(f.Padding.Strategy))
 		}
-		if pp.Length < 0 || pp.Length > maxVocabID || pp.MultipleOf < 0 {
-			return nil, fmt.Errorf("tokenizer: invalid padding length %d / multiple %d", pp.Length, pp.MultipleOf)
+		if err := checkSize("padding.strategy.Fixed", pp.Length); err != nil {
+			return nil, err
+		}
+		if err := checkSize("padding.pad_to_multiple_of", pp.MultipleOf); err != nil {
+			return nil, err
 		}
 		t.pad = pp
 	}
@@ -218,6 +227,13 @@ func (b *builder) build() (*Tokenizer, error) {
 	t := &Tokenizer{norm: b.norm, pre: b.pre, model: b.model, post: b.post, dec: b.dec,
 		addedTok: map[string]int{}, addedID: map[int]*AddedToken{}, pool: &sync.Pool{}}
 	t.modelTok = idTable(b.model.vocab())
+	t.surfaceID = -1
+	if u, ok := b.model.(*unigram); ok {
+		t.modelTok = u.pieces // a list vocabulary may repeat a piece
+		// Hugging Face's Unigram tokens carry the text they cover, which
+		// only differs from the vocabulary for the unknown piece.
+		t.surfaceID = u.unkID
+	}
 	t.added = b.added
 	var raw, normd []AddedToken
 	var rawPats, normPats []string
@@ -310,13 +326,27 @@ func parseVocab(r rawJSON) (map[string]int, error) {
 	if err := json.Unmarshal(r, &v); err != nil {
 		return nil, fmt.Errorf("vocab: %w", err)
 	}
+	maxID, maxTok := -1, ""
 	for s, id := range v {
 		if id < 0 || id >= maxVocabID {
 			return nil, fmt.Errorf("vocab token %q has invalid id %d", s, id)
 		}
+		if id > maxID {
+			maxID, maxTok = id, s
+		}
+	}
+	// Tokens are looked up by id in a table as long as the largest id:
+	// a few tokens with huge ids must not cost hundreds of megabytes.
+	// Real vocabularies are dense (ids 0 to n-1, give or take a few).
+	if maxID >= len(v)+maxVocabGap {
+		return nil, fmt.Errorf("vocab token %q has id %d but the vocabulary has only %d tokens (ids may leave at most %d unused)", maxTok, maxID, len(v), maxVocabGap)
 	}
 	return v, nil
 }
+
+// maxVocabGap is how many ids a vocabulary may leave unused beyond its
+// own size (see parseVocab).
+const maxVocabGap = 1 << 16
 
 func parseMerges(r rawJSON) ([][2]string, error) {
 	var items []rawJSON
@@ -363,6 +393,8 @@ func parseModel(r rawJSON) (model, string, error) {
 	typ := m.Type
 	if typ == "" {
 		switch {
+		case bytes.HasPrefix(bytes.TrimSpace(m.Vocab), []byte("[")):
+			typ = "Unigram" // only Unigram stores its vocabulary as a list
 		case !isNull(m.Merges):
 			typ = "BPE"
 		case m.MaxInputCharsPerWord != nil || m.ContinuingSubwordPrefix != nil:
@@ -391,7 +423,7 @@ func parseModel(r rawJSON) (model, string, error) {
 		return newWordPiece(v, unk, str(m.ContinuingSubwordPrefix, "##"), maxChars), unk, nil
 	case "BPE":
 		if m.Dropout != nil && *m.Dropout > 0 {
-			return nil, "", fmt.Errorf("unsupported: BPE dropout %v (sampling is not deterministic)", *m.Dropout)
+			return nil, "", fmt.Errorf("%w: BPE dropout %v (sampling is not deterministic)", ErrUnsupported, *m.Dropout)
 		}
 		v, err := parseVocab(m.Vocab)
 		if err != nil {
@@ -417,8 +449,17 @@ func parseModel(r rawJSON) (model, string, error) {
 			w.unkID = id
 		}
 		return w, unk, nil
+	case "Unigram":
+		u, err := parseUnigram(r)
+		if err != nil {
+			return nil, "", err
+		}
+		if u.unkID >= 0 {
+			return u, u.pieces[u.unkID], nil
+		}
+		return u, "", nil
 	}
-	return nil, "", fmt.Errorf("unsupported: model type %q", typ)
+	return nil, "", fmt.Errorf("%w: model type %q", ErrUnsupported, typ)
 }
 
 type patternJSON struct {
@@ -493,13 +534,26 @@ func parseNormalizer(r rawJSON) (normalizer, error) {
 		case c.Pattern.String != nil:
 			n.literal = *c.Pattern.String
 		case c.Pattern.Regex != nil:
-			if n.re, err = compileHFRegex(*c.Pattern.Regex); err != nil {
+			if n.re, err = newRegexFinder(*c.Pattern.Regex); err != nil {
 				return nil, err
 			}
 		default:
 			return nil, errors.New("Replace normalizer without a pattern")
 		}
 		return n, nil
+	case "Precompiled":
+		var c struct {
+			Charsmap *string `json:"precompiled_charsmap"`
+		}
+		if err := json.Unmarshal(r, &c); err != nil {
+			return nil, err
+		}
+		if c.Charsmap == nil {
+			return nil, errors.New("Precompiled normalizer without precompiled_charsmap")
+		}
+		return newPrecompiledNorm(*c.Charsmap)
+	case "Nmt":
+		return nmtNorm{}, nil
 	case "Sequence":
 		var c struct {
 			Normalizers []rawJSON `json:"normalizers"`
@@ -517,7 +571,7 @@ func parseNormalizer(r rawJSON) (normalizer, error) {
 		}
 		return seq, nil
 	}
-	return nil, fmt.Errorf("unsupported: normalizer type %q", typ)
+	return nil, fmt.Errorf("%w: normalizer type %q", ErrUnsupported, typ)
 }
 
 func parseBehavior(s string) (splitBehavior, error) {
@@ -533,7 +587,7 @@ func parseBehavior(s string) (splitBehavior, error) {
 	case "Contiguous":
 		return behContiguous, nil
 	}
-	return 0, fmt.Errorf("unsupported: split behavior %q", s)
+	return 0, fmt.Errorf("%w: split behavior %q", ErrUnsupported, s)
 }
 
 // gpt2Pattern is the GPT-2 split pattern as tokenizer files spell it.
@@ -616,10 +670,8 @@ func parsePreTokenizer(r rawJSON) (preTokenizer, error) {
 		switch {
 		case c.Pattern.String != nil:
 			sp.literal = *c.Pattern.String
-		case c.Pattern.Regex != nil && *c.Pattern.Regex == gpt2Pattern:
-			sp.gpt2 = true
 		case c.Pattern.Regex != nil:
-			if sp.re, err = compileHFRegex(*c.Pattern.Regex); err != nil {
+			if sp.re, err = newRegexFinder(*c.Pattern.Regex); err != nil {
 				return nil, err
 			}
 		default:
@@ -661,7 +713,7 @@ func parsePreTokenizer(r rawJSON) (preTokenizer, error) {
 		}
 		return seq, nil
 	}
-	return nil, fmt.Errorf("unsupported: pre-tokenizer type %q", typ)
+	return nil, fmt.Errorf("%w: pre-tokenizer type %q", ErrUnsupported, typ)
 }
 
 func metaspaceScheme(scheme string, addPrefix *bool) string {
@@ -783,11 +835,17 @@ func parsePost(r rawJSON) (postProcessor, error) {
 			if err != nil {
 				return nil, fmt.Errorf("Sequence[%d]: %w", i, err)
 			}
+			if b, ok := p.(byteLevelProc); ok && !b.trimOffsets {
+				continue // does nothing (Llama 3 ships one before its template)
+			}
 			seq = append(seq, p)
+		}
+		if len(seq) == 1 {
+			return seq[0], nil // a lone template keeps Encode's direct path
 		}
 		return seq, nil
 	}
-	return nil, fmt.Errorf("unsupported: post-processor type %q", typ)
+	return nil, fmt.Errorf("%w: post-processor type %q", ErrUnsupported, typ)
 }
 
 // parseTemplate reads a template, either the serialized list form or the
@@ -862,7 +920,7 @@ func parseTemplateWord(f string) (templatePiece, error) {
 		return templatePiece{seq: 1, typeID: typ}, nil
 	}
 	if strings.HasPrefix(name, "$") {
-		return templatePiece{}, fmt.Errorf("unsupported: template sequence %q", name)
+		return templatePiece{}, fmt.Errorf("%w: template sequence %q", ErrUnsupported, name)
 	}
 	return templatePiece{seq: -1, special: name, typeID: typ}, nil
 }
@@ -925,10 +983,17 @@ func parseDecoder(r rawJSON) (decoder, error) {
 		if err := json.Unmarshal(r, &c); err != nil {
 			return nil, err
 		}
-		if c.Pattern.String == nil {
-			return nil, errors.New("unsupported: Replace decoder with a regex pattern")
+		switch {
+		case c.Pattern.String != nil:
+			return replaceDec{from: *c.Pattern.String, to: c.Content}, nil
+		case c.Pattern.Regex != nil:
+			re, err := newRegexFinder(*c.Pattern.Regex)
+			if err != nil {
+				return nil, err
+			}
+			return replaceDec{re: re, to: c.Content}, nil
 		}
-		return replaceDec{*c.Pattern.String, c.Content}, nil
+		return nil, errors.New("Replace decoder without a pattern")
 	case "Fuse":
 		return fuseDec{}, nil
 	case "Strip":
@@ -960,5 +1025,5 @@ func parseDecoder(r rawJSON) (decoder, error) {
 		}
 		return seq, nil
 	}
-	return nil, fmt.Errorf("unsupported: decoder type %q", typ)
+	return nil, fmt.Errorf("%w: decoder type %q", ErrUnsupported, typ)
 }

@@ -1,8 +1,6 @@
 package tokenizer
 
 import (
-	"fmt"
-	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -229,16 +227,14 @@ func isBertControl(r rune) bool {
 	return isOther(r)
 }
 
-// isOther reports whether r is in Unicode category C (Cc, Cf, Cs, Co, Cn).
+// isOther reports whether r is a control (Cc), format (Cf) or private-use
+// (Co) character: what Hugging Face's is_other covers. Unassigned code
+// points (Cn) are not in it, so BertNormalizer keeps them.
 func isOther(r rune) bool {
 	if r < 0x80 {
 		return r < 0x20 || r == 0x7f
 	}
-	if unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co, unicode.Cs) {
-		return true
-	}
-	// Unassigned code points (Cn) are in no other category.
-	return !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z)
+	return unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co)
 }
 
 func isBertWhitespace(r rune) bool {
@@ -502,21 +498,24 @@ func (n prependNorm) normalize(p *piece) error {
 // replaceNorm replaces every match of a literal or regular expression.
 type replaceNorm struct {
 	literal string
-	re      *regexp.Regexp
+	re      regexFinder
 	content string
 }
 
 func (n replaceNorm) normalize(p *piece) error {
-	var ms [][]int
+	var ms [][2]int
 	if n.re != nil {
-		ms = n.re.FindAllStringIndex(p.s, -1)
+		var err error
+		if ms, err = n.re.find(p.s, nil); err != nil {
+			return err
+		}
 	} else if n.literal != "" {
 		for i := 0; i <= len(p.s)-len(n.literal); {
 			j := strings.Index(p.s[i:], n.literal)
 			if j < 0 {
 				break
 			}
-			ms = append(ms, []int{i + j, i + j + len(n.literal)})
+			ms = append(ms, [2]int{i + j, i + j + len(n.literal)})
 			i += j + len(n.literal)
 		}
 	}
@@ -534,7 +533,13 @@ func (n replaceNorm) normalize(p *piece) error {
 	}
 	for _, m := range ms {
 		copyRange(last, m[0])
-		src := p.orig(m[0], m[1])
+		// Hugging Face inserts the content after deleting the match, so it
+		// takes the alignment of the match's last byte (of the byte before
+		// an empty match).
+		src := p.orig(0, 0)
+		if m[1] > 0 {
+			src = p.at(m[1] - 1)
+		}
 		b.WriteString(n.content)
 		for range len(n.content) {
 			al = append(al, src)
@@ -545,14 +550,4 @@ func (n replaceNorm) normalize(p *piece) error {
 	p.s = b.String()
 	p.align = al
 	return nil
-}
-
-// compileHFRegex compiles a pattern from a tokenizer file, refusing
-// features Go's RE2 engine lacks instead of silently matching differently.
-func compileHFRegex(pat string) (*regexp.Regexp, error) {
-	re, err := regexp.Compile(pat)
-	if err != nil {
-		return nil, fmt.Errorf("unsupported: regex %q cannot be compiled by Go's regexp (lookaround and backreferences are not available): %w", pat, err)
-	}
-	return re, nil
 }

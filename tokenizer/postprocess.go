@@ -192,23 +192,37 @@ func (s postSequence) process(encs []*Encoding, addSpecial bool) []*Encoding {
 
 // trimByteLevelOffsets moves offsets past the leading and trailing spaces
 // ('Ġ' or white space) a byte-level token carries, as Hugging Face's
-// process_offsets does (counting characters, applied to byte offsets).
+// process_offsets does. Hugging Face counts characters and applies the
+// counts to character offsets; here offsets are bytes, so each space counts
+// its bytes in the text ('Ġ' stands for one byte).
 func trimByteLevelOffsets(e *Encoding, addPrefixSpace bool) {
+	spaceBytes := func(r rune) int {
+		if r == 'Ġ' {
+			return 1
+		}
+		if unicode.IsSpace(r) {
+			return utf8.RuneLen(r)
+		}
+		return 0
+	}
 	for i, tk := range e.Tokens {
-		lead := 0
+		lead, leadN := 0, 0
 		for _, r := range tk {
-			if r != 'Ġ' && !unicode.IsSpace(r) {
+			n := spaceBytes(r)
+			if n == 0 {
 				break
 			}
-			lead++
+			lead += n
+			leadN++
 		}
 		trail := 0
 		for j := len(tk); j > 0; {
 			r, w := utf8.DecodeLastRuneInString(tk[:j])
-			if r != 'Ġ' && !unicode.IsSpace(r) {
+			n := spaceBytes(r)
+			if n == 0 {
 				break
 			}
-			trail++
+			trail += n
 			j -= w
 		}
 		if lead == 0 && trail == 0 {
@@ -217,7 +231,7 @@ func trimByteLevelOffsets(e *Encoding, addPrefixSpace bool) {
 		o := &e.Offsets[i]
 		if lead > 0 {
 			first := i == 0 || o.Start == 0
-			if first && addPrefixSpace && lead == 1 {
+			if first && addPrefixSpace && leadN == 1 {
 				lead = 0
 			}
 			o.Start = min(o.Start+lead, o.End)
@@ -335,12 +349,16 @@ func truncateEncodings(a, b *Encoding, p *TruncationParams) error {
 		}
 		return truncateEncoding(target, n-toRemove, p.Stride, left)
 	}
-	return fmt.Errorf("unsupported: truncation strategy %q", p.Strategy)
+	return fmt.Errorf("%w: truncation strategy %q", ErrUnsupported, p.Strategy)
 }
 
 // padEncodings pads every encoding (and its overflowing parts) to the
 // batch's target length.
 func padEncodings(encs []*Encoding, p *PaddingParams) error {
+	// WithPadding takes any values: bound them here, before allocating.
+	if p.Length < 0 || p.Length > MaxSequenceLength || p.MultipleOf < 0 || p.MultipleOf > MaxSequenceLength {
+		return fmt.Errorf("tokenizer: padding length %d / multiple of %d outside 0..%d", p.Length, p.MultipleOf, MaxSequenceLength)
+	}
 	target := 0
 	switch p.Strategy {
 	case "longest", "":
@@ -350,7 +368,7 @@ func padEncodings(encs []*Encoding, p *PaddingParams) error {
 	case "fixed":
 		target = p.Length
 	default:
-		return fmt.Errorf("unsupported: padding strategy %q", p.Strategy)
+		return fmt.Errorf("%w: padding strategy %q", ErrUnsupported, p.Strategy)
 	}
 	if p.MultipleOf > 0 && target%p.MultipleOf != 0 {
 		target += p.MultipleOf - target%p.MultipleOf

@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -57,21 +56,6 @@ func toByteLevel(p piece) piece {
 		}
 	}
 	return piece{s: b.String(), align: al}
-}
-
-// gpt2Split appends the [start, end) ranges of s matched by GPT-2's
-// pattern
-//
-//	's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-//
-// written by hand because Go's regexp has no lookahead.
-func gpt2Split(s string, out [][2]int) [][2]int {
-	for i := 0; i < len(s); {
-		j := gpt2Next(s, i)
-		out = append(out, [2]int{i, j})
-		i = j
-	}
-	return out
 }
 
 // gpt2Next returns the end of the GPT-2 pattern match starting at i.
@@ -422,22 +406,27 @@ func (r runePre) split(p piece, out []piece) ([]piece, error) {
 // splitPre is the Split pre-tokenizer (literal or regex pattern).
 type splitPre struct {
 	literal string
-	re      *regexp.Regexp
-	gpt2    bool // the GPT-2 pattern, matched by hand
+	re      regexFinder
 	beh     splitBehavior
 	invert  bool
 }
 
 func (sp splitPre) split(p piece, out []piece) ([]piece, error) {
+	if c, ok := sp.re.(*coverFinder); ok && sp.beh == behIsolated && !sp.invert {
+		// The matches cover the text: each is a word.
+		for i := 0; i < len(p.s); {
+			j := c.next(p.s, i)
+			out = append(out, p.sub(i, j))
+			i = j
+		}
+		return out, nil
+	}
 	var ms [][2]int
 	switch {
-	case sp.gpt2:
-		ms = gpt2Split(p.s, nil)
 	case sp.re != nil:
-		for _, m := range sp.re.FindAllStringIndex(p.s, -1) {
-			if m[1] > m[0] {
-				ms = append(ms, [2]int{m[0], m[1]})
-			}
+		var err error
+		if ms, err = sp.re.find(p.s, nil); err != nil {
+			return out, err
 		}
 	case sp.literal != "":
 		for i := 0; i <= len(p.s)-len(sp.literal); {
@@ -496,20 +485,42 @@ func (m metaspacePre) split(p piece, out []piece) ([]piece, error) { return m.sp
 type preSequence []preTokenizer
 
 func (s preSequence) split(p piece, out []piece) ([]piece, error) {
-	cur := []piece{p}
-	for _, pt := range s {
-		var next []piece
+	start := len(out)
+	for k, pt := range s {
+		if k == 0 {
+			// The first step writes straight into out.
+			var err error
+			if out, err = pt.split(p, out); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if b, ok := pt.(byteLevelPre); ok && !b.useRegex && !b.addPrefixSpace {
+			// Only marks the words as byte-level (Llama 3, Qwen2 after
+			// their Split): done in place, without copying them.
+			for i := start; i < len(out); i++ {
+				if out[i].byteLevel {
+					out[i] = toByteLevel(out[i])
+				}
+				out[i].byteLevel = true
+			}
+			continue
+		}
+		cur := append([]piece(nil), out[start:]...)
+		out = out[:start]
 		for _, c := range cur {
 			if c.byteLevel {
 				// A later step sees the byte-level alphabet, as in HF.
 				c = toByteLevel(c)
 			}
 			var err error
-			if next, err = pt.split(c, next); err != nil {
+			if out, err = pt.split(c, out); err != nil {
 				return nil, err
 			}
 		}
-		cur = next
 	}
-	return append(out, cur...), nil
+	if len(s) == 0 {
+		out = append(out, p)
+	}
+	return out, nil
 }

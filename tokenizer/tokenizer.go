@@ -28,6 +28,9 @@ type Tokenizer struct {
 	rawIdx    []int32 // rawMatch token i is added[rawIdx[i]]
 	normIdx   []int32
 	modelTok  []string // model id -> token
+	// surfaceID is the id whose tokens show their text rather than the
+	// vocabulary entry (a Unigram model's unknown piece), -1 for none.
+	surfaceID int
 	vocabSize int
 
 	specials SpecialTokens
@@ -192,6 +195,9 @@ type rec struct {
 	added int32 // index into Tokenizer.added, -1 for a model token
 	off   Offset
 	word  int
+	// str is the token's text when it differs from the vocabulary's: an
+	// added token with the spaces lstrip/rstrip took, a Unigram unknown run.
+	str string
 }
 
 // scratch holds per-call buffers, pooled so steady-state encoding does not
@@ -203,6 +209,7 @@ type scratch struct {
 	recs2  []rec
 	splits []addedSplit
 	subs   []addedSplit
+	spm    spmBuf // spmPre's buffers
 	// wordsHigh is the most entries of words ever used: putScratch clears
 	// only those, not the whole capacity.
 	wordsHigh int
@@ -216,7 +223,7 @@ func (t *Tokenizer) getScratch() *scratch {
 }
 
 func (t *Tokenizer) putScratch(s *scratch) {
-	if cap(s.recs) > 1<<16 || cap(s.words) > 1<<14 {
+	if cap(s.recs) > 1<<16 || cap(s.words) > 1<<14 || cap(s.spm.al) > 1<<16 {
 		return // do not keep huge buffers alive
 	}
 	clear(s.words[:s.wordsHigh]) // drop references to the caller's text
@@ -246,7 +253,11 @@ func (t *Tokenizer) encodeRecs(text string, seq int, sc *scratch, recs []rec) ([
 	sc.splits = t.rawMatch.split(text, sc.splits[:0])
 	for _, sp := range sc.splits {
 		if sp.tok >= 0 {
-			recs = append(recs, rec{t.rawMatch.toks[sp.tok].ID, t.rawIdx[sp.tok], Offset{sp.a, sp.b}, word})
+			r := rec{t.rawMatch.toks[sp.tok].ID, t.rawIdx[sp.tok], Offset{sp.a, sp.b}, word, ""}
+			if sp.b-sp.a != len(t.rawMatch.pats[sp.tok]) {
+				r.str = text[sp.a:sp.b] // Hugging Face keeps the stripped spaces in the token
+			}
+			recs = append(recs, r)
 			word++
 			continue
 		}
@@ -262,14 +273,22 @@ func (t *Tokenizer) encodeRecs(text string, seq int, sc *scratch, recs []rec) ([
 		sc.subs = t.normMatch.split(p.s, sc.subs[:0])
 		for _, sub := range sc.subs {
 			if sub.tok >= 0 {
-				recs = append(recs, rec{t.normMatch.toks[sub.tok].ID, t.normIdx[sub.tok], p.orig(sub.a, sub.b), word})
+				r := rec{t.normMatch.toks[sub.tok].ID, t.normIdx[sub.tok], p.orig(sub.a, sub.b), word, ""}
+				if sub.b-sub.a != len(t.normMatch.pats[sub.tok]) {
+					r.str = p.s[sub.a:sub.b]
+				}
+				recs = append(recs, r)
 				word++
 				continue
 			}
 			q := p.sub(sub.a, sub.b)
 			words := sc.words[:0]
 			var err error
-			if t.pre != nil {
+			if sp, ok := t.pre.(spmPre); ok {
+				// The fused SentencePiece step reuses its buffers: these
+				// words are done with before the next split.
+				words = sp.splitBuf(q, words, &sc.spm)
+			} else if t.pre != nil {
 				words, err = t.pre.split(q, words)
 			} else {
 				words = append(words, q)
@@ -288,7 +307,11 @@ func (t *Tokenizer) encodeRecs(text string, seq int, sc *scratch, recs []rec) ([
 					return recs, err
 				}
 				for _, tk := range sc.toks {
-					recs = append(recs, rec{tk.id, -1, w.orig(tk.a, tk.b), word})
+					r := rec{tk.id, -1, w.orig(tk.a, tk.b), word, ""}
+					if tk.id == t.surfaceID {
+						r.str = w.s[tk.a:tk.b]
+					}
+					recs = append(recs, r)
 				}
 				word++
 			}
@@ -299,6 +322,9 @@ func (t *Tokenizer) encodeRecs(text string, seq int, sc *scratch, recs []rec) ([
 
 // recToken is the token text of a rec.
 func (t *Tokenizer) recToken(r *rec) string {
+	if r.str != "" {
+		return r.str
+	}
 	if r.added >= 0 {
 		return t.added[r.added].Content
 	}

@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -178,20 +179,21 @@ func TestDecodeStream(t *testing.T) {
 
 func TestUnsupportedComponents(t *testing.T) {
 	for _, tc := range []struct{ json, want string }{
-		{`{"model":{"type":"Unigram","vocab":[]}}`, "Unigram"},
-		{`{"model":{"type":"WordLevel","vocab":{"a":0}},"normalizer":{"type":"Precompiled"}}`, "Precompiled"},
+		{`{"model":{"type":"Nope","vocab":[]}}`, "Nope"},
+		{`{"model":{"type":"WordLevel","vocab":{"a":0}},"normalizer":{"type":"Nope"}}`, "Nope"},
 		{`{"model":{"type":"WordLevel","vocab":{"a":0}},"pre_tokenizer":{"type":"UnicodeScripts"}}`, "UnicodeScripts"},
 		{`{"model":{"type":"WordLevel","vocab":{"a":0}},"decoder":{"type":"CTC"}}`, "CTC"},
 		{`{"model":{"type":"WordLevel","vocab":{"a":0}},"post_processor":{"type":"Nope"}}`, "Nope"},
 		{`{"model":{"type":"BPE","vocab":{"a":0},"merges":[],"dropout":0.1}}`, "dropout"},
-		{`{"model":{"type":"WordLevel","vocab":{"a":0}},"pre_tokenizer":{"type":"Split","pattern":{"Regex":"a(?=b)"},"behavior":"Isolated"}}`, "lookaround"},
+		{`{"model":{"type":"WordLevel","vocab":{"a":0}},"pre_tokenizer":{"type":"Split","pattern":{"Regex":"a(?=b"},"behavior":"Isolated"}}`, "regex"},
 	} {
 		_, err := FromJSON([]byte(tc.json))
 		if err == nil || !strings.Contains(err.Error(), "unsupported") || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want unsupported naming %q", tc.json, err, tc.want)
 		}
 	}
-	for _, bad := range []string{`{`, `{"model":null}`, `{"model":{"type":"BPE","vocab":{"a":0},"merges":["a b"]}}`, `{"model":{"type":"WordPiece","vocab":{"a":-1}}}`} {
+	for _, bad := range []string{`{`, `{"model":null}`, `{"model":{"type":"Unigram","vocab":[]}}`,
+		`{"model":{"type":"WordLevel","vocab":{"a":0}},"normalizer":{"type":"Precompiled"}}`, `{"model":{"type":"BPE","vocab":{"a":0},"merges":["a b"]}}`, `{"model":{"type":"WordPiece","vocab":{"a":-1}}}`} {
 		if _, err := FromJSON([]byte(bad)); err == nil {
 			t.Errorf("%s: no error", bad)
 		}
@@ -315,5 +317,13 @@ func TestBPELongWordHeapMatchesScan(t *testing.T) {
 	}
 	if !reflect.DeepEqual(viaHeap, viaScan) {
 		t.Fatalf("heap and scan merges differ")
+	}
+}
+
+// Every "unsupported:" error matches the standard errors.ErrUnsupported.
+func TestUnsupportedIsStandard(t *testing.T) {
+	_, err := FromJSON([]byte(`{"model": {"type": "Nope"}}`))
+	if err == nil || !errors.Is(err, errors.ErrUnsupported) || !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("%v", err)
 	}
 }
