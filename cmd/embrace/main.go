@@ -46,6 +46,7 @@ func subcommands() []subcommand {
 		{"qa", qaCommand.Summary, runQA},
 		{"fill-mask", fillMaskCommand.Summary, runFillMask},
 		{"download", downloadCommand.Summary, runDownload},
+		{"conformance", conformanceCommand.Summary, runConformance},
 	}
 }
 

@@ -1,8 +1,10 @@
-// Command conformance holds Embrace to the reference fixtures (see
+// Package conformance holds Embrace to the reference fixtures (see
 // CONFORMANCE.md in the shared folder): it finds every fixture folder under
-// the given paths and checks the project's public API against it.
+// the given paths and checks the project's public API against it. It is the
+// body of examples/conformance and of "embrace conformance":
 //
 //	go run ./examples/conformance [-v] PATH...
+//	embrace conformance [-v] PATH...
 //
 // A folder holding cases.jsonl is a tokenizer fixture (checkTokenizer in
 // tokenizer.go); one holding reference.json is a model fixture, loaded as a
@@ -16,7 +18,7 @@
 // One line is printed per fixture (PASS or FAIL with the reason and the worst
 // numeric error), then "N passed, M failed". The exit status is 0 only when
 // nothing failed.
-package main
+package conformance
 
 import (
 	"flag"
@@ -30,19 +32,38 @@ import (
 	"strings"
 )
 
-func main() {
-	verbose := flag.Bool("v", false, "print one line per check")
-	flag.Usage = func() {
+// Main is the conformance command: args are "[-v] PATH...". It returns the
+// exit status: 0 when nothing failed, 1 when a fixture failed, 2 for a bad
+// command line.
+func Main(args []string) int {
+	fs := flag.NewFlagSet("conformance", flag.ContinueOnError)
+	verbose := fs.Bool("v", false, "print one line per check")
+	fs.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: conformance [-v] PATH...\n")
-		flag.PrintDefaults()
+		fs.PrintDefaults()
 	}
-	flag.Parse()
-	if flag.NArg() == 0 {
-		flag.Usage()
-		os.Exit(2)
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
 	}
-	passed, failed := 0, 0
-	for _, root := range flag.Args() {
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	if _, failed := RunPaths(fs.Args(), *verbose); failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+// RunPaths checks every fixture folder at or under the paths, printing one
+// line per fixture (PASS or FAIL) and then "N passed, M failed" to standard
+// output; verbose adds one line per check. A path without any fixture
+// counts as a failure.
+func RunPaths(paths []string, verbose bool) (passed, failed int) {
+	for _, root := range paths {
 		dirs, err := findFixtures(root)
 		if err == nil && len(dirs) == 0 {
 			err = fmt.Errorf("no fixture (cases.jsonl or reference.json) found")
@@ -53,7 +74,7 @@ func main() {
 			continue
 		}
 		for _, d := range dirs {
-			r := run(d, *verbose)
+			r := run(d, verbose)
 			fmt.Println(r.Line())
 			if r.Failed() {
 				failed++
@@ -63,9 +84,7 @@ func main() {
 		}
 	}
 	fmt.Printf("%d passed, %d failed\n", passed, failed)
-	if failed > 0 {
-		os.Exit(1)
-	}
+	return passed, failed
 }
 
 // findFixtures returns every folder at or under root that holds cases.jsonl
