@@ -142,7 +142,9 @@ type loader func(ctx context.Context, ref string, opt loadOptions) (*backend, er
 // (pipeline.FolderTasks); the others answer 404 saying so.
 //
 // A Handler is an http.Handler: mount it at "/" of a mux, or under a prefix
-// with http.StripPrefix. It is safe for concurrent use.
+// with http.StripPrefix. It is safe for concurrent use. Give the
+// http.Server a ReadHeaderTimeout and a ReadTimeout (Run does): a body
+// still incomplete at the read deadline is answered 408.
 type Handler struct {
 	cfg     Options
 	log     *slog.Logger
