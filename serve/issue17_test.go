@@ -130,3 +130,23 @@ func TestAbandonedStreamCountsTokens(t *testing.T) {
 		t.Errorf("embrace_generated_tokens_total = %d after a stream abandoned at its 3rd piece, want >= 3\n%s", n, text)
 	}
 }
+
+// TestMalformedChunkedBody: a body whose chunked framing is broken is the
+// client's error, a 400 (it was an empty 200 too).
+func TestMalformedChunkedBody(t *testing.T) {
+	ts := newTestServer(t, Options{}, fakeModel())
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprint(conn, "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	wantError(t, resp.StatusCode, b, 400, "reading the request body")
+}
