@@ -21,7 +21,7 @@ const maxRange = 100000
 
 // maxRangeTotal bounds the numbers all range() calls of one rendering may
 // produce together, so that nested loops cannot run for ever (chat templates
-// call range() once or not at all; the engine takes about 7µs a loop turn).
+// call range() once or not at all).
 const maxRangeTotal = 2 * maxRange
 
 // newConfig is the lexer configuration transformers uses: trim_blocks and

@@ -14,7 +14,8 @@ import (
 // Sample a continuation with the folder's generation defaults, and print it
 // as it is produced.
 func ExampleStream() {
-	dir := "path/to/gpt2"
+	dir := "../models/gpt2/testdata/gpt2-tiny" // a tiny random-weight GPT-2
+
 	m, err := models.Load(dir, nil)
 	if err != nil {
 		log.Fatal(err)
@@ -28,7 +29,7 @@ func ExampleStream() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	cfg.MaxNewTokens = 40
+	cfg.MaxNewTokens = 8
 	cfg.DoSample, cfg.TopP, cfg.Seed = true, 0.9, 1
 	cfg.StopStrings = []string{"\n\n"}
 	cfg.Decoder = tok
@@ -40,13 +41,14 @@ func ExampleStream() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		fmt.Print(piece)
+		fmt.Printf("%q ", piece)
 	}
+	// Output: " thing" " terms" "ou" " a" " computer" " computer" "str" "str"
 }
 
 // Greedy continuations of several prompts in one left-padded batch.
 func ExampleGenerate() {
-	m, err := models.Load("path/to/gpt2", nil)
+	m, err := models.Load("../models/gpt2/testdata/gpt2-tiny", nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -54,9 +56,10 @@ func ExampleGenerate() {
 	cfg := generate.DefaultConfig()
 	cfg.MaxNewTokens = 8
 	cfg.RepetitionPenalty = 1.2
-	out, err := generate.Generate(context.Background(), m.(arch.CausalLM), [][]int{{464, 1280}, {15496}}, cfg)
+	out, err := generate.Generate(context.Background(), m.(arch.CausalLM), [][]int{{464, 1280}, {1496}}, cfg)
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(out)
+	// Output: [[275 1392 1232 505 1428 807 807 807] [505 1170 442 206 706 198 780 410]]
 }

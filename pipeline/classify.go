@@ -81,22 +81,32 @@ const (
 	FunctionNone    ClassifyFunction = "none" // the raw logits
 )
 
-// Classify scores every text; each result lists labels best first.
+// Classify scores every text; each result lists labels best first. A text
+// longer than the model accepts is cut or refused by Options.Truncation.
 func (c *TextClassifier) Classify(ctx context.Context, texts []string, opt ClassifyOptions) ([][]LabelScore, error) {
+	out, _, err := c.ClassifyWithInfo(ctx, texts, opt)
+	return out, err
+}
+
+// ClassifyWithInfo is Classify that also reports, per text, whether it was
+// truncated.
+func (c *TextClassifier) ClassifyWithInfo(ctx context.Context, texts []string, opt ClassifyOptions) ([][]LabelScore, []InputInfo, error) {
 	fn, err := c.function(opt)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	labels := c.enc.info.Labels
 	out := make([][]LabelScore, len(texts))
+	infos := make([]InputInfo, len(texts))
 	err = chunks(ctx, len(texts), c.enc.batch, func(lo, hi int) error {
 		encs := make([]*tokenizer.Encoding, 0, hi-lo)
 		for i := lo; i < hi; i++ {
-			enc, err := c.enc.tok.Encode(texts[i], true)
+			enc, info, err := c.enc.encodeText(c.enc.tok, i, texts[i])
 			if err != nil {
-				return fmt.Errorf("pipeline: text %d: %w", i, err)
+				return err
 			}
 			encs = append(encs, enc)
+			infos[i] = info
 		}
 		res, _, err := c.enc.forward(ctx, encs)
 		if err != nil {
@@ -134,7 +144,7 @@ func (c *TextClassifier) Classify(ctx context.Context, texts []string, opt Class
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return out, nil
+	return out, infos, nil
 }

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -61,26 +62,29 @@ func TestClassifySigmoid(t *testing.T) {
 	}
 }
 
-// A text longer than the model's positions is an error, not a crash.
+// A text longer than the model's positions is cut by default, and an error
+// wrapping ErrTooLong (not a crash) with truncation off.
 func TestClassifyTooLong(t *testing.T) {
-	c, err := NewTextClassifier(context.Background(), filepath.Join("testdata", "bert-cls"), nil)
+	off, err := NewTextClassifier(context.Background(), filepath.Join("testdata", "bert-cls"), &Options{Truncation: TruncateOff})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer off.Close()
 	long := strings.Repeat("hello world ", 100)
-	_, err = c.Classify(context.Background(), []string{"short", long}, ClassifyOptions{})
-	if err == nil || !strings.Contains(err.Error(), "max_position_embeddings") {
+	_, err = off.Classify(context.Background(), []string{"short", long}, ClassifyOptions{})
+	if !errors.Is(err, ErrTooLong) || !strings.Contains(err.Error(), "text 1") {
 		t.Fatalf("error %v", err)
 	}
-	// With Truncate the long text is cut to the model's length instead.
-	tc, err := NewTextClassifier(context.Background(), filepath.Join("testdata", "bert-cls"), &Options{Truncate: true})
+	tc, err := NewTextClassifier(context.Background(), filepath.Join("testdata", "bert-cls"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tc.Close()
-	res, err := tc.Classify(context.Background(), []string{"short", long}, ClassifyOptions{})
+	res, infos, err := tc.ClassifyWithInfo(context.Background(), []string{"short", long}, ClassifyOptions{})
 	if err != nil || len(res) != 2 || len(res[1]) != 3 {
 		t.Fatalf("%v %v", res, err)
+	}
+	if infos[0] != (InputInfo{Windows: 1}) || infos[1] != (InputInfo{Truncated: true, Windows: 1}) {
+		t.Errorf("infos %+v", infos)
 	}
 }

@@ -96,29 +96,41 @@ type MaskResult struct {
 }
 
 // Fill predicts every mask of every text: one FillResult per text. A text
-// without a mask token is an error.
+// without a mask token (after truncation) is an error.
 func (f *FillMask) Fill(ctx context.Context, texts []string, opt FillMaskOptions) ([]FillResult, error) {
+	out, _, err := f.FillWithInfo(ctx, texts, opt)
+	return out, err
+}
+
+// FillWithInfo is Fill that also reports, per text, whether it was
+// truncated.
+func (f *FillMask) FillWithInfo(ctx context.Context, texts []string, opt FillMaskOptions) ([]FillResult, []InputInfo, error) {
 	topK := opt.TopK
 	if topK <= 0 {
 		topK = 5
 	}
 	targets, err := f.targetIDs(opt.Targets)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]FillResult, len(texts))
+	infos := make([]InputInfo, len(texts))
 	err = chunks(ctx, len(texts), f.enc.batch, func(lo, hi int) error {
 		encs := make([]*tokenizer.Encoding, 0, hi-lo)
 		for i := lo; i < hi; i++ {
-			enc, err := f.enc.tok.Encode(texts[i], true)
+			enc, info, err := f.enc.encodeText(f.enc.tok, i, texts[i])
 			if err != nil {
-				return fmt.Errorf("pipeline: text %d: %w", i, err)
+				return err
 			}
+			infos[i] = info
 			has := false
 			for _, id := range enc.IDs {
 				has = has || id == f.mask
 			}
 			if !has {
+				if info.Truncated {
+					return fmt.Errorf("pipeline: text %d has no mask token %q in the %d tokens kept by truncation", i, f.MaskToken(), realTokens(enc))
+				}
 				return fmt.Errorf("pipeline: text %d has no mask token %q", i, f.MaskToken())
 			}
 			encs = append(encs, enc)
@@ -175,7 +187,7 @@ func (f *FillMask) Fill(ctx context.Context, texts []string, opt FillMaskOptions
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return out, nil
+	return out, infos, nil
 }

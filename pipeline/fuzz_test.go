@@ -57,7 +57,7 @@ func FuzzModelFolder(f *testing.F) {
 		defer watchdog.Stop()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		c, err := NewTextClassifier(context.Background(), dir, &Options{Truncate: true})
+		c, err := NewTextClassifier(context.Background(), dir, nil)
 		if err == nil {
 			c.Classify(context.Background(), []string{"a short text", "another one, a little longer"}, ClassifyOptions{})
 			c.Close()

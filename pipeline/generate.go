@@ -113,6 +113,11 @@ func (p *TextGeneration) config(cfg *generate.Config) generate.Config {
 	if c.Decoder == nil {
 		c.Decoder = p.tok
 	}
+	// A config built from scratch (generate.Config{MaxNewTokens: 5}) still
+	// stops at the folder's end tokens; an empty non-nil list disables them.
+	if c.EOSTokenIDs == nil {
+		c.EOSTokenIDs = slices.Clone(p.defaults.EOSTokenIDs)
+	}
 	return c
 }
 
@@ -127,7 +132,9 @@ func (p *TextGeneration) encode(prompt string) ([]int, error) {
 	return enc.IDs, nil
 }
 
-// Generate continues prompt with cfg (nil: the folder's defaults).
+// Generate continues prompt with cfg (nil: the folder's defaults). A cfg
+// with nil EOSTokenIDs stops at the folder's end tokens
+// (generation_config.json's eos_token_id, every id of a list).
 func (p *TextGeneration) Generate(ctx context.Context, prompt string, cfg *generate.Config) (*GeneratedText, error) {
 	out, err := p.GenerateBatch(ctx, []string{prompt}, cfg)
 	if err != nil {

@@ -8,6 +8,17 @@
 // Offsets are byte offsets into the input string (Start, End), with the same
 // offsets in Unicode code points (StartRune, EndRune), which is how Hugging
 // Face reports them.
+//
+// Long inputs follow one policy everywhere (Options.Truncation): by default
+// an input longer than the model accepts is cut to its first tokens, as
+// sentence-transformers does; with TruncateOff it is an error wrapping
+// ErrTooLong. Each batch method has a ...WithInfo twin (ClassifyWithInfo,
+// EmbedWithInfo, AnswerWithInfo, ...) that also returns one InputInfo per
+// input saying whether it was cut; the reranker marks cut pairs in
+// RerankResult.Truncated. Question answering (QAOptions.DocStride) and
+// token classification (TokenOptions.Stride) can instead run a long input
+// as overlapping windows and merge their results, as Hugging Face's
+// pipelines do.
 package pipeline
 
 import (
@@ -33,11 +44,14 @@ import (
 type Options struct {
 	// BatchSize is how many inputs go through the model at once (default 8).
 	BatchSize int
-	// Truncate cuts texts longer than the model accepts (the smaller of its
-	// positions and the tokenizer's model_max_length) instead of failing on
-	// them, like truncation=True in Hugging Face pipelines. The question
-	// answering and sentence-embedding pipelines always fit their inputs.
-	Truncate bool
+	// Truncation is the length policy for inputs longer than the model
+	// accepts. The zero value truncates, as sentence-transformers and
+	// Hugging Face's token-classification pipeline do; TruncateOff makes
+	// such inputs fail with an error wrapping ErrTooLong. The ...WithInfo
+	// methods report, per input, whether it was cut. Question answering and
+	// token classification with a Stride split long inputs into windows
+	// instead of cutting them.
+	Truncation Truncation
 	// Hub fetches Hub repo ids: its Token, CacheDir, Offline, Endpoint and
 	// Progress fields configure the download. Nil means hub.NewClient(),
 	// configured from the HF_* environment variables.
@@ -45,6 +59,67 @@ type Options struct {
 	// Revision is the branch, tag or commit of a Hub repo id (default
 	// "main"); a name of the form "org/name@revision" sets it too.
 	Revision string
+}
+
+// Truncation is a length policy: what a pipeline does with an input longer
+// than the model accepts.
+type Truncation int
+
+// The length policies. Inputs are cut to the smaller of the model's
+// positions and the tokenizer's model_max_length (the sentence-embedding
+// pipeline: to max_seq_length), keeping their beginning; a folder's
+// tokenizer.json truncation applies when it is shorter.
+const (
+	// TruncateDefault is the zero value: truncate.
+	TruncateDefault Truncation = iota
+	// TruncateOn cuts long inputs and reports it (InputInfo.Truncated).
+	TruncateOn
+	// TruncateOff never cuts: an input longer than the model's positions
+	// is an error wrapping ErrTooLong.
+	TruncateOff
+)
+
+// String names the policy.
+func (t Truncation) String() string {
+	switch t {
+	case TruncateDefault:
+		return "default (on)"
+	case TruncateOn:
+		return "on"
+	case TruncateOff:
+		return "off"
+	}
+	return fmt.Sprintf("Truncation(%d)", int(t))
+}
+
+// InputInfo reports how one input was fitted to the model. Every pipeline
+// method that takes a batch has a ...WithInfo twin returning one InputInfo
+// per input, in input order, next to the usual results
+// (ZeroShotClassifier.ClassifyWithInfo, which takes one sequence, returns
+// one; the reranker, whose results are structs it reorders, sets
+// RerankResult.Truncated instead).
+type InputInfo struct {
+	// Truncated is true when tokens of the input were cut off and never
+	// reached the model (Options.Truncation on; for question answering,
+	// the question cut to QAOptions.MaxQuestionLen or to fit the window).
+	Truncated bool
+	// Windows is how many overlapping windows the input ran as: 1, or more
+	// when a stride split it (question answering, token classification
+	// with TokenOptions.Stride).
+	Windows int
+}
+
+func (o *Options) truncate() (bool, error) {
+	if o == nil {
+		return true, nil
+	}
+	switch o.Truncation {
+	case TruncateDefault, TruncateOn:
+		return true, nil
+	case TruncateOff:
+		return false, nil
+	}
+	return false, fmt.Errorf("pipeline: unknown truncation policy %v", o.Truncation)
 }
 
 func (o *Options) batch() int {
@@ -101,6 +176,14 @@ type encoder struct {
 	decoderType    string // tokenizer.json decoder type ("WordPiece", "ByteLevel", ...)
 	decoderPrefix  string // WordPiece decoder prefix
 	decoderCleanup bool   // WordPiece decoder cleanup
+	// truncate is the length policy (Options.Truncation); limit the
+	// length inputs are cut to when it is on (0: no limit known), and
+	// positions the longest input the model accepts (0: no limit).
+	truncate         bool
+	limit, positions int
+	// untruncated is the folder's tokenizer without truncation, for the
+	// pipelines that window or measure inputs themselves.
+	untruncated *tokenizer.Tokenizer
 }
 
 // openEncoder loads the tokenizer and model of a folder and checks that the
@@ -132,19 +215,72 @@ func openEncoder(ctx context.Context, nameOrDir string, opt *Options, want ...ar
 		m.Close()
 		return nil, fmt.Errorf("pipeline: %s: %w", dir, err)
 	}
-	e := &encoder{dir: dir, tok: tok, model: m, info: info, meta: f, batch: opt.batch()}
+	truncate, err := opt.truncate()
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	e := &encoder{dir: dir, tok: tok, model: m, info: info, meta: f, batch: opt.batch(), truncate: truncate}
 	e.readTokenizerInfo()
 	if f.Tokenizer != nil {
 		e.modelMaxLength = f.Tokenizer.ModelMaxLength
 	}
-	if opt != nil && opt.Truncate {
-		limit := info.MaxPositions
-		if e.modelMaxLength > 0 {
-			limit = min(limit, e.modelMaxLength)
+	e.positions = max(info.MaxPositions, 0)
+	e.limit = e.positions
+	if e.modelMaxLength > 0 && (e.limit == 0 || e.modelMaxLength < e.limit) {
+		e.limit = e.modelMaxLength
+	}
+	e.untruncated = tok.WithTruncation(nil)
+	switch {
+	case !truncate:
+		e.tok = e.untruncated
+	case tok.Truncation() != nil:
+		// The folder's own truncation is part of its tokenizer: keep it,
+		// no longer than the model accepts.
+		p := tok.Truncation()
+		if e.limit > 0 && (p.MaxLength == 0 || p.MaxLength > e.limit) {
+			p.MaxLength = e.limit
 		}
-		e.tok = tok.WithTruncation(&tokenizer.TruncationParams{MaxLength: limit, Strategy: "longest_first"})
+		e.tok = tok.WithTruncation(p)
+	case e.limit > 0:
+		e.tok = tok.WithTruncation(&tokenizer.TruncationParams{MaxLength: e.limit, Strategy: "longest_first"})
 	}
 	return e, nil
+}
+
+// realTokens counts the tokens of enc that are not padding.
+func realTokens(enc *tokenizer.Encoding) int {
+	if enc.AttentionMask == nil {
+		return len(enc.IDs)
+	}
+	n := 0
+	for _, m := range enc.AttentionMask {
+		n += m
+	}
+	return n
+}
+
+// fit checks one encoded input against the length policy: with truncation
+// off, an input longer than the model's positions is an error wrapping
+// ErrTooLong. It reports whether truncation cut the input.
+func (e *encoder) fit(what string, i int, enc *tokenizer.Encoding) (InputInfo, error) {
+	if !e.truncate && e.positions > 0 {
+		if n := realTokens(enc); n > e.positions {
+			return InputInfo{}, fmt.Errorf("pipeline: %s %d has %d tokens, more than the model's %d positions, and truncation is off: %w", what, i, n, e.positions, ErrTooLong)
+		}
+	}
+	return InputInfo{Truncated: len(enc.Overflowing) > 0, Windows: 1}, nil
+}
+
+// encodeText tokenizes text i for a pipeline that runs one window per
+// input, applying the length policy.
+func (e *encoder) encodeText(tok *tokenizer.Tokenizer, i int, text string) (*tokenizer.Encoding, InputInfo, error) {
+	enc, err := tok.Encode(text, true)
+	if err != nil {
+		return nil, InputInfo{}, fmt.Errorf("pipeline: text %d: %w", i, err)
+	}
+	info, err := e.fit("text", i, enc)
+	return enc, info, err
 }
 
 // readTokenizerInfo reads the few tokenizer settings pipelines depend on.

@@ -21,9 +21,10 @@ import (
 // activation, is the pair's relevance score.
 //
 // Pairs longer than the model accepts (the smaller of its positions and the
-// tokenizer's model_max_length) are always truncated with the longest_first
+// tokenizer's model_max_length) are truncated with the longest_first
 // strategy (tokens come off the longer of query and passage first), as
-// CrossEncoder does; Options.Truncate is not needed.
+// CrossEncoder does, and marked Truncated; with Options.Truncation off they
+// are an error wrapping ErrTooLong.
 type Reranker struct {
 	enc *encoder
 	// activation is the folder's activation; actErr is set instead when
@@ -70,6 +71,9 @@ type RerankResult struct {
 	// activation.
 	Logit float64
 	Score float64
+	// Truncated is true when the pair was cut to fit the model
+	// (Options.Truncation).
+	Truncated bool
 }
 
 // NewReranker loads a cross-encoder from a folder or Hub repo id. A model
@@ -84,7 +88,7 @@ func NewReranker(ctx context.Context, nameOrDir string, opt *Options) (*Reranker
 		e.Close()
 		return nil, fmt.Errorf("pipeline: %s: %w: a reranker needs a one-label sequence classifier (a cross-encoder), the model has %d labels %q", e.dir, arch.ErrUnsupported, n, e.info.Labels)
 	}
-	if limit := e.pairLimit(); limit > 0 {
+	if limit := e.pairLimit(); limit > 0 && e.truncate {
 		e.tok = e.tok.WithTruncation(&tokenizer.TruncationParams{MaxLength: limit, Strategy: "longest_first"})
 	}
 	r := &Reranker{enc: e}
@@ -144,6 +148,7 @@ func (r *Reranker) Score(ctx context.Context, pairs [][2]string, opt RerankOptio
 	// CrossEncoder.predict does: pairs of similar length share a batch, so
 	// little of it is padding.
 	encs := make([]*tokenizer.Encoding, len(pairs))
+	cut := make([]bool, len(pairs))
 	for i, p := range pairs {
 		if i%256 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -154,7 +159,11 @@ func (r *Reranker) Score(ctx context.Context, pairs [][2]string, opt RerankOptio
 		if err != nil {
 			return nil, fmt.Errorf("pipeline: pair %d: %w", i, err)
 		}
-		encs[i] = enc
+		info, err := r.enc.fit("pair", i, enc)
+		if err != nil {
+			return nil, err
+		}
+		encs[i], cut[i] = enc, info.Truncated
 	}
 	order := make([]int, len(pairs))
 	for i := range order {
@@ -177,7 +186,7 @@ func (r *Reranker) Score(ctx context.Context, pairs [][2]string, opt RerankOptio
 		}
 		for k, i := range order[lo:hi] {
 			l := float64(logits[k])
-			out[i] = RerankResult{Index: i, Text: pairs[i][1], Logit: l, Score: activate(act, l)}
+			out[i] = RerankResult{Index: i, Text: pairs[i][1], Logit: l, Score: activate(act, l), Truncated: cut[i]}
 		}
 		return nil
 	})

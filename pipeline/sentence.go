@@ -149,7 +149,10 @@ func NewSentenceEmbedder(ctx context.Context, nameOrDir string, opt *Options) (*
 	if st != nil {
 		s.lower = st.DoLowerCase
 	}
-	s.tok = e.tok.WithTruncation(&tokenizer.TruncationParams{MaxLength: s.maxSeqLen, Strategy: "longest_first"})
+	s.tok = e.tok
+	if e.truncate && s.maxSeqLen > 0 {
+		s.tok = e.tok.WithTruncation(&tokenizer.TruncationParams{MaxLength: s.maxSeqLen, Strategy: "longest_first"})
+	}
 	return s, nil
 }
 
@@ -174,13 +177,24 @@ func (s *SentenceEmbedder) Dim() int {
 	return d
 }
 
-// MaxSeqLength is the token count texts are truncated to.
+// MaxSeqLength is the token count texts are truncated to (unless
+// Options.Truncation is off: then only the model's positions bound them).
 func (s *SentenceEmbedder) MaxSeqLength() int { return s.maxSeqLen }
 
-// Embed returns one embedding per text.
+// Embed returns one embedding per text. Texts longer than MaxSeqLength are
+// cut to it, as sentence-transformers does, unless Options.Truncation is
+// off.
 func (s *SentenceEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	out, _, err := s.EmbedWithInfo(ctx, texts)
+	return out, err
+}
+
+// EmbedWithInfo is Embed that also reports, per text, whether it was
+// truncated.
+func (s *SentenceEmbedder) EmbedWithInfo(ctx context.Context, texts []string) ([][]float32, []InputInfo, error) {
 	d := s.enc.info.HiddenSize
 	out := make([][]float32, len(texts))
+	infos := make([]InputInfo, len(texts))
 	err := chunks(ctx, len(texts), s.enc.batch, func(lo, hi int) error {
 		encs := make([]*tokenizer.Encoding, 0, hi-lo)
 		for i := lo; i < hi; i++ {
@@ -188,11 +202,12 @@ func (s *SentenceEmbedder) Embed(ctx context.Context, texts []string) ([][]float
 			if s.lower {
 				text = strings.ToLower(text)
 			}
-			enc, err := s.tok.Encode(text, true)
+			enc, info, err := s.enc.encodeText(s.tok, i, text)
 			if err != nil {
-				return fmt.Errorf("pipeline: text %d: %w", i, err)
+				return err
 			}
 			encs = append(encs, enc)
+			infos[i] = info
 		}
 		res, in, err := s.enc.forward(ctx, encs)
 		if err != nil {
@@ -220,9 +235,9 @@ func (s *SentenceEmbedder) Embed(ctx context.Context, texts []string) ([][]float
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return out, nil
+	return out, infos, nil
 }
 
 // pool reduces token embeddings [S, D] to one vector by the configured
@@ -331,17 +346,28 @@ func NewFeatureExtractor(ctx context.Context, nameOrDir string, opt *Options) (*
 func (f *FeatureExtractor) Close() error { return f.enc.Close() }
 
 // Extract returns, per text, one vector per token (special tokens included).
+// A text longer than the model accepts is cut or refused by
+// Options.Truncation.
 func (f *FeatureExtractor) Extract(ctx context.Context, texts []string) ([][][]float32, error) {
+	out, _, err := f.ExtractWithInfo(ctx, texts)
+	return out, err
+}
+
+// ExtractWithInfo is Extract that also reports, per text, whether it was
+// truncated.
+func (f *FeatureExtractor) ExtractWithInfo(ctx context.Context, texts []string) ([][][]float32, []InputInfo, error) {
 	d := f.enc.info.HiddenSize
 	out := make([][][]float32, len(texts))
+	infos := make([]InputInfo, len(texts))
 	err := chunks(ctx, len(texts), f.enc.batch, func(lo, hi int) error {
 		encs := make([]*tokenizer.Encoding, 0, hi-lo)
 		for i := lo; i < hi; i++ {
-			enc, err := f.enc.tok.Encode(texts[i], true)
+			enc, info, err := f.enc.encodeText(f.enc.tok, i, texts[i])
 			if err != nil {
-				return fmt.Errorf("pipeline: text %d: %w", i, err)
+				return err
 			}
 			encs = append(encs, enc)
+			infos[i] = info
 		}
 		res, in, err := f.enc.forward(ctx, encs)
 		if err != nil {
@@ -360,7 +386,7 @@ func (f *FeatureExtractor) Extract(ctx context.Context, texts []string) ([][][]f
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return out, nil
+	return out, infos, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/embrace-go/embrace/models/arch"
 	"slices"
+	"sort"
 	"strings"
 	"unicode/utf8"
 
@@ -53,6 +54,16 @@ type TokenOptions struct {
 	Aggregation Aggregation
 	// IgnoreLabels are dropped from the result (default ["O"]).
 	IgnoreLabels []string
+	// Stride, when positive, runs texts longer than the model accepts as
+	// overlapping windows of the model's length sharing Stride tokens, as
+	// Hugging Face's stride does: each window is labelled and aggregated
+	// on its own, then entities that start inside an earlier one are
+	// merged (the longer wins, then the higher score). Nothing is cut, so
+	// Options.Truncation does not apply. Unlike Hugging Face, aggregation
+	// none is allowed: a token seen by two windows is kept once (the
+	// higher score), and Index is its position in the whole text's
+	// encoding.
+	Stride int
 }
 
 // NewTokenClassifier loads a token-classification checkpoint from a folder or
@@ -79,8 +90,24 @@ type preEntity struct {
 	subword            bool
 }
 
-// Classify labels the tokens of every text.
+// Classify labels the tokens of every text. A text longer than the model
+// accepts is cut or refused by Options.Truncation, or split into windows
+// with TokenOptions.Stride.
 func (c *TokenClassifier) Classify(ctx context.Context, texts []string, opt TokenOptions) ([][]Entity, error) {
+	out, _, err := c.ClassifyWithInfo(ctx, texts, opt)
+	return out, err
+}
+
+// tokWindow is one window of a text: its encoding, and the position in the
+// whole text's encoding of its first token.
+type tokWindow struct {
+	input, k, shift int
+	enc             *tokenizer.Encoding
+}
+
+// ClassifyWithInfo is Classify that also reports, per text, whether it was
+// truncated and how many windows it ran as.
+func (c *TokenClassifier) ClassifyWithInfo(ctx context.Context, texts []string, opt TokenOptions) ([][]Entity, []InputInfo, error) {
 	agg := opt.Aggregation
 	if agg == "" {
 		agg = AggregateNone
@@ -88,67 +115,160 @@ func (c *TokenClassifier) Classify(ctx context.Context, texts []string, opt Toke
 	switch agg {
 	case AggregateNone, AggregateSimple, AggregateFirst, AggregateAverage, AggregateMax:
 	default:
-		return nil, fmt.Errorf("pipeline: unknown aggregation strategy %q", agg)
+		return nil, nil, fmt.Errorf("pipeline: unknown aggregation strategy %q", agg)
 	}
 	ignore := opt.IgnoreLabels
 	if ignore == nil {
 		ignore = []string{"O"}
 	}
-	labels := c.enc.info.Labels
+	tok := c.enc.tok
+	if opt.Stride < 0 {
+		return nil, nil, fmt.Errorf("pipeline: negative stride %d", opt.Stride)
+	}
+	if opt.Stride > 0 {
+		if c.enc.limit <= 0 {
+			return nil, nil, fmt.Errorf("pipeline: a stride needs a window length, and neither the model nor the tokenizer sets one")
+		}
+		tok = c.enc.untruncated.WithTruncation(&tokenizer.TruncationParams{MaxLength: c.enc.limit, Strategy: "longest_first", Stride: opt.Stride})
+	}
 	out := make([][]Entity, len(texts))
+	infos := make([]InputInfo, len(texts))
 	err := chunks(ctx, len(texts), c.enc.batch, func(lo, hi int) error {
-		encs := make([]*tokenizer.Encoding, 0, hi-lo)
+		var wins []tokWindow
+		perText := make([][][]Entity, hi-lo)
+		index := make([]*textIndex, hi-lo)
 		for i := lo; i < hi; i++ {
-			enc, err := c.enc.tok.Encode(texts[i], true)
+			enc, err := tok.Encode(texts[i], true)
 			if err != nil {
 				return fmt.Errorf("pipeline: text %d: %w", i, err)
 			}
-			encs = append(encs, enc)
-		}
-		res, in, err := c.enc.forward(ctx, encs)
-		if err != nil {
-			return err
-		}
-		lg := res.Logits.Float32s()
-		nl := len(labels)
-		for i := lo; i < hi; i++ {
-			enc, text := encs[i-lo], texts[i]
-			pre := c.preEntities(text, enc, lg[(i-lo)*in.Seq*nl:], nl)
-			var ents []Entity
-			if agg == AggregateNone || agg == AggregateSimple {
-				for _, p := range pre {
-					k := argmax(p.scores)
-					ents = append(ents, Entity{Label: labels[k], Score: p.scores[k], Index: p.index, Word: p.token,
-						Start: p.start, End: p.end, StartRune: p.startRune, EndRune: p.endRune})
+			if opt.Stride == 0 {
+				info, err := c.enc.fit("text", i, enc)
+				if err != nil {
+					return err
 				}
-				if agg == AggregateSimple {
-					ents = c.group(ents, pre)
-				}
-			} else {
-				ents = c.group(c.aggregateWords(pre, agg), nil)
+				infos[i] = info
+				wins = append(wins, tokWindow{input: i, enc: enc})
+				continue
 			}
-			kept := ents[:0]
-			for _, e := range ents {
-				if !slices.Contains(ignore, e.Label) {
-					kept = append(kept, e)
+			parts := append([]*tokenizer.Encoding{enc}, enc.Overflowing...)
+			infos[i] = InputInfo{Windows: len(parts)}
+			perText[i-lo] = make([][]Entity, len(parts))
+			// Window k starts k·(window - stride) tokens into the text.
+			step := realTokens(enc) - specialCount(enc) - opt.Stride
+			for k, p := range parts {
+				wins = append(wins, tokWindow{input: i, k: k, shift: k * step, enc: p})
+			}
+		}
+		return chunks(ctx, len(wins), c.enc.batch, func(wlo, whi int) error {
+			encs := make([]*tokenizer.Encoding, whi-wlo)
+			for j := range encs {
+				encs[j] = wins[wlo+j].enc
+			}
+			res, in, err := c.enc.forward(ctx, encs)
+			if err != nil {
+				return err
+			}
+			lg := res.Logits.Float32s()
+			nl := len(c.enc.info.Labels)
+			for j, w := range wins[wlo:whi] {
+				if index[w.input-lo] == nil {
+					index[w.input-lo] = newTextIndex(texts[w.input])
+				}
+				ents := c.entities(texts[w.input], index[w.input-lo], w.enc, lg[j*in.Seq*nl:], nl, agg, ignore, w.shift)
+				if w.k == len(perText[w.input-lo])-1 {
+					index[w.input-lo] = nil // the text's last window
+				}
+				if opt.Stride == 0 {
+					out[w.input] = ents
+					continue
+				}
+				perText[w.input-lo][w.k] = ents
+				if w.k == len(perText[w.input-lo])-1 {
+					out[w.input] = mergeWindows(perText[w.input-lo])
 				}
 			}
-			out[i] = kept
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return out, nil
+	return out, infos, nil
+}
+
+// specialCount counts the special tokens of enc (padding excluded).
+func specialCount(enc *tokenizer.Encoding) int {
+	n := 0
+	for j, s := range enc.SpecialTokensMask {
+		if s != 0 && (enc.AttentionMask == nil || enc.AttentionMask[j] == 1) {
+			n++
+		}
+	}
+	return n
+}
+
+// entities labels one window's tokens and aggregates them; shift is added
+// to token indexes.
+func (c *TokenClassifier) entities(text string, ti *textIndex, enc *tokenizer.Encoding, logits []float32, nl int, agg Aggregation, ignore []string, shift int) []Entity {
+	labels := c.enc.info.Labels
+	pre := c.preEntities(text, ti, enc, logits, nl)
+	var ents []Entity
+	if agg == AggregateNone || agg == AggregateSimple {
+		for _, p := range pre {
+			k := argmax(p.scores)
+			ents = append(ents, Entity{Label: labels[k], Score: p.scores[k], Index: p.index + shift, Word: p.token,
+				Start: p.start, End: p.end, StartRune: p.startRune, EndRune: p.endRune})
+		}
+		if agg == AggregateSimple {
+			ents = c.group(ents, pre)
+		}
+	} else {
+		ents = c.group(c.aggregateWords(pre, agg), nil)
+	}
+	kept := ents[:0]
+	for _, e := range ents {
+		if !slices.Contains(ignore, e.Label) {
+			kept = append(kept, e)
+		}
+	}
+	return kept
+}
+
+// mergeWindows joins the entities of a text's windows as Hugging Face's
+// aggregate_overlapping_entities does: sorted by start, an entity that
+// starts inside the one kept before it replaces it when it is longer, or
+// as long with a higher score, and is dropped otherwise.
+func mergeWindows(windows [][]Entity) []Entity {
+	var all []Entity
+	for _, w := range windows {
+		all = append(all, w...)
+	}
+	if len(windows) <= 1 || len(all) == 0 {
+		return all
+	}
+	sort.SliceStable(all, func(a, b int) bool { return all[a].Start < all[b].Start })
+	out := make([]Entity, 0, len(all))
+	prev := all[0]
+	for _, e := range all[1:] {
+		if prev.Start <= e.Start && e.Start < prev.End {
+			cur, was := e.End-e.Start, prev.End-prev.Start
+			if cur > was || (cur == was && e.Score > prev.Score) {
+				prev = e
+			}
+			continue
+		}
+		out = append(out, prev)
+		prev = e
+	}
+	return append(out, prev)
 }
 
 // preEntities pairs every non-special token with its softmax scores and
 // decides whether it continues the previous word: for WordPiece, when the
 // token is longer than the text it covers (its ## prefix); otherwise when no
 // space surrounds its start.
-func (c *TokenClassifier) preEntities(text string, enc *tokenizer.Encoding, logits []float32, nl int) []preEntity {
-	chars := enc.CharOffsets(text, "")
+func (c *TokenClassifier) preEntities(text string, ti *textIndex, enc *tokenizer.Encoding, logits []float32, nl int) []preEntity {
 	unk := c.enc.tok.SpecialTokens().Unk.ID
 	var pre []preEntity
 	for j, id := range enc.IDs {
@@ -156,18 +276,17 @@ func (c *TokenClassifier) preEntities(text string, enc *tokenizer.Encoding, logi
 			continue
 		}
 		p := preEntity{id: id, token: enc.Tokens[j], scores: softmax64(logits[j*nl : (j+1)*nl]), index: j,
-			start: enc.Offsets[j].Start, end: enc.Offsets[j].End, startRune: chars[j].Start, endRune: chars[j].End}
+			start: enc.Offsets[j].Start, end: enc.Offsets[j].End}
+		p.startRune, p.endRune = ti.char(p.start), ti.char(p.end)
 		if tok, ok := c.enc.tok.IDToToken(id); ok {
 			p.token = tok
 		}
-		ref := text[min(p.start, len(text)):min(max(p.end, p.start), len(text))]
+		ref := text[min(max(p.start, 0), len(text)):min(max(p.end, p.start, 0), len(text))]
 		if c.enc.subwordPrefix != "" {
 			p.subword = utf8.RuneCountInString(p.token) != utf8.RuneCountInString(ref)
 		} else {
 			// Hugging Face's fallback: no space in text[start-1 : start+1].
-			lo := max(p.startRune-1, 0)
-			window := runeSlice(text, lo, p.startRune+1)
-			p.subword = p.startRune > 0 && !strings.Contains(window, " ")
+			p.subword = p.startRune > 0 && !strings.Contains(ti.runes(text, p.startRune-1, p.startRune+1), " ")
 		}
 		if id == unk {
 			p.token, p.subword = ref, false
@@ -177,23 +296,44 @@ func (c *TokenClassifier) preEntities(text string, enc *tokenizer.Encoding, logi
 	return pre
 }
 
-// runeSlice returns s[lo:hi] in code points, clamped.
-func runeSlice(s string, lo, hi int) string {
-	i, start, end := 0, len(s), len(s)
-	for b := range s {
-		if i == lo {
-			start = b
-		}
-		if i == hi {
-			end = b
-			break
-		}
-		i++
+// textIndex maps between byte and code-point offsets of one text in
+// constant time, so that the windows of a long text cost no more than its
+// length. Code points are counted as tokenizer.Encoding.CharOffsets counts
+// them (an invalid byte is one).
+type textIndex struct {
+	char2byte []int // byte offset of each code point, and len(text) last
+}
+
+func newTextIndex(text string) *textIndex {
+	ti := &textIndex{char2byte: make([]int, 0, len(text)+1)}
+	for i := 0; i < len(text); {
+		ti.char2byte = append(ti.char2byte, i)
+		_, w := utf8.DecodeRuneInString(text[i:])
+		i += w
 	}
-	if start > end {
+	ti.char2byte = append(ti.char2byte, len(text))
+	return ti
+}
+
+// char returns the code point holding byte offset b (clamped to the text).
+func (ti *textIndex) char(b int) int {
+	n := len(ti.char2byte) - 1
+	if b <= 0 {
+		return 0
+	}
+	// The last code point starting at or before b.
+	k := sort.SearchInts(ti.char2byte, b+1) - 1
+	return min(max(k, 0), n)
+}
+
+// runes returns the code points lo..hi of text, clamped.
+func (ti *textIndex) runes(text string, lo, hi int) string {
+	n := len(ti.char2byte) - 1
+	lo, hi = min(max(lo, 0), n), min(max(hi, 0), n)
+	if lo >= hi {
 		return ""
 	}
-	return s[start:end]
+	return text[ti.char2byte[lo]:ti.char2byte[hi]]
 }
 
 // wordOf turns tokens back into text as transformers'

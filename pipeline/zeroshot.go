@@ -25,7 +25,8 @@ import (
 // label2id name starting with "entail", any case) and a contradiction label
 // (id 0, or the last id when entailment is 0). Pairs longer than the model
 // accepts are truncated with the only_first strategy (the sequence is cut,
-// never the hypothesis), as the transformers pipeline does.
+// never the hypothesis), as the transformers pipeline does; with
+// Options.Truncation off they are an error wrapping ErrTooLong.
 type ZeroShotClassifier struct {
 	enc                       *encoder
 	entailment, contradiction int
@@ -73,9 +74,9 @@ func NewZeroShotClassifier(ctx context.Context, nameOrDir string, opt *Options) 
 	if ent == 0 {
 		contra = n - 1 // transformers' index -1
 	}
-	// The pipeline always truncates the premise (only_first) to what the
+	// The pipeline truncates the premise (only_first) to what the
 	// model accepts.
-	if limit := e.pairLimit(); limit > 0 {
+	if limit := e.pairLimit(); limit > 0 && e.truncate {
 		e.tok = e.tok.WithTruncation(&tokenizer.TruncationParams{MaxLength: limit, Strategy: "only_first"})
 	}
 	return &ZeroShotClassifier{enc: e, entailment: ent, contradiction: contra}, nil
@@ -99,8 +100,16 @@ func (z *ZeroShotClassifier) ContradictionID() int { return z.contradiction }
 // first. Equal scores come out in reverse input order, as transformers'
 // reversed ascending argsort puts them.
 func (z *ZeroShotClassifier) Classify(ctx context.Context, sequence string, candidateLabels []string, opt ZeroShotOptions) ([]LabelScore, error) {
+	out, _, err := z.ClassifyWithInfo(ctx, sequence, candidateLabels, opt)
+	return out, err
+}
+
+// ClassifyWithInfo is Classify that also reports whether the sequence was
+// cut to fit the model next to a hypothesis (Options.Truncation).
+func (z *ZeroShotClassifier) ClassifyWithInfo(ctx context.Context, sequence string, candidateLabels []string, opt ZeroShotOptions) ([]LabelScore, InputInfo, error) {
+	info := InputInfo{Windows: 1}
 	if len(candidateLabels) == 0 {
-		return nil, fmt.Errorf("pipeline: zero-shot classification needs at least one candidate label")
+		return nil, info, fmt.Errorf("pipeline: zero-shot classification needs at least one candidate label")
 	}
 	tmpl := opt.HypothesisTemplate
 	if tmpl == "" {
@@ -110,7 +119,7 @@ func (z *ZeroShotClassifier) Classify(ctx context.Context, sequence string, cand
 	for i, l := range candidateLabels {
 		h, err := formatHypothesis(tmpl, l)
 		if err != nil {
-			return nil, err
+			return nil, info, err
 		}
 		hyps[i] = h
 	}
@@ -123,6 +132,11 @@ func (z *ZeroShotClassifier) Classify(ctx context.Context, sequence string, cand
 			if err != nil {
 				return fmt.Errorf("pipeline: label %d (%q): %w", i, candidateLabels[i], err)
 			}
+			fit, err := z.enc.fit("the pair of the sequence and label", i, enc)
+			if err != nil {
+				return err
+			}
+			info.Truncated = info.Truncated || fit.Truncated
 			encs = append(encs, enc)
 		}
 		res, _, err := z.enc.forward(ctx, encs)
@@ -137,7 +151,7 @@ func (z *ZeroShotClassifier) Classify(ctx context.Context, sequence string, cand
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, info, err
 	}
 	scores := make([]float64, len(hyps))
 	if opt.MultiLabel || len(hyps) == 1 {
@@ -157,7 +171,7 @@ func (z *ZeroShotClassifier) Classify(ctx context.Context, sequence string, cand
 	for k, i := range order {
 		out[k] = LabelScore{Label: candidateLabels[i], Score: scores[i]}
 	}
-	return out, nil
+	return out, info, nil
 }
 
 // rankScores returns the indexes of scores, highest score first, as

@@ -6,8 +6,8 @@ import "unsafe"
 // streams, where 4 KiB pages cost a TLB miss every 4 KiB. makeF32 and makeU16
 // ask the OS for transparent huge pages over the 2 MiB pages the buffer
 // spans before anything touches it (on Linux with THP in "madvise" mode,
-// the common default, nothing else gets them): +10% read bandwidth measured
-// on a 1 GiB stream here. Smaller buffers are plain makes.
+// the common default, nothing else gets them), which reads long streams
+// faster (bench/README.md). Smaller buffers are plain makes.
 
 // hugeMin is the size from which a buffer is worth advising.
 const hugeMin = 1 << 20

@@ -17,8 +17,8 @@ import (
 // it meets every row panel of the mc×kc block of A (read in place), which
 // stays in L2 beside the kc×nc panel of packed B that the row blocks share.
 // nc is small enough that L2 also holds the rows of an unpacked weight that
-// the next pack reads, fetched during this panel (256: sgemm/128x768x3072
-// went from 131 to 147 GFLOP/s against 1024; 512 gave 140).
+// the next pack reads, fetched during this panel (256 measured best of 256,
+// 512 and 1024: bench/README.md).
 const (
 	gemmKC = 256
 	gemmMC = 144
@@ -28,10 +28,8 @@ const (
 // packKC is the block depth of a PackedWeight: every row panel of C is read
 // and written once per block, so deeper blocks save those passes; the
 // slivers (96 KiB of float32 at nr = 32) outgrow L1, but the micro-kernel's
-// prefetch brings them from L2 in time. On the AVX-512 Xeon, 768 against
-// 256 at 1 thread: sgemm-packed/128x768x3072 161 → 170 GFLOP/s,
-// minilm-l6/b8s128 42.4 → 44.5 seq/s, gpt2/prefill-s128 843 → 873 tokens/s
-// (bench/README.md, round 6). Unpacked products keep gemmKC: their panels
+// prefetch brings them from L2 in time (768 against 256: bench/README.md,
+// round 6). Unpacked products keep gemmKC: their panels
 // are packed per call and must stay in L2 with the rows fetched for the
 // next one.
 const packKC = 768

@@ -79,9 +79,9 @@ func (p *workerPool) worker() {
 
 // spinFor is how long an idle worker keeps polling for work before it
 // parks. Waking a parked worker goes through the OS (a futex wake and a
-// reschedule, tens of µs on a busy VM), which at two threads cost a GEMV of
-// 0.3 ms a quarter of its time; a model's forward pass hands out a job every
-// few µs to ms, so a worker that polls a while is almost always there.
+// reschedule), which at two threads cost a short GEMV a large share of its
+// time (bench/README.md); a model's forward pass hands out a job every few
+// µs to ms, so a worker that polls a while is almost always there.
 const spinFor = 200 * time.Microsecond
 
 // spinPolls bounds the caller's wait for its helpers before it parks: a few
@@ -93,12 +93,10 @@ const spinPolls = 1 << 18
 // come back on whichever processor was free, and its chunks would then miss
 // the sync.Pool caches (per processor) that the scratch buffers live in
 // (yielding between polls made the allocation tests fail under load).
-// Another goroutine waits at most spinFor for this processor: with 8
-// goroutines sharing a model on 2 threads (bench minilm-l6/8xb1s128) the
-// throughput was 3-11% below that of parking workers in three comparisons,
-// while a single caller gains up to a third at 2 threads. Polling 50 µs
-// instead of 200, or not polling while several callers overlap, measured no
-// better for the 8 goroutines.
+// Another goroutine waits at most spinFor for this processor: many
+// goroutines sharing a model on 2 threads lose some throughput to it, while
+// a single caller gains more (bench minilm-l6/8xb1s128 and bench/README.md
+// have the figures and the variants measured).
 func (p *workerPool) receive() *parJob {
 	var deadline time.Time
 	for i := 0; ; i++ {

@@ -23,11 +23,9 @@ type regexFinder interface {
 // the well-known pre-tokenizer patterns (knownPatterns), regexp2 (a
 // backtracking engine with lookaround) for everything else.
 //
-// Go's regexp is not used: on the bench corpus regexp2 ran 2 to 12 times
-// faster on lookahead-free tokenizer patterns (a cl100k variant, \p{N}+,
-// a punctuation class) and 0.8 times as fast on " {2,}"
-// (BenchmarkSplitEngines), and Go's \s \d \w are ASCII-only where
-// Oniguruma's are Unicode.
+// Go's regexp is not used: regexp2 measured faster on most lookahead-free
+// tokenizer patterns (BenchmarkSplitEngines; figures in bench/README.md),
+// and Go's \s \d \w are ASCII-only where Oniguruma's are Unicode.
 func newRegexFinder(pat string) (regexFinder, error) {
 	if k, ok := knownPatterns[pat]; ok {
 		return &coverFinder{src: pat, next: k}, nil

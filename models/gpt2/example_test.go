@@ -10,22 +10,25 @@ import (
 
 // Load a checkpoint folder and run the whole model over a prompt's ids.
 func ExampleLoad() {
-	m, err := gpt2.Load("path/to/gpt2") // config.json + model.safetensors
+	// testdata/gpt2-tiny is a 2-layer random-weight GPT-2 with a 1,500-piece
+	// vocabulary; any folder save_pretrained wrote loads the same way.
+	m, err := gpt2.Load("testdata/gpt2-tiny") // config.json + model.safetensors
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer m.Close()
-	out, err := m.Recompute(context.Background(), gpt2.Input{IDs: []int{15496, 11, 995}})
+	out, err := m.Recompute(context.Background(), gpt2.Input{IDs: []int{464, 11, 995}})
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(out.Logits.Shape()) // [1 3 50257]
+	fmt.Println(out.Logits.Shape())
+	// Output: [1 3 1500]
 }
 
 // Decode greedily with a KV cache: one pass over the prompt, then one token
 // per step.
 func ExampleState() {
-	m, err := gpt2.Load("path/to/gpt2")
+	m, err := gpt2.Load("testdata/gpt2-tiny")
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -35,7 +38,7 @@ func ExampleState() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	logits, err := st.Prefill(ctx, []int{15496, 11, 995}, nil)
+	logits, err := st.Prefill(ctx, []int{464, 11, 995}, nil)
 	for i := 0; i < 10 && err == nil; i++ {
 		best := 0
 		for j, v := range logits {
@@ -49,4 +52,6 @@ func ExampleState() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	fmt.Println()
+	// Output: 313 334 3 3 3 3 1439 1439 1439 1494
 }

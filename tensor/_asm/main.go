@@ -27,9 +27,9 @@ var sigs = map[string]string{}
 const prefetchAhead = 4096
 
 // prefetchInsn is the prefetch the zmm GEMV kernels use for weights of type
-// dt. Half-precision rows are fetched into L2 only (PREFETCHT1): 5-9% faster
-// than into L1 at 1 thread (gemv-packed/f16 14.1 → 15.0 GB/s, gemv/f16 13.9 →
-// 15.2), where for float32 the two measure the same.
+// dt. Half-precision rows are fetched into L2 only (PREFETCHT1), which
+// measured faster than into L1, where for float32 the two measure the same
+// (bench/README.md, round 6).
 func prefetchInsn(dt string) string {
 	if dt == "F32" {
 		return "PREFETCHT0"
