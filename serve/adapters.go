@@ -125,8 +125,10 @@ func loadModel(ctx context.Context, ref string, lo loadOptions) (m *backend, err
 		}
 	}
 	if task != pipeline.TaskRerank {
-		// A head: the pipeline does not truncate, so the limit is the
-		// model's positions and the tokenizer's model_max_length.
+		// A head: the limit is the model's positions and the tokenizer's
+		// model_max_length. The server checks it (413) or cuts the texts
+		// itself before the pipeline sees them, so the pipeline's own
+		// truncation never applies.
 		positions, err := maxPositions(meta)
 		if err != nil {
 			return nil, err
