@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/embrace-go/embrace/pipeline"
 )
 
 // apiError is an error with the HTTP status and OpenAI error fields it is
@@ -96,6 +98,11 @@ func (s *Handler) toAPIError(r *http.Request, err error) *apiError {
 	case errors.Is(err, context.Canceled), errors.Is(err, errClientGone):
 		// 499 is nginx's "client closed request"; only logs and metrics see it.
 		return newError(499, typeInvalid, "client_closed", "client closed the request")
+	case errors.Is(err, pipeline.ErrTooLong):
+		// The server checks lengths first; this is the library's own check.
+		return newError(http.StatusRequestEntityTooLarge, typeInvalid, "input_too_long", "%s", err.Error())
+	case errors.Is(err, pipeline.ErrClosed):
+		return errShuttingDown
 	case isUnsupported(err):
 		return newError(http.StatusNotImplemented, typeInvalid, "unsupported", "%s", err.Error())
 	}
@@ -105,7 +112,7 @@ func (s *Handler) toAPIError(r *http.Request, err error) *apiError {
 }
 
 func isUnsupported(err error) bool {
-	return strings.Contains(err.Error(), "unsupported:")
+	return errors.Is(err, errors.ErrUnsupported) || strings.Contains(err.Error(), "unsupported:")
 }
 
 // writeError answers err in the OpenAI error shape.

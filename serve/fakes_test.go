@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/embrace-go/embrace/chat"
+	"github.com/embrace-go/embrace/pipeline"
 )
 
 // The fakes stand in for the pipelines so that the HTTP layer is tested on
@@ -151,8 +152,15 @@ type fakeClassifier struct{}
 func (fakeClassifier) Classify(ctx context.Context, texts []string, topK int) ([][]label, error) {
 	out := make([][]label, len(texts))
 	for i, t := range texts {
-		if t == "PANIC" {
+		switch t {
+		case "PANIC":
 			panic("fake classifier asked to panic")
+		case "TOOLONG":
+			return nil, fmt.Errorf("fake: input %d: %w", i, pipeline.ErrTooLong)
+		case "CLOSED":
+			return nil, fmt.Errorf("fake: %w", pipeline.ErrClosed)
+		case "UNSUPPORTED":
+			return nil, fmt.Errorf("fake: %w: a feature", errors.ErrUnsupported)
 		}
 		ls := []label{{"POSITIVE", 0.7}, {"NEGATIVE", 0.2}, {"NEUTRAL", 0.1}}
 		if topK > 0 && topK < len(ls) {

@@ -915,3 +915,21 @@ func TestEmbedCancel(t *testing.T) {
 		t.Errorf("cancellation took %s", d)
 	}
 }
+
+// TestLibraryErrors: the library's sentinel errors reach the client as
+// statuses, not as 500s.
+func TestLibraryErrors(t *testing.T) {
+	ts := newTestServer(t, Options{}, fakeModel())
+	for _, c := range []struct {
+		input string
+		code  int
+		msg   string
+	}{
+		{"TOOLONG", 413, "too long"},
+		{"CLOSED", 503, "shutting down"},
+		{"UNSUPPORTED", 501, "a feature"},
+	} {
+		code, b := ts.post(t, "/classify", map[string]any{"inputs": c.input})
+		wantError(t, code, b, c.code, c.msg)
+	}
+}
