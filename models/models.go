@@ -90,6 +90,9 @@ func LoadFolder(f *hfdir.Folder, opt *arch.LoadOptions) (arch.Model, error) {
 	if opt != nil {
 		o = *opt
 	}
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
 	return r.Load(f, o)
 }
 

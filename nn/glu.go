@@ -63,7 +63,8 @@ func (m *GatedMLP) ForwardInto(dst, x, gu, mid *tensor.Tensor, noBias bool) {
 // StackLinear concatenates the output rows of Linear layers (layout
 // [out, in], unpacked) that read the same input into one unpacked layer:
 // Q, K and V, or gate and up. The weights must share a storage type; a bias
-// missing on some but present on others becomes zeros.
+// missing on some but present on others becomes zeros. The stacked layer
+// takes layer 0's Precision.
 func StackLinear(ls ...*Linear) (*Linear, error) {
 	if len(ls) == 0 {
 		return nil, fmt.Errorf("stack linear: no layers")
@@ -97,7 +98,7 @@ func StackLinear(ls ...*Linear) (*Linear, error) {
 		}
 		o += n
 	}
-	st := &Linear{W: w}
+	st := &Linear{W: w, prec: ls[0].prec} // the precision the loader chose
 	if anyBias {
 		b := make([]float32, 0, out)
 		for _, l := range ls {

@@ -24,15 +24,21 @@ type Linear struct {
 	Conv1D bool
 
 	packed *tensor.PackedWeight // set by Pack; W stays for inspection
+	// With a reduced precision (SetPrecision), Pack sets one of these
+	// instead of packed.
+	prec Precision
+	q8   *tensor.Q8Weight
+	bf16 *tensor.BF16Weight
 }
 
 // Pack stores the weight once in the layout the matmul kernels read, so that
 // products no longer transpose or re-block it on every call. It costs a copy
 // of the weight. F16 and BF16 weights stay in half precision (the kernels
 // widen them as they read), so decoding streams half the bytes. Call Pack
-// before the layer is shared between goroutines.
+// before the layer is shared between goroutines. With a reduced precision
+// (SetPrecision), the weight is quantized or rounded instead.
 func (l *Linear) Pack() error {
-	if l.packed != nil {
+	if l.packed != nil || l.q8 != nil || l.bf16 != nil {
 		return nil
 	}
 	w := l.W
@@ -48,6 +54,9 @@ func (l *Linear) Pack() error {
 			return fmt.Errorf("pack linear weight %v: unsupported dtype %v", l.W, w.DType())
 		}
 		w = t
+	}
+	if l.prec != PrecisionDefault {
+		return l.packReduced(w)
 	}
 	p, err := tensor.PackWeight(w)
 	if err != nil {
@@ -94,7 +103,11 @@ func (l *Linear) Forward(dst, x *tensor.Tensor) {
 // for callers that fold the bias into the pass that follows (ForwardAct,
 // LayerNorm.AddNorm, tensor.AddResidual), saving a pass over dst.
 func (l *Linear) ForwardNoBias(dst, x *tensor.Tensor) {
-	if l.packed != nil {
+	if l.q8 != nil {
+		tensor.MatMulTQ8(dst, x, l.q8)
+	} else if l.bf16 != nil {
+		tensor.MatMulTBF16(dst, x, l.bf16)
+	} else if l.packed != nil {
 		tensor.MatMulTPacked(dst, x, l.packed)
 	} else if l.Conv1D {
 		tensor.MatMul(dst, x, l.W)

@@ -67,7 +67,7 @@ func NewTextGeneration(ctx context.Context, nameOrDir string, opt *Options) (*Te
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	m, err := models.LoadCausalLM(f, nil)
+	m, err := models.LoadCausalLM(f, opt.load())
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: text generation: %w", err)
 	}

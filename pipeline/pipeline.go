@@ -59,6 +59,18 @@ type Options struct {
 	// Revision is the branch, tag or commit of a Hub repo id (default
 	// "main"); a name of the form "org/name@revision" sets it too.
 	Revision string
+	// Load are the model's load options: reduced precision (q8 weights,
+	// BF16 compute). The zero value keeps the stored weights in float32
+	// arithmetic.
+	Load arch.LoadOptions
+}
+
+// load returns the model load options of opt.
+func (o *Options) load() *arch.LoadOptions {
+	if o == nil {
+		return nil
+	}
+	return &o.Load
 }
 
 // Truncation is a length policy: what a pipeline does with an input longer
@@ -205,7 +217,7 @@ func openEncoder(ctx context.Context, nameOrDir string, opt *Options, want ...ar
 	if len(want) > 0 && !slices.Contains(want, task) {
 		return nil, fmt.Errorf("pipeline: %s: %w: the model is a %s model (architectures %v), this pipeline needs %v", dir, arch.ErrUnsupported, task, f.Config.Architectures, want)
 	}
-	m, err := models.LoadEncoder(f, nil)
+	m, err := models.LoadEncoder(f, opt.load())
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}

@@ -17,6 +17,7 @@ package arch
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/embrace-go/embrace/hfdir"
 	"github.com/embrace-go/embrace/tensor"
@@ -60,8 +61,64 @@ type Registration struct {
 }
 
 // LoadOptions are the choices made when a model is loaded. The zero value
-// is the default: weights kept in their stored precision.
-type LoadOptions struct{}
+// is the default: weights kept in their stored precision, float32 compute.
+// An architecture hands them to its weight loader (weights.WithOptions);
+// embeddings and norms are never reduced.
+type LoadOptions struct {
+	// Quantize stores the Linear weights reduced (QuantizeQ8), the LM head
+	// included unless KeepHead is set.
+	Quantize Quantization
+	// Compute chooses the arithmetic of the Linear products that Quantize
+	// leaves alone (ComputeBF16).
+	Compute Compute
+	// KeepHead keeps the LM head (the output projection to the vocabulary)
+	// out of Quantize, for the last bit of accuracy in the logits.
+	KeepHead bool
+}
+
+// Quantization is a storage format for Linear weights (LoadOptions.Quantize).
+type Quantization string
+
+const (
+	// QuantizeNone keeps weights in their stored precision.
+	QuantizeNone Quantization = ""
+	// QuantizeQ8 stores each Linear weight as int8 in blocks of 32 inputs
+	// with one half-precision scale a block (34 bytes per 32 weights, as
+	// llama.cpp's Q8_0), quantized at load from F32, F16 or BF16; products
+	// quantize their activations the same way and sum in integers
+	// (AVX-512 VNNI where the CPU has it). Decoding reads a quarter of the
+	// bytes of F32 weights.
+	QuantizeQ8 Quantization = "q8"
+)
+
+// Compute is the arithmetic of matrix products (LoadOptions.Compute).
+type Compute string
+
+const (
+	// ComputeF32 multiplies in float32 (weights widened as they are read).
+	ComputeF32 Compute = ""
+	// ComputeBF16 rounds weights (at load) and activations (per product)
+	// to bfloat16 and multiplies pairs with float32 accumulation, where
+	// the CPU has AVX512_BF16 (tensor.BF16Compute reports it); elsewhere
+	// products stay float32.
+	ComputeBF16 Compute = "bf16"
+)
+
+// Validate reports an option value this version does not know, as an
+// error wrapping ErrUnsupported.
+func (o LoadOptions) Validate() error {
+	switch o.Quantize {
+	case QuantizeNone, QuantizeQ8:
+	default:
+		return fmt.Errorf("%w: quantization %q (want %q or none)", ErrUnsupported, o.Quantize, QuantizeQ8)
+	}
+	switch o.Compute {
+	case ComputeF32, ComputeBF16:
+	default:
+		return fmt.Errorf("%w: compute %q (want %q or none)", ErrUnsupported, o.Compute, ComputeBF16)
+	}
+	return nil
+}
 
 // Model is a loaded checkpoint. Every Model is safe for concurrent use and
 // implements at least one of the capability interfaces below.

@@ -19,8 +19,8 @@ func Arch() arch.Registration {
 			}
 			return cfg.Task, nil
 		},
-		Load: func(f *hfdir.Folder, _ arch.LoadOptions) (arch.Model, error) {
-			return loadFolder(f)
+		Load: func(f *hfdir.Folder, opt arch.LoadOptions) (arch.Model, error) {
+			return loadFolder(f, opt)
 		},
 	}
 }

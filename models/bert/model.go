@@ -310,6 +310,7 @@ func stackLinear(ls ...*nn.Linear) (*nn.Linear, error) {
 		row += l.Out()
 	}
 	lin := &nn.Linear{W: w, B: b}
+	lin.SetPrecision(ls[0].Precision()) // the loader's choice for Q, K and V
 	return lin, lin.Pack()
 }
 
@@ -367,10 +368,10 @@ func Load(dir string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return loadFolder(f)
+	return loadFolder(f, arch.LoadOptions{})
 }
 
-func loadFolder(f *hfdir.Folder) (*Model, error) {
+func loadFolder(f *hfdir.Folder, opt arch.LoadOptions) (*Model, error) {
 	hc, err := f.RequireConfig()
 	if err != nil {
 		return nil, err
@@ -386,7 +387,7 @@ func loadFolder(f *hfdir.Folder) (*Model, error) {
 		}
 		return nil, fmt.Errorf("bert: %w", err)
 	}
-	m, err := New(cfg, ckpt, f.Dir)
+	m, err := New(cfg, weights.WithOptions(ckpt, opt), f.Dir)
 	if err != nil {
 		ckpt.Close()
 		return nil, err

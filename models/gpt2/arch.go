@@ -20,8 +20,8 @@ func Arch() arch.Registration {
 			}
 			return arch.TaskCausalLM, nil
 		},
-		Load: func(f *hfdir.Folder, _ arch.LoadOptions) (arch.Model, error) {
-			return loadFolder(f)
+		Load: func(f *hfdir.Folder, opt arch.LoadOptions) (arch.Model, error) {
+			return loadFolder(f, opt)
 		},
 	}
 }

@@ -34,6 +34,9 @@ type Model struct {
 	blocks []block
 	lnF    *nn.LayerNorm
 	head   *tensor.Tensor // [V, D]: wte when tied, else lm_head.weight
+	// headQ is the head in reduced precision when the load options ask for
+	// it (q8 weights or BF16 compute); nil otherwise.
+	headQ *nn.Linear
 	act    tensor.Activation
 	ck     *safetensors.Checkpoint // kept open: weights alias its mapped memory
 
@@ -62,10 +65,10 @@ func Load(dir string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return loadFolder(f)
+	return loadFolder(f, arch.LoadOptions{})
 }
 
-func loadFolder(f *hfdir.Folder) (*Model, error) {
+func loadFolder(f *hfdir.Folder, opt arch.LoadOptions) (*Model, error) {
 	hc, err := f.RequireConfig()
 	if err != nil {
 		return nil, err
@@ -78,7 +81,7 @@ func loadFolder(f *hfdir.Folder) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gpt2: %w", err)
 	}
-	m, err := FromCheckpoint(cfg, ck, f.Dir)
+	m, err := FromCheckpoint(cfg, weights.WithOptions(ck, opt), f.Dir)
 	if err != nil {
 		ck.Close()
 		return nil, err
@@ -163,7 +166,22 @@ func FromCheckpoint(cfg *Config, src weights.Source, where string) (*Model, erro
 			return nil, fmt.Errorf("gpt2: %w", err)
 		}
 	}
+	if root.HeadPrecision() != nn.PrecisionDefault {
+		if m.headQ, err = root.Head(m.head); err != nil {
+			return nil, fmt.Errorf("gpt2: %w", err)
+		}
+	}
 	return m, nil
+}
+
+// logits writes the vocabulary logits of the rows of x [N, D] into dst
+// [N, V].
+func (m *Model) logits(dst, x *tensor.Tensor) {
+	if m.headQ != nil {
+		m.headQ.ForwardNoBias(dst, x)
+		return
+	}
+	tensor.MatMulT(dst, x, m.head)
 }
 
 // Input is a batch of token ids, B sequences of S positions, row-major.
@@ -306,7 +324,7 @@ func (m *Model) Recompute(ctx context.Context, in Input) (*Output, error) {
 	}
 	m.lnF.Forward(x, x)
 	logits := tensor.Zeros(b, s, m.cfg.VocabSize)
-	tensor.MatMulT(logits.Reshape(n, m.cfg.VocabSize), x, m.head)
+	m.logits(logits.Reshape(n, m.cfg.VocabSize), x)
 	return &Output{Logits: logits, LastHidden: x.Reshape(b, s, d)}, nil
 }
 

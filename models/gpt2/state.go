@@ -177,7 +177,7 @@ func (s *State) prefill(ctx context.Context, ids, mask []int, all bool) ([]float
 		m.lnF.Forward(x, x)
 		s.allHidden = append(s.allHidden[:0], x.Float32s()[:n*d]...)
 		logits := tensor.Zeros(n, m.cfg.VocabSize)
-		tensor.MatMulT(logits, x, m.head)
+		m.logits(logits, x)
 		s.allLogits = logits.Float32s()
 		return s.allLogits, nil
 	}
@@ -188,7 +188,7 @@ func (s *State) prefill(ctx context.Context, ids, mask []int, all bool) ([]float
 	}
 	copy(last.Float32s(), xl.Float32s()[:b*d])
 	m.lnF.Forward(last, last)
-	tensor.MatMulT(s.logits, last, m.head)
+	m.logits(s.logits, last)
 	return s.logits.Float32s(), nil
 }
 
@@ -261,6 +261,6 @@ func (s *State) Step(ctx context.Context, ids []int) ([]float32, error) {
 		s.nextPos[r]++
 	}
 	m.lnF.Forward(s.x, s.x)
-	tensor.MatMulT(s.logits, s.x, m.head)
+	m.logits(s.logits, s.x)
 	return s.logits.Float32s(), nil
 }

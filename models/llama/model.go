@@ -85,7 +85,7 @@ func Task(cfg *hfdir.Config) (arch.Task, error) {
 // Load builds the model a folder holds: config.json and the safetensors
 // weights (single or sharded). It returns a *CausalLM or a *Base by the
 // head config.json names.
-func Load(f *hfdir.Folder, _ arch.LoadOptions) (arch.Model, error) {
+func Load(f *hfdir.Folder, opt arch.LoadOptions) (arch.Model, error) {
 	hc, err := f.RequireConfig()
 	if err != nil {
 		return nil, err
@@ -102,7 +102,7 @@ func Load(f *hfdir.Folder, _ arch.LoadOptions) (arch.Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("llama: %w", err)
 	}
-	m, err := build(cfg, ck, f.Dir, task == arch.TaskCausalLM)
+	m, err := build(cfg, weights.WithOptions(ck, opt), f.Dir, task == arch.TaskCausalLM)
 	if err != nil {
 		ck.Close()
 		return nil, err
@@ -225,10 +225,12 @@ func build(cfg *Config, src weights.Source, where string, withHead bool) (*model
 		// when the checkpoint also stores lm_head.weight.
 		switch {
 		case cfg.TieWordEmbeddings:
-			m.head = &nn.Linear{W: m.embed.Table}
-			err = m.head.Pack()
+			m.head, err = root.Head(m.embed.Table)
 		case root.Has("lm_head.weight"):
-			m.head, err = root.Linear("lm_head", d, cfg.VocabSize, false)
+			var w *tensor.Tensor
+			if w, err = root.Weight("lm_head.weight", cfg.VocabSize, d); err == nil {
+				m.head, err = root.Head(w)
+			}
 		default:
 			err = fmt.Errorf("%s: tie_word_embeddings is false but the checkpoint has no lm_head.weight", where)
 		}

@@ -1,6 +1,7 @@
 package modernbert
 
 import (
+	"github.com/embrace-go/embrace/nn"
 	"math"
 	"runtime"
 	"sync"
@@ -9,81 +10,20 @@ import (
 	"github.com/embrace-go/embrace/tensor"
 )
 
-// rope is one rotary embedding (ModernBertRotaryEmbedding with the default
-// rope type): the cos and sin of position·inv_freq, kept for the longest
-// sequence seen so far. Tables are immutable once published, so concurrent
-// forwards share them without locks.
-type rope struct {
-	theta    float64
-	headDim  int
-	maxPos   int
-	table    atomic.Pointer[ropeTable]
-	invFreqs []float32
+// newRope is ModernBertRotaryEmbedding with the default rope type: the
+// shared nn.Rope at one theta.
+func newRope(theta float64, headDim, maxPos int) (*nn.Rope, error) {
+	return nn.NewRope(nn.RopeConfig{Type: "default", Theta: theta, HeadDim: headDim, PartialRotaryFactor: 1, MaxPositions: maxPos, Truncate: true})
 }
 
-// ropeTable holds cos and sin [n, Dh/2] for positions 0..n−1 (the second
-// half of a head uses the same values: the frequencies are concatenated
-// twice).
-type ropeTable struct {
-	n        int
-	cos, sin []float32
-}
-
-func newRope(theta float64, headDim, maxPos int) *rope {
-	r := &rope{theta: theta, headDim: headDim, maxPos: maxPos}
-	half := headDim / 2
-	r.invFreqs = make([]float32, half)
-	for i := range r.invFreqs {
-		// As transformers computes it in float32: 1 / theta^(2i/Dh).
-		e := float32(2*i) / float32(headDim)
-		r.invFreqs[i] = float32(1 / float64(float32(math.Pow(theta, float64(e)))))
-	}
-	return r
-}
-
-// get returns a table covering n positions.
-func (r *rope) get(n int) *ropeTable {
-	if t := r.table.Load(); t != nil && t.n >= n {
-		return t
-	}
-	// Round up so a stream of growing lengths builds few tables.
-	size := 64
-	for size < n {
-		size *= 2
-	}
-	size = max(min(size, r.maxPos), n)
-	half := r.headDim / 2
-	t := &ropeTable{n: size, cos: make([]float32, size*half), sin: make([]float32, size*half)}
-	for p := 0; p < size; p++ {
-		for i, f := range r.invFreqs {
-			a := float64(float32(p) * f) // the float32 product, as torch forms it
-			t.cos[p*half+i] = float32(math.Cos(a))
-			t.sin[p*half+i] = float32(math.Sin(a))
-		}
-	}
-	r.table.Store(t)
-	return t
-}
-
-// applyRope rotates the q and k parts of qkv [B·S, 3D] in place: for each
-// head, x·cos + rotate_half(x)·sin with rotate_half(x) = (−x₂, x₁) over the
-// head's halves, at position s (0..S−1) within each sequence.
-func applyRope(qkv []float32, rows, seq, heads, dh int, t *ropeTable) {
+// applyRope rotates the q and k parts of qkv [B·S, 3D] in place (q·cos +
+// rotate_half(q)·sin for every head) at position s (0..S−1) within each
+// sequence.
+func applyRope(qkv []float32, rows, seq, heads, dh int, r *nn.Rope) {
 	d := heads * dh
-	half := dh / 2
 	for n := 0; n < rows; n++ {
-		s := n % seq
-		cos, sin := t.cos[s*half:(s+1)*half], t.sin[s*half:(s+1)*half]
-		row := qkv[n*3*d : n*3*d+2*d] // q then k
-		for h := 0; h < 2*heads; h++ {
-			x := row[h*dh : (h+1)*dh]
-			x1, x2 := x[:half], x[half:]
-			for i := range x1 {
-				a, b := x1[i], x2[i]
-				x1[i] = a*cos[i] - b*sin[i]
-				x2[i] = b*cos[i] + a*sin[i]
-			}
-		}
+		cos, sin := r.CosSin(n%seq, seq, nil)
+		r.Apply(qkv[n*3*d:n*3*d+2*d], 2*heads, dh, cos, sin)
 	}
 }
 

@@ -54,7 +54,7 @@ type Layer struct {
 	// Global tells whether the layer attends to every token or within the
 	// sliding window; Rope is the rotary embedding of its kind.
 	Global bool
-	Rope   *rope
+	Rope   *nn.Rope
 }
 
 // Encoder is ModernBertModel: embeddings, layers and the final norm.
@@ -95,8 +95,14 @@ func loadEncoder(cfg *Config, w *weights.Loader) (*Encoder, error) {
 	if e.Embeddings.Norm, err = layerNorm(w, "embeddings.norm", cfg); err != nil {
 		return nil, err
 	}
-	global := newRope(cfg.GlobalRopeTheta, cfg.HeadDim(), cfg.MaxPositionEmbeddings)
-	local := newRope(cfg.LocalRopeTheta, cfg.HeadDim(), cfg.MaxPositionEmbeddings)
+	global, err := newRope(cfg.GlobalRopeTheta, cfg.HeadDim(), cfg.MaxPositionEmbeddings)
+	if err != nil {
+		return nil, fmt.Errorf("modernbert: global rope: %w", err)
+	}
+	local, err := newRope(cfg.LocalRopeTheta, cfg.HeadDim(), cfg.MaxPositionEmbeddings)
+	if err != nil {
+		return nil, fmt.Errorf("modernbert: local rope: %w", err)
+	}
 	for i := 0; i < cfg.NumHiddenLayers; i++ {
 		lw := w.Subf("layers.%d", i)
 		l := &Layer{Act: cfg.Act, Global: cfg.Global[i], Rope: local}
@@ -262,7 +268,7 @@ func (l *Layer) forward(x *tensor.Tensor, b *buffers, p attnParams) {
 	// (global or windowed), Wo.
 	l.Wqkv.Forward(b.qkv, h)
 	qkv := b.qkv.Float32s()
-	applyRope(qkv, p.batch*p.seq, p.seq, p.heads, p.headDim, l.Rope.get(p.seq))
+	applyRope(qkv, p.batch*p.seq, p.seq, p.heads, p.headDim, l.Rope)
 	attention(b.ctx.Float32s(), qkv, p)
 	l.Wo.ForwardNoBias(b.tmp, b.ctx)
 	// x += attn (+ bias); h = mlp_norm(x)
@@ -315,10 +321,10 @@ func Load(dir string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return loadFolder(f)
+	return loadFolder(f, arch.LoadOptions{})
 }
 
-func loadFolder(f *hfdir.Folder) (*Model, error) {
+func loadFolder(f *hfdir.Folder, opt arch.LoadOptions) (*Model, error) {
 	hc, err := f.RequireConfig()
 	if err != nil {
 		return nil, err
@@ -334,7 +340,7 @@ func loadFolder(f *hfdir.Folder) (*Model, error) {
 		}
 		return nil, fmt.Errorf("modernbert: %w", err)
 	}
-	m, err := New(cfg, ckpt, f.Dir)
+	m, err := New(cfg, weights.WithOptions(ckpt, opt), f.Dir)
 	if err != nil {
 		ckpt.Close()
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/embrace-go/embrace/models/arch"
 	"github.com/embrace-go/embrace/nn"
 	"github.com/embrace-go/embrace/safetensors"
 	"github.com/embrace-go/embrace/tensor"
@@ -24,11 +25,84 @@ type Source interface {
 type Loader struct {
 	src    Source
 	prefix string
-	where  string // the folder or file, for error messages
+	where  string           // the folder or file, for error messages
+	opt    arch.LoadOptions // precision of the Linear layers it loads
 }
 
-// New returns a loader over src; where names it in errors.
-func New(src Source, where string) *Loader { return &Loader{src: src, where: where} }
+// New returns a loader over src; where names it in errors. When src came
+// from WithOptions, the loader applies its options.
+func New(src Source, where string) *Loader {
+	l := &Loader{src: src, where: where}
+	if o, ok := src.(*optioned); ok {
+		l.src, l.opt = o.Source, o.opt
+	}
+	return l
+}
+
+// optioned is a Source that carries load options to New.
+type optioned struct {
+	Source
+	opt arch.LoadOptions
+}
+
+// WithOptions returns src with opt attached: a Loader made from it by New
+// loads Linear layers in the precision opt asks for. This is how an
+// architecture's Load passes arch.LoadOptions down to code that takes a
+// Source.
+func WithOptions(src Source, opt arch.LoadOptions) Source {
+	if o, ok := src.(*optioned); ok {
+		src = o.Source
+	}
+	return &optioned{Source: src, opt: opt}
+}
+
+// WithOptions returns a loader like l that applies opt.
+func (l *Loader) WithOptions(opt arch.LoadOptions) *Loader {
+	c := *l
+	c.opt = opt
+	return &c
+}
+
+// Options returns the load options the loader applies.
+func (l *Loader) Options() arch.LoadOptions { return l.opt }
+
+// Precision is the precision of the Linear layers the loader makes (set on
+// each before it is packed): Q8 when the options quantize, else BF16 when
+// they ask for bfloat16 compute, else the default.
+func (l *Loader) Precision() nn.Precision {
+	switch {
+	case l.opt.Quantize == arch.QuantizeQ8:
+		return nn.PrecisionQ8
+	case l.opt.Compute == arch.ComputeBF16:
+		return nn.PrecisionBF16
+	}
+	return nn.PrecisionDefault
+}
+
+// HeadPrecision is Precision for the LM head: as the other layers, unless
+// the options keep the head out of quantization (KeepHead), when only the
+// compute option applies.
+func (l *Loader) HeadPrecision() nn.Precision {
+	if l.opt.KeepHead && l.opt.Quantize != arch.QuantizeNone {
+		if l.opt.Compute == arch.ComputeBF16 {
+			return nn.PrecisionBF16
+		}
+		return nn.PrecisionDefault
+	}
+	return l.Precision()
+}
+
+// Head makes an LM head from an output-projection weight [vocab, hidden]
+// (lm_head.weight, or the tied embedding table): a bias-free Linear in
+// HeadPrecision, packed.
+func (l *Loader) Head(w *tensor.Tensor) (*nn.Linear, error) {
+	lin := &nn.Linear{W: w}
+	lin.SetPrecision(l.HeadPrecision())
+	if err := lin.Pack(); err != nil {
+		return nil, fmt.Errorf("%s: LM head: %w", l.where, err)
+	}
+	return lin, nil
+}
 
 // Sub returns a loader for the names under p ("a.b" + ".").
 func (l *Loader) Sub(p string) *Loader {
@@ -104,7 +178,7 @@ func (l *Loader) F32(name string, shape ...int) (*tensor.Tensor, error) {
 
 // Linear loads a PyTorch Linear "name.weight" [out, in] and "name.bias" [out]
 // (the bias may be absent when bias is false), packed for the matmul kernels
-// (nn.Linear.Pack).
+// (nn.Linear.Pack) in the loader's Precision.
 func (l *Loader) Linear(name string, in, out int, bias bool) (*nn.Linear, error) {
 	lin, err := l.UnpackedLinear(name, in, out, bias)
 	if err != nil {
@@ -117,7 +191,7 @@ func (l *Loader) Linear(name string, in, out int, bias bool) (*nn.Linear, error)
 }
 
 // UnpackedLinear is Linear without packing, for weights that are combined
-// with others before use.
+// with others before use (nn.StackLinear keeps the Precision set here).
 func (l *Loader) UnpackedLinear(name string, in, out int, bias bool) (*nn.Linear, error) {
 	s := l.Sub(name)
 	w, err := s.Weight("weight", out, in)
@@ -125,6 +199,7 @@ func (l *Loader) UnpackedLinear(name string, in, out int, bias bool) (*nn.Linear
 		return nil, err
 	}
 	lin := &nn.Linear{W: w}
+	lin.SetPrecision(l.Precision())
 	if bias {
 		if lin.B, err = s.F32("bias", out); err != nil {
 			return nil, err
@@ -133,7 +208,8 @@ func (l *Loader) UnpackedLinear(name string, in, out int, bias bool) (*nn.Linear
 	return lin, nil
 }
 
-// Conv1D loads a GPT-2 Conv1D "name.weight" [in, out] and "name.bias" [out].
+// Conv1D loads a GPT-2 Conv1D "name.weight" [in, out] and "name.bias" [out],
+// packed in the loader's Precision.
 func (l *Loader) Conv1D(name string, in, out int) (*nn.Linear, error) {
 	s := l.Sub(name)
 	w, err := s.Weight("weight", in, out)
@@ -145,6 +221,7 @@ func (l *Loader) Conv1D(name string, in, out int) (*nn.Linear, error) {
 		return nil, err
 	}
 	lin := &nn.Linear{W: w, B: b, Conv1D: true}
+	lin.SetPrecision(l.Precision())
 	if err := lin.Pack(); err != nil {
 		return nil, fmt.Errorf("%s: tensor %q: %w", l.where, s.Name("weight"), err)
 	}
