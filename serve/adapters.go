@@ -19,6 +19,7 @@ import (
 	"github.com/embrace-go/embrace/hfdir"
 	"github.com/embrace-go/embrace/hub"
 	"github.com/embrace-go/embrace/models"
+	"github.com/embrace-go/embrace/models/arch"
 	"github.com/embrace-go/embrace/pipeline"
 	"github.com/embrace-go/embrace/tokenizer"
 )
@@ -30,6 +31,8 @@ type loadOptions struct {
 	// BatchSize is how many inputs go through the model in one pass: the
 	// dynamic batch size, so a gathered batch is one forward pass.
 	BatchSize int
+	// Load chooses the weights' precision (Options.Load).
+	Load arch.LoadOptions
 }
 
 // loadModel resolves ref (a folder, or a repo id downloaded by hub) and loads
@@ -59,7 +62,7 @@ func loadModel(ctx context.Context, ref string, lo loadOptions) (m *backend, err
 			m = nil
 		}
 	}()
-	popt := &pipeline.Options{BatchSize: max(lo.BatchSize, 1)}
+	popt := &pipeline.Options{BatchSize: max(lo.BatchSize, 1), Load: lo.Load}
 
 	meta, err := hfdir.Read(dir)
 	if err != nil {
@@ -74,7 +77,7 @@ func loadModel(ctx context.Context, ref string, lo loadOptions) (m *backend, err
 		return nil, fmt.Errorf("unsupported: %s: the model serves no pipeline task", dir)
 	}
 	if slices.Contains(tasks, pipeline.TaskTextGeneration) {
-		g, err := loadGenerator(ctx, dir)
+		g, err := loadGenerator(ctx, dir, popt)
 		if err != nil {
 			return nil, err
 		}
@@ -190,7 +193,7 @@ func limitOf(model, flag int) int {
 // head pipelines do not report it, so the model is loaded once for its Info
 // and closed before the pipeline loads it again.
 func maxPositions(meta *hfdir.Folder) (int, error) {
-	mdl, err := models.LoadFolder(meta, nil)
+	mdl, err := models.LoadFolder(meta, nil) // stored precision: only Info is read
 	if err != nil {
 		return 0, err
 	}
@@ -473,8 +476,8 @@ type genAdapter struct {
 	base generate.Config      // generation_config.json's settings
 }
 
-func loadGenerator(ctx context.Context, dir string) (*genAdapter, error) {
-	p, err := pipeline.NewTextGeneration(ctx, dir, nil)
+func loadGenerator(ctx context.Context, dir string, opt *pipeline.Options) (*genAdapter, error) {
+	p, err := pipeline.NewTextGeneration(ctx, dir, opt)
 	if err != nil {
 		return nil, err
 	}

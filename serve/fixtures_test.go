@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"math"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/embrace-go/embrace/chat"
+	"github.com/embrace-go/embrace/models/arch"
 	"github.com/embrace-go/embrace/pipeline"
 	"github.com/embrace-go/embrace/safetensors"
 	"github.com/embrace-go/embrace/tokenizer"
@@ -432,7 +436,7 @@ func TestFixtureRobertaPositionLimit(t *testing.T) {
 // the completion adapter still reports the tokens it generated.
 func TestFixtureGeneratorCountsAbandoned(t *testing.T) {
 	dir := filepath.Join(fixtures(t), "models", "gpt2")
-	g, err := loadGenerator(context.Background(), dir)
+	g, err := loadGenerator(context.Background(), dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -559,5 +563,48 @@ func TestFixtureChat(t *testing.T) {
 		if got.Choices[0].Message.Content != want.Text {
 			t.Errorf("answer %q, the library's Chat gives %q", got.Choices[0].Message.Content, want.Text)
 		}
+	}
+}
+
+// TestQuantizedEmbeddings: Options.Load reaches the pipelines: the committed
+// tiny model served with q8 weights gives embeddings within cosine 0.99 of
+// the full-precision ones, and not bit-identical to them.
+func TestQuantizedEmbeddings(t *testing.T) {
+	dir := filepath.Join("..", "pipeline", "testdata", "minilm-st")
+	texts := []string{"Hello world!", "Embrace runs transformers in Go."}
+	embed := func(load arch.LoadOptions) [][]float32 {
+		h, err := New(context.Background(), Options{Model: dir, Load: load, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		ts := &testServer{Server: srv, s: h}
+		code, body := ts.post(t, "/v1/embeddings", map[string]any{"input": texts})
+		if code != 200 {
+			t.Fatalf("%d %s", code, body)
+		}
+		return decode[embeddingsResponse](t, body).vectors(t)
+	}
+	full, q8 := embed(arch.LoadOptions{}), embed(arch.LoadOptions{Quantize: arch.QuantizeQ8})
+	same := true
+	for i := range full {
+		var dot, a, b float64
+		for j := range full[i] {
+			dot += float64(full[i][j]) * float64(q8[i][j])
+			a += float64(full[i][j]) * float64(full[i][j])
+			b += float64(q8[i][j]) * float64(q8[i][j])
+			same = same && full[i][j] == q8[i][j]
+		}
+		if c := dot / math.Sqrt(a*b); c < 0.99 {
+			t.Errorf("text %d: cosine %.4f between q8 and full precision", i, c)
+		}
+	}
+	if same {
+		t.Error("q8 embeddings equal the full-precision ones bit for bit: the load options did not reach the model")
+	}
+	if _, err := NewHandler(Options{Model: dir, Load: arch.LoadOptions{Quantize: "q3"}}); err == nil {
+		t.Error("an unknown quantization was accepted")
 	}
 }

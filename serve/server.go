@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/embrace-go/embrace/models/arch"
 )
 
 // Options configures a Handler. The zero value of every field but Model
@@ -60,6 +62,11 @@ type Options struct {
 	MaxNewTokens int
 	// RequestTimeout limits each request, streams included.
 	RequestTimeout time.Duration
+	// Load chooses how the weights are loaded: arch.LoadOptions{Quantize:
+	// arch.QuantizeQ8} stores the Linear weights as 8-bit blocks (a quarter
+	// of F32's memory and bandwidth), Compute: arch.ComputeBF16 multiplies
+	// in bfloat16. The zero value keeps the checkpoint's precision.
+	Load arch.LoadOptions
 	// Logger receives one line per request (never bodies) and the server's
 	// events; nil means slog.Default().
 	Logger *slog.Logger
@@ -125,6 +132,8 @@ func (o Options) check() error {
 	case o.MaxBodyBytes < 1, o.MaxInputs < 1, o.MaxBatchSize < 1, o.MaxBatchTokens < 1, o.EmbedWorkers < 1,
 		o.MaxQueue < 1, o.MaxConcurrent < 1, o.MaxNewTokens < 1, o.MaxInputTokens < 0:
 		return errors.New("serve: the limits in Options must be positive (MaxInputTokens may be 0)")
+	case o.Load.Validate() != nil:
+		return fmt.Errorf("serve: Options.Load: %w", o.Load.Validate())
 	case o.MaxQueue < o.MaxInputs:
 		return fmt.Errorf("serve: MaxQueue (%d) must be at least MaxInputs (%d), or a full request could never be queued", o.MaxQueue, o.MaxInputs)
 	}
@@ -226,7 +235,7 @@ func (s *Handler) loadWith(ctx context.Context, load loader) error {
 		return errors.New("serve: the model is already loaded")
 	}
 	start := time.Now()
-	m, err := load(ctx, s.cfg.Model, loadOptions{MaxInputTokens: s.cfg.MaxInputTokens, BatchSize: s.cfg.MaxBatchSize})
+	m, err := load(ctx, s.cfg.Model, loadOptions{MaxInputTokens: s.cfg.MaxInputTokens, BatchSize: s.cfg.MaxBatchSize, Load: s.cfg.Load})
 	if err != nil {
 		s.loadErr.Store(&err)
 		return err

@@ -103,7 +103,7 @@ func TestTokenizeTinyModel(t *testing.T) {
 }
 
 func TestServeFlags(t *testing.T) {
-	for _, args := range [][]string{{}, {"-model", "x", "extra"}, {"-model", "x", "-max-inputs", "0"}, {"-model", "x", "-log-format", "xml"}, {"-nope"}, {"-model", "x", "-max-queue", "1"}} {
+	for _, args := range [][]string{{}, {"-model", "x", "extra"}, {"-model", "x", "-max-inputs", "0"}, {"-model", "x", "-log-format", "xml"}, {"-nope"}, {"-model", "x", "-max-queue", "1"}, {"-model", "x", "-quantize", "q4"}, {"-model", "x", "-compute", "fp8"}} {
 		if code, _, errs := runEmbrace(t, "", append([]string{"serve"}, args...)...); code == 0 || strings.Count(errs, "\n") != 1 {
 			t.Errorf("embrace serve %q: exit %d, stderr %q", args, code, errs)
 		}
@@ -112,6 +112,10 @@ func TestServeFlags(t *testing.T) {
 	f, ok, _ := parseServeFlags([]string{"-model", "m", "-request-timeout", "0", "-max-waiting", "0"}, &bytes.Buffer{}, &bytes.Buffer{})
 	if !ok || f.opt.APIKey != "from-env" {
 		t.Errorf("EMBRACE_API_KEY not used: %q", f.opt.APIKey)
+	}
+	if f, ok, _ := parseServeFlags([]string{"-model", "m", "-quantize", "q8", "-compute", "bf16", "-keep-head"}, &bytes.Buffer{}, &bytes.Buffer{}); !ok ||
+		f.opt.Load.Quantize != "q8" || f.opt.Load.Compute != "bf16" || !f.opt.Load.KeepHead {
+		t.Errorf("load flags: %+v", f.opt.Load)
 	}
 	// A flag's 0 ("none") must reach serve.Options as a negative value,
 	// since 0 there means the default.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/embrace-go/embrace/internal/cli"
+	"github.com/embrace-go/embrace/models/arch"
 	"github.com/embrace-go/embrace/serve"
 )
 
@@ -63,6 +64,9 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (f serveFlags, ok 
 	fs.IntVar(&o.MaxWaiting, "max-waiting", o.MaxWaiting, "completions and head requests waiting for a turn; beyond is 429 with Retry-After")
 	fs.IntVar(&o.MaxNewTokens, "max-new-tokens", o.MaxNewTokens, "largest max_tokens a completion may ask for")
 	fs.DurationVar(&o.RequestTimeout, "request-timeout", o.RequestTimeout, "time limit per request, streams included (0 = none)")
+	quantize := fs.String("quantize", "", "store the Linear weights reduced: q8 (8-bit blocks; a quarter of F32's memory and bandwidth), or \"\" for the checkpoint's precision")
+	compute := fs.String("compute", "", "arithmetic of the products: bf16 (where the CPU has AVX512_BF16), or \"\" for float32")
+	fs.BoolVar(&o.Load.KeepHead, "keep-head", false, "with -quantize, keep the LM head in full precision")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long in-flight requests get to finish")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -81,6 +85,10 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (f serveFlags, ok 
 	}
 	if o.APIKey == "" {
 		o.APIKey = os.Getenv("EMBRACE_API_KEY")
+	}
+	o.Load.Quantize, o.Load.Compute = arch.Quantization(*quantize), arch.Compute(*compute)
+	if err := o.Load.Validate(); err != nil {
+		return fail(fmt.Errorf("-quantize / -compute: %w", err))
 	}
 	switch {
 	case o.MaxBodyBytes < 1, o.MaxInputs < 1, o.MaxBatchSize < 1, o.MaxBatchTokens < 1, o.EmbedWorkers < 1,
