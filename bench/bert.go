@@ -39,17 +39,19 @@ func init() {
 }
 
 func registerBERT(name string, sh bertShape, batch, seq int) {
-	registerBERTOp(name, sh, batch, seq, 1)
+	registerBERTOp(name, sh, batch, seq, 1, nil)
 }
 
 // registerBERTConcurrent adds an entry where n goroutines share one loaded
 // model, each running a batch of one sequence: the load of a server without
 // batching. The value is sequences per second over the n.
 func registerBERTConcurrent(name string, sh bertShape, n, seq int) {
-	registerBERTOp(name, sh, 1, seq, n)
+	registerBERTOp(name, sh, 1, seq, n, nil)
 }
 
-func registerBERTOp(name string, sh bertShape, batch, seq, conc int) {
+// registerBERTOp registers conc goroutines each running batch sequences
+// of seq tokens on a model loaded with opt (nil: the defaults).
+func registerBERTOp(name string, sh bertShape, batch, seq, conc int, opt *arch.LoadOptions) {
 	unit, value := "ms", func(sec float64) float64 { return sec * 1e3 }
 	if batch*conc > 1 {
 		unit, value = "seq/s", func(sec float64) float64 { return float64(batch*conc) / sec }
@@ -69,7 +71,7 @@ func registerBERTOp(name string, sh bertShape, batch, seq, conc int) {
 			cleanup()
 			return nil, nil, err
 		}
-		m, err := models.LoadEncoder(f, nil)
+		m, err := models.LoadEncoder(f, opt)
 		if err != nil {
 			cleanup()
 			return nil, nil, err

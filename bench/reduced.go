@@ -23,6 +23,8 @@ func init() {
 	registerGPT2DecodeOpt("gpt2/decode-q8-ctx128", q8, 128)
 	registerBERTOpt("bert-base/b1s128-bf16c", bertBase, 128, bf16c)
 	registerBERTOpt("bert-base/b1s128-q8", bertBase, 128, q8)
+	registerBERTOp("minilm-l6/b8s128-bf16c", miniLML6, 8, 128, 1, bf16c)
+	registerBERTOp("minilm-l6/b8s128-q8", miniLML6, 8, 128, 1, q8)
 }
 
 // registerGPT2DecodeOpt is registerGPT2Decode on F32 weights loaded with opt.
