@@ -1,146 +1,38 @@
-// Command fill-mask predicts the word hidden behind a mask token with a
-// masked-language model, like Hugging Face's fill-mask pipeline.
+// Command fill-mask predicts the word behind a mask token with
+// pipeline.FillMask, like Hugging Face's fill-mask pipeline. "embrace
+// fill-mask" (cmd/embrace) is the full tool: targets, stdin, JSON.
 //
 //	go run ./examples/fill-mask "Paris is the [MASK] of France."
-//	go run ./examples/fill-mask -top-k 3 -json "The man worked as a [MASK]."
-//
-// Run it with -h for every flag.
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
-	"io"
-	"os"
-	"os/signal"
+	"log"
 	"strings"
-	"text/tabwriter"
 
-	"github.com/embrace-go/embrace/examples/internal/cli"
 	"github.com/embrace-go/embrace/pipeline"
 )
 
-var command = &cli.Command{
-	Name:     "fill-mask",
-	Summary:  "predict the words behind the mask token with a masked-language model",
-	Synopsis: "[TEXT...]",
-	Details: `Input: each argument is one text; without arguments, each non-blank line of
-stdin is one text. Each text holds the model's mask token ([MASK] for BERT,
-<mask> for RoBERTa) at least once.
-
-Output: per text, the best -top-k tokens for each mask with score and the
-completed sentence. With -json, one line per text: {"text": "...",
-"masks": [[{"score", "token", "token_str", "sequence"}, ...], ...]}, one list
-per mask token in order.`,
-	DefaultModel: "google-bert/bert-base-uncased",
-}
-
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
-
-// prediction is one candidate for one mask.
-type prediction struct {
-	Score    float64 `json:"score"`
-	Token    int     `json:"token"`
-	TokenStr string  `json:"token_str"`
-	Sequence string  `json:"sequence"`
-}
-
-// run is the whole program, callable from tests.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := command.NewFlagSet()
-	model := command.ModelFlag(fs)
-	asJSON := fs.Bool("json", false, "print JSON Lines")
-	topK := fs.Int("top-k", 5, "predictions shown per mask, best first")
-	targetList := fs.String("targets", "", "comma-separated `words`: score only these candidates")
-	if ok, code := command.Parse(fs, args, stdout, stderr); !ok {
-		return code
-	}
-	if *topK < 1 {
-		return command.Failf(stderr, "-top-k must be at least 1, got %d", *topK)
-	}
-
-	var targets []string
-	for _, t := range strings.Split(*targetList, ",") {
-		if t = strings.TrimSpace(t); t != "" {
-			targets = append(targets, t)
-		}
-	}
-
-	dir, err := cli.ResolveModel(ctx, *model)
+	model := flag.String("model", "google-bert/bert-base-uncased", "model folder or Hub repo id")
+	flag.Parse()
+	ctx := context.Background()
+	fm, err := pipeline.NewFillMask(ctx, *model, nil)
 	if err != nil {
-		return command.Fail(stderr, err)
-	}
-	fm, err := pipeline.NewFillMask(ctx, dir, nil)
-	if err != nil {
-		return command.Fail(stderr, fmt.Errorf("loading %s: %w", dir, err))
+		log.Fatal(err)
 	}
 	defer fm.Close()
-
-	jl := cli.NewJSONLines(stdout)
-	n := 0
-	fill := func(where, text string) error {
-		res, err := fm.Fill(ctx, []string{text}, pipeline.FillMaskOptions{TopK: *topK, Targets: targets})
-		if err != nil {
-			return fmt.Errorf("%s: %w", where, err)
-		}
-		if len(res) != 1 {
-			return fmt.Errorf("%s: the model returned %d results for 1 text", where, len(res))
-		}
-		masks := make([][]prediction, len(res[0].Masks))
-		for m, mr := range res[0].Masks {
-			masks[m] = make([]prediction, len(mr.Predictions))
-			for j, p := range mr.Predictions {
-				masks[m][j] = prediction{Score: p.Score, Token: p.Token, TokenStr: p.TokenStr, Sequence: p.Sequence}
-			}
-		}
-		if *asJSON {
-			return jl.Write(struct {
-				Text  string         `json:"text"`
-				Masks [][]prediction `json:"masks"`
-			}{text, masks})
-		}
-		if n > 0 {
-			fmt.Fprintln(stdout)
-		}
-		n++
-		return printText(stdout, text, masks)
+	text := strings.Join(flag.Args(), " ")
+	if text == "" {
+		text = "Paris is the " + fm.MaskToken() + " of France." // [MASK] for BERT, <mask> for RoBERTa
 	}
-	if len(fs.Args()) > 0 {
-		for i, a := range fs.Args() {
-			if err = fill(fmt.Sprintf("argument %d", i+1), a); err != nil {
-				break
-			}
-		}
-	} else {
-		if stdin == os.Stdin && cli.StdinIsTerminal() {
-			fmt.Fprintf(stderr, "fill-mask: reading texts with %s from stdin, one per line (Ctrl-D ends)\n", fm.MaskToken())
-		}
-		err = cli.Lines(ctx, stdin, func(n int, line string) error {
-			return fill(fmt.Sprintf("stdin line %d", n), line)
-		})
-	}
+	res, err := fm.Fill(ctx, []string{text}, pipeline.FillMaskOptions{TopK: 5})
 	if err != nil {
-		return command.Fail(stderr, err)
+		log.Fatal(err)
 	}
-	return cli.ExitOK
-}
-
-// printText writes the text and an aligned table of predictions per mask.
-func printText(w io.Writer, text string, masks [][]prediction) error {
-	fmt.Fprintf(w, "%q\n", text)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for m, preds := range masks {
-		if len(masks) > 1 {
-			fmt.Fprintf(tw, "  mask %d\n", m+1)
-		}
-		for _, p := range preds {
-			fmt.Fprintf(tw, "  %.4f\t%s\t%s\n", p.Score, p.TokenStr, p.Sequence)
-		}
+	for _, p := range res[0].Masks[0].Predictions { // the first text's first mask
+		fmt.Printf("%.4f %-12q %s\n", p.Score, p.TokenStr, p.Sequence)
 	}
-	return tw.Flush()
 }

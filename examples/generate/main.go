@@ -1,182 +1,42 @@
-// Command generate continues a prompt with a causal language model (GPT-2
-// family), streaming the text to stdout as each token is produced.
+// Command generate streams a continuation with pipeline.TextGeneration,
+// using the model's generation_config.json defaults. "embrace generate"
+// (cmd/embrace) is the full tool: sampling flags, stop strings, JSON.
 //
-//	go run ./examples/generate "Hugging Face is"
-//	go run ./examples/generate -max-new-tokens 60 -temperature 0.8 -top-p 0.95 -seed 1 "Once upon a time"
-//	go run ./examples/generate -stop "." -json "The capital of France is"
-//
-// Run it with -h for every flag.
+//	go run ./examples/generate -model openai-community/gpt2 "Once upon a time"
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
-	"os"
-	"os/signal"
+	"log"
 	"strings"
 
-	"github.com/embrace-go/embrace/examples/internal/cli"
 	"github.com/embrace-go/embrace/pipeline"
 )
 
-var command = &cli.Command{
-	Name:     "generate",
-	Summary:  "continue prompts with a causal language model, streaming the text",
-	Synopsis: "[PROMPT...]",
-	Details: `Input: each argument is one prompt; without arguments, each non-blank line of
-stdin is one prompt.
-
-Decoding follows the model's generation_config.json (greedy for GPT-2) unless
--temperature, -top-k or -top-p is given, which switches on sampling with the
-other settings at transformers' defaults (top-k 50, top-p 1); -seed makes
-sampling repeatable and -temperature 0 forces greedy search. Generation stops after -max-new-tokens, at the
-end-of-text token, or just before the first -stop string (repeat -stop for
-several).
-
-Output: each prompt followed by its continuation, written piece by piece as
-tokens are generated (pieces never split a UTF-8 character), then a newline.
-With -json nothing is streamed; one line per prompt when it is done:
-{"prompt": "...", "generated_text": prompt + continuation, "new_text": "...",
-"token_ids": [...], "finish_reason": "length" | "eos" | "stop"}.`,
-	DefaultModel: "openai-community/gpt2",
-}
-
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
-
-// stopList is a repeatable -stop flag.
-type stopList []string
-
-func (s *stopList) String() string { return strings.Join(*s, ",") }
-
-func (s *stopList) Set(v string) error {
-	if v == "" {
-		return fmt.Errorf("a stop string cannot be empty")
+	model := flag.String("model", "openai-community/gpt2", "model folder or Hub repo id")
+	maxNew := flag.Int("max-new-tokens", 40, "tokens to generate")
+	flag.Parse()
+	prompt := strings.Join(flag.Args(), " ")
+	if prompt == "" {
+		prompt = "Once upon a time"
 	}
-	*s = append(*s, v)
-	return nil
-}
-
-// run is the whole program, callable from tests.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := command.NewFlagSet()
-	model := command.ModelFlag(fs)
-	asJSON := fs.Bool("json", false, "print one JSON object per prompt when it is done (no streaming)")
-	var stops stopList
-	maxNew := fs.Int("max-new-tokens", 50, "most tokens generated per prompt")
-	temperature := fs.Float64("temperature", 1, "sampling temperature; giving it switches on sampling (0 = greedy)")
-	topK := fs.Int("top-k", 50, "sample from the k most likely tokens only (0 = no limit); giving it switches on sampling")
-	topP := fs.Float64("top-p", 1, "sample from the smallest set of tokens whose probability reaches p; giving it switches on sampling")
-	seed := fs.Uint64("seed", 0, "random seed for sampling (the same seed gives the same text)")
-	fs.Var(&stops, "stop", "end the text just before this `string` (repeatable)")
-	if ok, code := command.Parse(fs, args, stdout, stderr); !ok {
-		return code
-	}
-	switch {
-	case *maxNew < 1:
-		return command.Failf(stderr, "-max-new-tokens must be at least 1, got %d", *maxNew)
-	case *temperature < 0:
-		return command.Failf(stderr, "-temperature must be 0 or more, got %g", *temperature)
-	case *topK < 0:
-		return command.Failf(stderr, "-top-k must be 0 or more, got %d", *topK)
-	case *topP <= 0 || *topP > 1:
-		return command.Failf(stderr, "-top-p must be in (0, 1], got %g", *topP)
-	}
-
-	dir, err := cli.ResolveModel(ctx, *model)
+	ctx := context.Background()
+	gen, err := pipeline.NewTextGeneration(ctx, *model, nil)
 	if err != nil {
-		return command.Fail(stderr, err)
-	}
-	gen, err := pipeline.NewTextGeneration(ctx, dir, nil)
-	if err != nil {
-		return command.Fail(stderr, fmt.Errorf("loading %s: %w", dir, err))
+		log.Fatal(err)
 	}
 	defer gen.Close()
-
-	// Start from the model's generation_config.json and override only what
-	// was asked for, so a flag left alone keeps the model's default.
-	cfg := gen.Config()
+	cfg := gen.Config() // generation_config.json's settings
 	cfg.MaxNewTokens = *maxNew
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "temperature":
-			cfg.Temperature, cfg.DoSample = *temperature, true
-		case "top-k":
-			cfg.TopK, cfg.DoSample = *topK, true
-		case "top-p":
-			cfg.TopP, cfg.DoSample = *topP, true
-		case "seed":
-			cfg.Seed = *seed
+	fmt.Print(prompt)
+	for piece, err := range gen.Stream(ctx, prompt, &cfg) {
+		if err != nil {
+			log.Fatal(err)
 		}
-	})
-	if *temperature == 0 {
-		cfg.DoSample = false
+		fmt.Print(piece)
 	}
-	cfg.StopStrings = append(cfg.StopStrings, stops...)
-	if err := cfg.Validate(); err != nil {
-		return command.Fail(stderr, err)
-	}
-
-	jl := cli.NewJSONLines(stdout)
-	one := func(where, prompt string) error {
-		if *asJSON {
-			res, err := gen.Generate(ctx, prompt, &cfg)
-			if err != nil {
-				return fmt.Errorf("%s: %w", where, err)
-			}
-			return jl.Write(struct {
-				Prompt        string `json:"prompt"`
-				GeneratedText string `json:"generated_text"`
-				NewText       string `json:"new_text"`
-				TokenIDs      []int  `json:"token_ids"`
-				FinishReason  string `json:"finish_reason"`
-			}{prompt, res.FullText, res.Text, nonNil(res.TokenIDs), string(res.FinishReason)})
-		}
-		if _, err := io.WriteString(stdout, prompt); err != nil {
-			return err
-		}
-		for piece, err := range gen.Stream(ctx, prompt, &cfg) {
-			if err != nil {
-				fmt.Fprintln(stdout) // end the partial line before the error
-				return fmt.Errorf("%s: %w", where, err)
-			}
-			if _, err := io.WriteString(stdout, piece); err != nil {
-				return err
-			}
-		}
-		_, err := fmt.Fprintln(stdout)
-		return err
-	}
-	if len(fs.Args()) > 0 {
-		for i, a := range fs.Args() {
-			if err = one(fmt.Sprintf("argument %d", i+1), a); err != nil {
-				break
-			}
-		}
-	} else {
-		if stdin == os.Stdin && cli.StdinIsTerminal() {
-			fmt.Fprintln(stderr, "generate: reading prompts from stdin, one per line (Ctrl-D ends)")
-		}
-		err = cli.Lines(ctx, stdin, func(n int, line string) error {
-			return one(fmt.Sprintf("stdin line %d", n), line)
-		})
-	}
-	if err != nil {
-		return command.Fail(stderr, err)
-	}
-	return cli.ExitOK
-}
-
-// nonNil makes an empty list print as [] rather than null in JSON.
-func nonNil(s []int) []int {
-	if s == nil {
-		return []int{}
-	}
-	return s
+	fmt.Println()
 }

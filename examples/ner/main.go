@@ -1,176 +1,39 @@
-// Command ner finds named entities (people, places, organisations, ...)
-// with a token-classification model, like Hugging Face's ner pipeline.
+// Command ner finds named entities with pipeline.TokenClassifier, like
+// Hugging Face's token-classification pipeline with
+// aggregation_strategy="simple". "embrace ner" (cmd/embrace) is the full
+// tool: every aggregation, stdin, JSON.
 //
 //	go run ./examples/ner "Hugging Face is based in New York City."
-//	go run ./examples/ner -aggregation none -json "Angela Merkel visited Paris."
-//
-// Run it with -h for every flag.
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
-	"io"
-	"os"
-	"os/signal"
-	"text/tabwriter"
+	"log"
+	"strings"
 
-	"github.com/embrace-go/embrace/examples/internal/cli"
 	"github.com/embrace-go/embrace/pipeline"
 )
 
-var command = &cli.Command{
-	Name:     "ner",
-	Summary:  "find named entities with a token-classification model",
-	Synopsis: "[TEXT...]",
-	Details: `Input: each argument is one text; without arguments, each non-blank line of
-stdin is one text.
-
-Output: per text, one row per entity: its label, score, the words and where
-they are in the text (byte offsets; -chars for code points, as Python reports
-them). -aggregation is Hugging Face's aggregation_strategy: none (one row per
-token, labels like B-PER), simple (default: adjacent tokens of one entity
-grouped), first, average or max (whole words, the word's label picked from its
-first token, the average scores or the best token).
-With -json, one line per text: {"text": "...", "entities": [{"entity" or
-"entity_group", "score", "word", "start", "end", "char_start", "char_end"}]}
-(start/end in bytes, char_start/char_end in code points).`,
-	DefaultModel: "dslim/bert-base-NER",
-}
-
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
-
-// entity is one token (aggregation none) or entity group found in a text.
-type entity struct {
-	Entity      string  `json:"entity,omitempty"`       // label of a token, with aggregation none
-	EntityGroup string  `json:"entity_group,omitempty"` // label of a group, with any other aggregation
-	Score       float64 `json:"score"`
-	Index       *int    `json:"index,omitempty"` // token position, with aggregation none
-	Word        string  `json:"word"`
-	Start       int     `json:"start"` // byte offsets into the text
-	End         int     `json:"end"`
-	CharStart   int     `json:"char_start"` // code-point offsets into the text
-	CharEnd     int     `json:"char_end"`
-}
-
-// fromPipeline converts a pipeline entity to the output shape, whose
-// field names are Hugging Face's.
-func fromPipeline(e pipeline.Entity, agg pipeline.Aggregation) entity {
-	out := entity{Score: e.Score, Word: e.Word, Start: e.Start, End: e.End, CharStart: e.StartRune, CharEnd: e.EndRune}
-	if agg == pipeline.AggregateNone {
-		out.Entity = e.Label
-		idx := e.Index
-		out.Index = &idx
-	} else {
-		out.EntityGroup = e.Label
+	model := flag.String("model", "dslim/bert-base-NER", "model folder or Hub repo id")
+	flag.Parse()
+	text := strings.Join(flag.Args(), " ")
+	if text == "" {
+		text = "Hugging Face is based in New York City."
 	}
-	return out
-}
-
-// aggregations are the strategies the -aggregation flag accepts.
-var aggregations = []pipeline.Aggregation{pipeline.AggregateNone, pipeline.AggregateSimple, pipeline.AggregateFirst, pipeline.AggregateAverage, pipeline.AggregateMax}
-
-// run is the whole program, callable from tests.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := command.NewFlagSet()
-	model := command.ModelFlag(fs)
-	asJSON := fs.Bool("json", false, "print JSON Lines")
-	chars := fs.Bool("chars", false, "show offsets in code points instead of bytes (text output)")
-	agg := fs.String("aggregation", "simple", "how tokens are grouped into entities: none, simple, first, average or max")
-	batchSize := fs.Int("batch-size", 16, "texts tagged per forward pass")
-	if ok, code := command.Parse(fs, args, stdout, stderr); !ok {
-		return code
-	}
-	known := false
-	for _, a := range aggregations {
-		known = known || a == pipeline.Aggregation(*agg)
-	}
-	if !known {
-		return command.Failf(stderr, "-aggregation %q is not one of none, simple, first, average, max", *agg)
-	}
-	if *batchSize < 1 {
-		return command.Failf(stderr, "-batch-size must be at least 1, got %d", *batchSize)
-	}
-
-	dir, err := cli.ResolveModel(ctx, *model)
+	ctx := context.Background()
+	ner, err := pipeline.NewTokenClassifier(ctx, *model, nil)
 	if err != nil {
-		return command.Fail(stderr, err)
+		log.Fatal(err)
 	}
-	tagger, err := pipeline.NewTokenClassifier(ctx, dir, &pipeline.Options{BatchSize: *batchSize})
+	defer ner.Close()
+	res, err := ner.Classify(ctx, []string{text}, pipeline.TokenOptions{Aggregation: pipeline.AggregateSimple})
 	if err != nil {
-		return command.Fail(stderr, fmt.Errorf("loading %s: %w", dir, err))
+		log.Fatal(err)
 	}
-	defer tagger.Close()
-	if len(fs.Args()) == 0 && stdin == os.Stdin && cli.StdinIsTerminal() {
-		fmt.Fprintln(stderr, "ner: reading texts from stdin, one per line (Ctrl-D ends)")
+	for _, e := range res[0] {
+		fmt.Printf("%-6s %.4f %q (bytes %d-%d)\n", e.Label, e.Score, e.Word, e.Start, e.End)
 	}
-
-	jl := cli.NewJSONLines(stdout)
-	n := 0
-	err = cli.Batches(ctx, fs.Args(), stdin, *batchSize, func(batch []string) error {
-		res, err := tagger.Classify(ctx, batch, pipeline.TokenOptions{Aggregation: pipeline.Aggregation(*agg)})
-		if err != nil {
-			return err
-		}
-		if len(res) != len(batch) {
-			return fmt.Errorf("the model returned %d results for %d texts", len(res), len(batch))
-		}
-		for i, found := range res {
-			ents := make([]entity, len(found))
-			for j, e := range found {
-				ents[j] = fromPipeline(e, pipeline.Aggregation(*agg))
-			}
-			if *asJSON {
-				err = jl.Write(struct {
-					Text     string   `json:"text"`
-					Entities []entity `json:"entities"`
-				}{batch[i], ents})
-			} else {
-				if n > 0 {
-					fmt.Fprintln(stdout)
-				}
-				err = printText(stdout, batch[i], ents, *chars)
-			}
-			n++
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return command.Fail(stderr, err)
-	}
-	return cli.ExitOK
-}
-
-// printText writes the text, then one aligned row per entity.
-func printText(w io.Writer, text string, ents []entity, chars bool) error {
-	fmt.Fprintf(w, "%q: %d entities\n", text, len(ents))
-	if len(ents) == 0 {
-		return nil
-	}
-	unit := "bytes"
-	if chars {
-		unit = "chars"
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "  label\tscore\t%s\tword\n", unit)
-	for _, e := range ents {
-		lbl := e.EntityGroup
-		if lbl == "" {
-			lbl = e.Entity
-		}
-		s, en := e.Start, e.End
-		if chars {
-			s, en = e.CharStart, e.CharEnd
-		}
-		fmt.Fprintf(tw, "  %s\t%.4f\t%d-%d\t%s\n", lbl, e.Score, s, en, e.Word)
-	}
-	return tw.Flush()
 }

@@ -1,275 +1,41 @@
-// Command tokenize shows how a model's tokenizer splits text: the ids,
-// tokens and offsets of each input, exactly as Hugging Face tokenizers
-// would give them.
+// Command tokenize prints the ids, tokens and byte offsets a model's
+// tokenizer gives a text, as Hugging Face tokenizers would. "embrace
+// tokenize" (cmd/embrace) is the full tool: pairs, decoding, JSON.
 //
-//	go run ./examples/tokenize -model path/to/model "Hello world!"
-//	echo "Hello world!" | go run ./examples/tokenize -json
-//	go run ./examples/tokenize -decode "101 7592 2088 999 102"
-//
-// Run it with -h for every flag.
+//	go run ./examples/tokenize -model pipeline/testdata/minilm-st "Hello world!"
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
-	"io"
-	"os"
-	"os/signal"
-	"strconv"
+	"log"
 	"strings"
-	"text/tabwriter"
 
-	"github.com/embrace-go/embrace/examples/internal/cli"
+	"github.com/embrace-go/embrace/hub"
 	"github.com/embrace-go/embrace/tokenizer"
 )
 
-var command = &cli.Command{
-	Name:     "tokenize",
-	Summary:  "show the ids, tokens and offsets a model's tokenizer gives each input",
-	Synopsis: "[TEXT...]",
-	Details: `Input: each argument is one text; without arguments, each non-blank line of
-stdin is one text. With -pair an input is "TEXT<TAB>PAIR" and is encoded as a
-sentence pair. With -decode an input is a list of ids separated by spaces or
-commas, and the decoded text is printed instead.
-
-Output: per input, a table of position, id, token and offsets (byte offsets
-into the input; -chars for code points, as Hugging Face reports them). With
--json, one JSON object per input and line, holding ids, tokens, offsets (bytes),
-char_offsets (code points), type_ids, attention_mask, special_tokens_mask and
-word_ids (-1 for special tokens); with -decode, {"ids": [...], "text": "..."}.
-
-The tokenizer is read from the model folder: tokenizer.json, or the legacy
-vocab.txt / vocab.json + merges.txt with tokenizer_config.json.`,
-	DefaultModel: "google-bert/bert-base-uncased",
-}
-
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
-
-// options are the parsed flags.
-type options struct {
-	asJSON      bool
-	pair        bool
-	noSpecial   bool
-	chars       bool
-	decode      bool
-	keepSpecial bool
-}
-
-// run is the whole program, callable from tests.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := command.NewFlagSet()
-	model := command.ModelFlag(fs)
-	var o options
-	fs.BoolVar(&o.asJSON, "json", false, "print one JSON object per input")
-	fs.BoolVar(&o.pair, "pair", false, `encode each input "TEXT<TAB>PAIR" as a sentence pair`)
-	fs.BoolVar(&o.noSpecial, "no-special", false, "do not add special tokens such as [CLS] and [SEP]")
-	fs.BoolVar(&o.chars, "chars", false, "show offsets in code points instead of bytes (text output)")
-	fs.BoolVar(&o.decode, "decode", false, "decode lists of ids back to text instead of encoding")
-	fs.BoolVar(&o.keepSpecial, "keep-special", false, "with -decode, keep special tokens in the text")
-	if ok, code := command.Parse(fs, args, stdout, stderr); !ok {
-		return code
+	model := flag.String("model", "google-bert/bert-base-uncased", "model folder or Hub repo id")
+	flag.Parse()
+	text := strings.Join(flag.Args(), " ")
+	if text == "" {
+		text = "Hello world!"
 	}
-	if o.pair && o.decode {
-		return command.Failf(stderr, "-pair and -decode cannot be used together")
-	}
-
-	dir, err := cli.ResolveModel(ctx, *model)
+	dir, err := hub.Resolve(context.Background(), *model) // a folder as is, else a Hub download
 	if err != nil {
-		return command.Fail(stderr, err)
+		log.Fatal(err)
 	}
 	tok, err := tokenizer.FromDir(dir)
 	if err != nil {
-		return command.Fail(stderr, fmt.Errorf("loading the tokenizer: %w", err))
+		log.Fatal(err)
 	}
-	if len(fs.Args()) == 0 && cli.StdinIsTerminal() && stdin == os.Stdin {
-		fmt.Fprintln(stderr, "tokenize: reading inputs from stdin, one per line (Ctrl-D ends)")
-	}
-
-	out := newPrinter(stdout, o)
-	handle := func(where, item string) error {
-		if o.decode {
-			return decodeOne(tok, where, item, o, out)
-		}
-		return encodeOne(tok, where, item, o, out)
-	}
-	if len(fs.Args()) > 0 {
-		for i, a := range fs.Args() {
-			if err := handle(fmt.Sprintf("argument %d", i+1), a); err != nil {
-				return command.Fail(stderr, err)
-			}
-		}
-		return cli.ExitOK
-	}
-	err = cli.Lines(ctx, stdin, func(n int, line string) error {
-		return handle(fmt.Sprintf("stdin line %d", n), line)
-	})
+	enc, err := tok.Encode(text, true) // true: add special tokens such as [CLS]
 	if err != nil {
-		return command.Fail(stderr, err)
+		log.Fatal(err)
 	}
-	return cli.ExitOK
-}
-
-// encodeOne tokenizes one input and prints it.
-func encodeOne(tok *tokenizer.Tokenizer, where, item string, o options, out *printer) error {
-	text, pair := item, ""
-	var (
-		enc *tokenizer.Encoding
-		err error
-	)
-	if o.pair {
-		var ok bool
-		text, pair, ok = strings.Cut(item, "\t")
-		if !ok {
-			return fmt.Errorf("%s: -pair wants TEXT<TAB>PAIR, found no tab", where)
-		}
-		enc, err = tok.EncodePair(text, pair, !o.noSpecial)
-	} else {
-		enc, err = tok.Encode(text, !o.noSpecial)
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", where, err)
-	}
-	return out.encoding(text, pair, o.pair, enc)
-}
-
-// decodeOne parses a list of ids and prints the decoded text.
-func decodeOne(tok *tokenizer.Tokenizer, where, item string, o options, out *printer) error {
-	fields := strings.FieldsFunc(item, func(r rune) bool {
-		return r == ' ' || r == ',' || r == '\t' || r == '[' || r == ']'
-	})
-	ids := make([]int, 0, len(fields))
-	for _, f := range fields {
-		id, err := strconv.Atoi(f)
-		if err != nil || id < 0 || id >= tok.VocabSize() {
-			return fmt.Errorf("%s: %q is not a token id (want an integer in 0..%d)", where, f, tok.VocabSize()-1)
-		}
-		ids = append(ids, id)
-	}
-	text, err := tok.Decode(ids, !o.keepSpecial)
-	if err != nil {
-		return fmt.Errorf("%s: %w", where, err)
-	}
-	return out.decoded(ids, text)
-}
-
-// printer renders results as text tables or JSON Lines.
-type printer struct {
-	w    io.Writer
-	o    options
-	json *cli.JSONLines
-	n    int
-}
-
-func newPrinter(w io.Writer, o options) *printer {
-	return &printer{w: w, o: o, json: cli.NewJSONLines(w)}
-}
-
-// encodingJSON is the -json shape of one encoded input; field names follow
-// Hugging Face's Encoding.
-type encodingJSON struct {
-	Text              string   `json:"text"`
-	Pair              *string  `json:"pair,omitempty"`
-	IDs               []int    `json:"ids"`
-	Tokens            []string `json:"tokens"`
-	Offsets           [][2]int `json:"offsets"`
-	CharOffsets       [][2]int `json:"char_offsets"`
-	TypeIDs           []int    `json:"type_ids"`
-	AttentionMask     []int    `json:"attention_mask"`
-	SpecialTokensMask []int    `json:"special_tokens_mask"`
-	WordIDs           []int    `json:"word_ids"`
-	Overflowing       int      `json:"overflowing,omitempty"`
-}
-
-func pairs(offs []tokenizer.Offset) [][2]int {
-	p := make([][2]int, len(offs))
-	for i, o := range offs {
-		p[i] = [2]int{o.Start, o.End}
-	}
-	return p
-}
-
-func (p *printer) encoding(text, pair string, isPair bool, enc *tokenizer.Encoding) error {
-	chars := enc.CharOffsets(text, pair)
-	if p.o.asJSON {
-		j := encodingJSON{
-			Text:              text,
-			IDs:               nonNil(enc.IDs),
-			Tokens:            enc.Tokens,
-			Offsets:           pairs(enc.Offsets),
-			CharOffsets:       pairs(chars),
-			TypeIDs:           nonNil(enc.TypeIDs),
-			AttentionMask:     nonNil(enc.AttentionMask),
-			SpecialTokensMask: nonNil(enc.SpecialTokensMask),
-			WordIDs:           nonNil(enc.WordIDs),
-			Overflowing:       len(enc.Overflowing),
-		}
-		if j.Tokens == nil {
-			j.Tokens = []string{}
-		}
-		if isPair {
-			j.Pair = &pair
-		}
-		return p.json.Write(j)
-	}
-	if p.n > 0 {
-		fmt.Fprintln(p.w)
-	}
-	p.n++
-	if isPair {
-		fmt.Fprintf(p.w, "%q + %q: %d tokens\n", text, pair, len(enc.IDs))
-	} else {
-		fmt.Fprintf(p.w, "%q: %d tokens\n", text, len(enc.IDs))
-	}
-	offs := enc.Offsets
-	unit := "bytes"
-	if p.o.chars {
-		offs, unit = chars, "chars"
-	}
-	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "  #\tid\ttoken\t%s\n", unit)
 	for i, id := range enc.IDs {
-		tokStr := ""
-		if i < len(enc.Tokens) {
-			tokStr = enc.Tokens[i]
-		}
-		span := ""
-		if i < len(offs) {
-			span = fmt.Sprintf("%d-%d", offs[i].Start, offs[i].End)
-		}
-		if isPair && i < len(enc.SequenceIDs) && enc.SequenceIDs[i] == 1 {
-			span += " (pair)"
-		}
-		fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\n", i, id, tokStr, span)
+		fmt.Printf("%3d %6d %-12q %d-%d\n", i, id, enc.Tokens[i], enc.Offsets[i].Start, enc.Offsets[i].End)
 	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("writing output: %w", err)
-	}
-	if n := len(enc.Overflowing); n > 0 {
-		fmt.Fprintf(p.w, "  (truncated by the tokenizer's settings; %d overflowing part(s) not shown)\n", n)
-	}
-	return nil
-}
-
-func (p *printer) decoded(ids []int, text string) error {
-	if p.o.asJSON {
-		return p.json.Write(struct {
-			IDs  []int  `json:"ids"`
-			Text string `json:"text"`
-		}{nonNil(ids), text})
-	}
-	_, err := fmt.Fprintln(p.w, text)
-	return err
-}
-
-// nonNil makes empty lists print as [] rather than null in JSON.
-func nonNil(s []int) []int {
-	if s == nil {
-		return []int{}
-	}
-	return s
 }

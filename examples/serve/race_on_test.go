@@ -1,7 +1,0 @@
-//go:build race
-
-package main
-
-// raceEnabled shrinks the load test under the race detector, which allows
-// at most 8128 live goroutines (each loopback request holds about four).
-const raceEnabled = true
