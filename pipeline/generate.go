@@ -244,7 +244,7 @@ func (p *TextGeneration) ChatPrompt(messages []chat.Message, opt *ChatOptions) (
 		t, err = chat.FromFolder(p.meta.Tokenizer, o.Template)
 	}
 	if err != nil {
-		return "", nil, fmt.Errorf("pipeline: %s: %w: %w", p.dir, ErrUnsupported, err)
+		return "", nil, fmt.Errorf("pipeline: %s: %w: %w", p.dir, arch.ErrUnsupported, err)
 	}
 	text, err := t.Render(messages, chat.Options{AddGenerationPrompt: true, Tools: o.Tools, Documents: o.Documents, Vars: o.Vars})
 	if err != nil {

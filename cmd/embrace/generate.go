@@ -4,6 +4,7 @@
 //	embrace generate "Hugging Face is"
 //	embrace generate -max-new-tokens 60 -temperature 0.8 -top-p 0.95 -seed 1 "Once upon a time"
 //	embrace generate -stop "." -json "The capital of France is"
+//	embrace generate -chat -system "You are terse." -model Qwen/Qwen2.5-0.5B-Instruct "Tell me a joke"
 //
 // Run "embrace generate -h" for every flag.
 
@@ -17,7 +18,10 @@ import (
 	"os"
 	"strings"
 
+	"github.com/embrace-go/embrace/chat"
+	"github.com/embrace-go/embrace/generate"
 	"github.com/embrace-go/embrace/internal/cli"
+	"github.com/embrace-go/embrace/models/arch"
 	"github.com/embrace-go/embrace/pipeline"
 )
 
@@ -68,8 +72,16 @@ func runGenerate(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	topP := fs.Float64("top-p", 1, "sample from the smallest set of tokens whose probability reaches p; giving it switches on sampling")
 	seed := fs.Uint64("seed", 0, "random seed for sampling (the same seed gives the same text)")
 	fs.Var(&stops, "stop", "end the text just before this `string` (repeatable)")
+	chatMode := fs.Bool("chat", false, "treat each prompt as a user message: render it with the model's chat template (tokenizer_config.json or chat_template.jinja) and print the answer")
+	system := fs.String("system", "", "with -chat, a system message before each user message")
+	quantize := fs.String("quantize", "", "store the Linear weights reduced: q8 (8-bit blocks), or \"\" for the checkpoint's precision")
+	compute := fs.String("compute", "", "arithmetic of the products: bf16 (where the CPU has AVX512_BF16), or \"\" for float32")
 	if ok, code := generateCommand.Parse(fs, args, stdout, stderr); !ok {
 		return code
+	}
+	load := arch.LoadOptions{Quantize: arch.Quantization(*quantize), Compute: arch.Compute(*compute)}
+	if err := load.Validate(); err != nil {
+		return generateCommand.Failf(stderr, "-quantize / -compute: %v", err)
 	}
 	switch {
 	case *maxNew < 1:
@@ -86,7 +98,7 @@ func runGenerate(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	if err != nil {
 		return generateCommand.Fail(stderr, err)
 	}
-	gen, err := pipeline.NewTextGeneration(ctx, dir, nil)
+	gen, err := pipeline.NewTextGeneration(ctx, dir, &pipeline.Options{Load: load})
 	if err != nil {
 		return generateCommand.Fail(stderr, fmt.Errorf("loading %s: %w", dir, err))
 	}
@@ -118,6 +130,9 @@ func runGenerate(ctx context.Context, args []string, stdin io.Reader, stdout, st
 
 	jl := cli.NewJSONLines(stdout)
 	one := func(where, prompt string) error {
+		if *chatMode {
+			return chatOne(ctx, gen, &cfg, *system, prompt, *asJSON, jl, stdout, where)
+		}
 		if *asJSON {
 			res, err := gen.Generate(ctx, prompt, &cfg)
 			if err != nil {
@@ -164,6 +179,40 @@ func runGenerate(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		return generateCommand.Fail(stderr, err)
 	}
 	return cli.ExitOK
+}
+
+// chatOne answers one user message with the model's chat template: the
+// answer is streamed (or, with -json, printed with the rendered prompt).
+func chatOne(ctx context.Context, gen *pipeline.TextGeneration, cfg *generate.Config, system, user string, asJSON bool, jl *cli.JSONLines, stdout io.Writer, where string) error {
+	var msgs []chat.Message
+	if system != "" {
+		msgs = append(msgs, chat.Message{Role: "system", Content: system})
+	}
+	msgs = append(msgs, chat.Message{Role: "user", Content: user})
+	if asJSON {
+		res, err := gen.Chat(ctx, msgs, nil, cfg)
+		if err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		return jl.Write(struct {
+			Message      string `json:"message"`
+			Prompt       string `json:"prompt"`
+			Answer       string `json:"answer"`
+			TokenIDs     []int  `json:"token_ids"`
+			FinishReason string `json:"finish_reason"`
+		}{user, strings.TrimSuffix(res.FullText, res.Text), res.Text, generateNonNil(res.TokenIDs), string(res.FinishReason)})
+	}
+	for piece, err := range gen.StreamChat(ctx, msgs, nil, cfg) {
+		if err != nil {
+			fmt.Fprintln(stdout)
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		if _, err := io.WriteString(stdout, piece); err != nil {
+			return err
+		}
+	}
+	_, err := fmt.Fprintln(stdout)
+	return err
 }
 
 // generateNonNil makes an empty list print as [] rather than null in JSON.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -184,4 +185,34 @@ func TestGenerateErrors(t *testing.T) {
 // Hugging Face cache and gives the same output as the local folder.
 func TestGenerateHubRepoID(t *testing.T) {
 	clitest.CheckHubRun(t, runGenerate, clitest.Model(t, "gpt2"), "test-org/tiny-generate", "-json", "-max-new-tokens", "5", "Hello")
+}
+
+// -chat renders each prompt with the folder's chat template (the committed
+// tiny Qwen2 folder carries Qwen2.5's) and prints the answer; -json shows
+// the rendered prompt; a folder without a template fails with one line.
+func TestGenerateChat(t *testing.T) {
+	dir := filepath.Join("..", "..", "pipeline", "testdata", "qwen2-chat")
+	var out, errb bytes.Buffer
+	code := runGenerate(context.Background(), []string{"-model", dir, "-chat", "-system", "Be brief.", "-json", "-max-new-tokens", "3", "Hello"}, nil, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var got struct {
+		Prompt   string `json:"prompt"`
+		TokenIDs []int  `json:"token_ids"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n"
+	if got.Prompt != want || len(got.TokenIDs) == 0 {
+		t.Errorf("got %+v, want the prompt %q", got, want)
+	}
+	out.Reset()
+	errb.Reset()
+	code = runGenerate(context.Background(), []string{"-model", filepath.Join("..", "..", "models", "gpt2", "testdata", "gpt2-tiny"), "-chat", "-max-new-tokens", "3", "Hello"}, nil, &out, &errb)
+	clitest.WantOneLineError(t, clitest.Result{Code: code, Stderr: errb.String()}, "embrace generate", "chat template")
+	if code := runGenerate(context.Background(), []string{"-model", dir, "-quantize", "q4", "Hello"}, nil, &out, &errb); code == 0 {
+		t.Error("-quantize q4 accepted")
+	}
 }
