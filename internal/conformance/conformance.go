@@ -23,6 +23,8 @@ package conformance
 import (
 	"flag"
 	"fmt"
+	"github.com/embrace-go/embrace/models/arch"
+	"github.com/embrace-go/embrace/pipeline"
 	"io/fs"
 	"math"
 	"os"
@@ -32,14 +34,40 @@ import (
 	"strings"
 )
 
-// Main is the conformance command: args are "[-v] PATH...". It returns the
-// exit status: 0 when nothing failed, 1 when a fixture failed, 2 for a bad
-// command line.
+// Options choose how fixtures are run.
+type Options struct {
+	// Verbose prints one line per check.
+	Verbose bool
+	// Load are the model load options. With reduced precision (Quantize or
+	// Compute set) the run is an accuracy report: each model fixture's line
+	// gives the largest errors and the smallest cosine against the
+	// reference instead of PASS or FAIL on the float32 tolerances.
+	Load arch.LoadOptions
+}
+
+// accuracy reports whether the run measures a reduced precision.
+func (o Options) accuracy() bool { return o.Load != arch.LoadOptions{} }
+
+// Flags registers -v, -quantize and -compute on fs; the returned function
+// gives the options after parsing.
+func Flags(fs *flag.FlagSet) func() (Options, error) {
+	verbose := fs.Bool("v", false, "print one line per check")
+	quantize := fs.String("quantize", "", "load models with q8 weights and report the accuracy of each fixture instead of pass/fail")
+	compute := fs.String("compute", "", "load models with bf16 compute and report the accuracy of each fixture instead of pass/fail")
+	return func() (Options, error) {
+		o := Options{Verbose: *verbose, Load: arch.LoadOptions{Quantize: arch.Quantization(*quantize), Compute: arch.Compute(*compute)}}
+		return o, o.Load.Validate()
+	}
+}
+
+// Main is the conformance command: args are "[-v] [-quantize q8] [-compute
+// bf16] PATH...". It returns the exit status: 0 when nothing failed, 1 when
+// a fixture failed, 2 for a bad command line.
 func Main(args []string) int {
 	fs := flag.NewFlagSet("conformance", flag.ContinueOnError)
-	verbose := fs.Bool("v", false, "print one line per check")
+	opts := Flags(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: conformance [-v] PATH...\n")
+		fmt.Fprintf(os.Stderr, "usage: conformance [-v] [-quantize q8] [-compute bf16] PATH...\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -52,7 +80,12 @@ func Main(args []string) int {
 		fs.Usage()
 		return 2
 	}
-	if _, failed := RunPaths(fs.Args(), *verbose); failed > 0 {
+	o, err := opts()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "conformance:", err)
+		return 2
+	}
+	if _, failed := RunPaths(fs.Args(), o); failed > 0 {
 		return 1
 	}
 	return 0
@@ -62,7 +95,7 @@ func Main(args []string) int {
 // line per fixture (PASS or FAIL) and then "N passed, M failed" to standard
 // output; verbose adds one line per check. A path without any fixture
 // counts as a failure.
-func RunPaths(paths []string, verbose bool) (passed, failed int) {
+func RunPaths(paths []string, o Options) (passed, failed int) {
 	for _, root := range paths {
 		dirs, err := findFixtures(root)
 		if err == nil && len(dirs) == 0 {
@@ -74,7 +107,7 @@ func RunPaths(paths []string, verbose bool) (passed, failed int) {
 			continue
 		}
 		for _, d := range dirs {
-			r := run(d, verbose)
+			r := run(d, o)
 			fmt.Println(r.Line())
 			if r.Failed() {
 				failed++
@@ -83,7 +116,11 @@ func RunPaths(paths []string, verbose bool) (passed, failed int) {
 			}
 		}
 	}
-	fmt.Printf("%d passed, %d failed\n", passed, failed)
+	if o.accuracy() {
+		fmt.Printf("%d fixtures reported (quantize %q, compute %q), %d failed to run\n", passed, o.Load.Quantize, o.Load.Compute, failed)
+	} else {
+		fmt.Printf("%d passed, %d failed\n", passed, failed)
+	}
 	return passed, failed
 }
 
@@ -116,8 +153,8 @@ func findFixtures(root string) ([]string, error) {
 }
 
 // run checks one fixture folder, turning a panic into a FAIL.
-func run(dir string, verbose bool) (r *Report) {
-	r = &Report{Dir: dir, Verbose: verbose}
+func run(dir string, o Options) (r *Report) {
+	r = &Report{Dir: dir, Verbose: o.Verbose, opts: o}
 	defer func() {
 		if p := recover(); p != nil {
 			r.Fail("panic: %v\n%s", p, debug.Stack())
@@ -125,6 +162,7 @@ func run(dir string, verbose bool) (r *Report) {
 	}()
 	switch {
 	case exists(filepath.Join(dir, "cases.jsonl")):
+		r.opts.Load = arch.LoadOptions{} // tokenizers have no precision
 		checkTokenizer(dir, r)
 	case exists(filepath.Join(dir, "reference.json")):
 		checkModel(dir, r)
@@ -146,7 +184,21 @@ type Report struct {
 	failures []string // what failed
 	worst    string   // the numeric comparison closest to (or furthest over) its tolerance
 	worstR   float64  // that comparison's error / tolerance
+
+	opts      Options
+	minCos    float64 // accuracy mode: the smallest cosine of a compared tensor
+	minCosOf  string
+	maxAbs    float64 // accuracy mode: the largest |got - ref|
+	maxAbsOf  string
+	outside   []string // accuracy mode: checks outside the float32 tolerances
+	loadError bool
 }
+
+// loadOptions are the model load options of the run.
+func (r *Report) loadOptions() *arch.LoadOptions { return &r.opts.Load }
+
+// options are the pipeline options of the run.
+func (r *Report) options() *pipeline.Options { return &pipeline.Options{Load: r.opts.Load} }
 
 // Pass records a check that succeeded.
 func (r *Report) Pass(format string, args ...any) {
@@ -159,6 +211,13 @@ func (r *Report) Pass(format string, args ...any) {
 
 // Fail records a check that failed.
 func (r *Report) Fail(format string, args ...any) {
+	if r.opts.accuracy() && !r.loadError {
+		r.outside = append(r.outside, fmt.Sprintf(format, args...))
+		if r.Verbose {
+			fmt.Printf("  outside %s: %s\n", r.Dir, fmt.Sprintf(format, args...))
+		}
+		return
+	}
 	msg := fmt.Sprintf(format, args...)
 	r.failures = append(r.failures, msg)
 	if r.Verbose {
@@ -182,6 +241,16 @@ func (r *Report) Failed() bool { return len(r.failures) > 0 }
 
 // Line is the one-line summary of the fixture.
 func (r *Report) Line() string {
+	if r.opts.accuracy() && !r.loadError && len(r.checks)+len(r.outside) > 0 {
+		msg := fmt.Sprintf("%d checks within the float32 tolerances, %d outside", len(r.checks), len(r.outside))
+		if r.maxAbsOf != "" {
+			msg += fmt.Sprintf("; max|err| %.3g (%s); min cosine %.6f (%s)", r.maxAbs, r.maxAbsOf, r.minCos, r.minCosOf)
+		}
+		if len(r.outside) > 0 {
+			msg += "; first outside: " + r.outside[0]
+		}
+		return fmt.Sprintf("ACCURACY %s: %s", r.Dir, msg)
+	}
 	if r.Failed() {
 		msg := r.failures[0]
 		if n := len(r.failures); n > 1 {
@@ -253,6 +322,23 @@ func (r *Report) Compare(name string, got, ref []float32, ref64 []float64, use f
 	}
 	if worst > r.worstR || r.worst == "" {
 		r.worstR, r.worst = worst, desc
+	}
+	if r.opts.accuracy() {
+		var dot, na, nb float64
+		for i := range ref {
+			if use == nil || use(i) {
+				dot += float64(got[i]) * float64(ref[i])
+				na += float64(got[i]) * float64(got[i])
+				nb += float64(ref[i]) * float64(ref[i])
+			}
+		}
+		cos := dot / math.Sqrt(na*nb)
+		if r.minCosOf == "" || cos < r.minCos {
+			r.minCos, r.minCosOf = cos, name
+		}
+		if r.maxAbsOf == "" || worstAbs > r.maxAbs {
+			r.maxAbs, r.maxAbsOf = worstAbs, name
+		}
 	}
 	if worst > 1 {
 		r.Fail("%s: got %v, want %v", desc, got[worstAt], ref[worstAt])

@@ -379,7 +379,7 @@ func checkGeneration(ctx context.Context, dir string, m arch.CausalLM, rs *safet
 // checkTextGeneration runs reference.json's greedy texts through the
 // text-generation pipeline.
 func checkTextGeneration(ctx context.Context, dir string, ref *decoderReference, r *Report) {
-	p, err := pipeline.NewTextGeneration(ctx, dir, nil)
+	p, err := pipeline.NewTextGeneration(ctx, dir, r.options())
 	if !r.Check("text-generation pipeline", err) {
 		return
 	}

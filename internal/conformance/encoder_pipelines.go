@@ -163,7 +163,7 @@ func checkPipelines(ctx context.Context, dir string, ref *reference, rs *safeten
 }
 
 func checkSentenceEmbeddings(ctx context.Context, dir string, ref *reference, rs *safetensors.File, r *Report) {
-	st, err := pipeline.NewSentenceEmbedder(ctx, dir, nil)
+	st, err := pipeline.NewSentenceEmbedder(ctx, dir, r.options())
 	if !r.Check("sentence embedder", err) {
 		return
 	}
@@ -199,7 +199,7 @@ type fillPrediction struct {
 }
 
 func checkFillMask(ctx context.Context, dir string, ref *reference, r *Report) {
-	fm, err := pipeline.NewFillMask(ctx, dir, nil)
+	fm, err := pipeline.NewFillMask(ctx, dir, r.options())
 	if !r.Check("fill-mask pipeline", err) {
 		return
 	}
@@ -273,7 +273,7 @@ func checkFillMask(ctx context.Context, dir string, ref *reference, r *Report) {
 }
 
 func checkTextClassification(ctx context.Context, dir string, ref *reference, r *Report) {
-	tc, err := pipeline.NewTextClassifier(ctx, dir, nil)
+	tc, err := pipeline.NewTextClassifier(ctx, dir, r.options())
 	if !r.Check("text-classification pipeline", err) {
 		return
 	}
@@ -329,7 +329,7 @@ func checkTextClassification(ctx context.Context, dir string, ref *reference, r 
 }
 
 func checkTokenClassification(ctx context.Context, dir string, ref *reference, r *Report) {
-	tc, err := pipeline.NewTokenClassifier(ctx, dir, nil)
+	tc, err := pipeline.NewTokenClassifier(ctx, dir, r.options())
 	if !r.Check("token-classification pipeline", err) {
 		return
 	}
@@ -391,7 +391,7 @@ func checkTokenClassification(ctx context.Context, dir string, ref *reference, r
 }
 
 func checkQuestionAnswering(ctx context.Context, dir string, ref *reference, r *Report) {
-	qa, err := pipeline.NewQuestionAnswerer(ctx, dir, nil)
+	qa, err := pipeline.NewQuestionAnswerer(ctx, dir, r.options())
 	if !r.Check("question-answering pipeline", err) {
 		return
 	}

@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"encoding/binary"
+	"github.com/embrace-go/embrace/models/arch"
 	"math"
 	"os"
 	"path/filepath"
@@ -71,7 +72,7 @@ func copyModel(t *testing.T, name string, edit func(v *safetensors.TensorView)) 
 }
 
 func TestRunnerPassesFixture(t *testing.T) {
-	r := run(copyModel(t, "bert-cls", nil), false)
+	r := run(copyModel(t, "bert-cls", nil), Options{})
 	if r.Failed() || !strings.HasPrefix(r.Line(), "PASS") {
 		t.Fatal(r.Line())
 	}
@@ -85,7 +86,7 @@ func TestRunnerFailsWrongOutput(t *testing.T) {
 			binary.LittleEndian.PutUint32(v.Data, math.Float32bits(x+0.01))
 		}
 	})
-	r := run(dir, false)
+	r := run(dir, Options{})
 	if !r.Failed() || !strings.Contains(r.Line(), "single.output.logits") {
 		t.Fatal(r.Line())
 	}
@@ -95,13 +96,13 @@ func TestRunnerFailsWrongOutput(t *testing.T) {
 func TestRunnerBrokenFolder(t *testing.T) {
 	dir := copyModel(t, "bert-cls", nil)
 	os.WriteFile(filepath.Join(dir, "model.safetensors"), []byte("garbage"), 0o644)
-	r := run(dir, false)
+	r := run(dir, Options{})
 	if !r.Failed() || !strings.Contains(r.Line(), "model.safetensors") {
 		t.Fatal(r.Line())
 	}
 	dir = copyModel(t, "bert-cls", nil)
 	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"model_type": "t5"}`), 0o644)
-	if r := run(dir, false); !r.Failed() || !strings.Contains(r.Line(), "unsupported") {
+	if r := run(dir, Options{}); !r.Failed() || !strings.Contains(r.Line(), "unsupported") {
 		t.Fatal(r.Line())
 	}
 }
@@ -113,5 +114,15 @@ func TestFindFixtures(t *testing.T) {
 	}
 	if _, err := findFixtures(filepath.Join(t.TempDir(), "missing")); err == nil {
 		t.Fatal("a missing path gave no error")
+	}
+}
+
+// With reduced precision the runner reports accuracy figures instead of
+// failing on the float32 tolerances.
+func TestRunnerAccuracyMode(t *testing.T) {
+	r := run(copyModel(t, "bert-cls", nil), Options{Load: arch.LoadOptions{Quantize: arch.QuantizeQ8}})
+	line := r.Line()
+	if r.Failed() || !strings.HasPrefix(line, "ACCURACY") || !strings.Contains(line, "min cosine") {
+		t.Fatal(line)
 	}
 }

@@ -16,7 +16,8 @@ import (
 func checkModel(dir string, r *Report) {
 	checkReferenceKeys(dir, r)
 	checkTokens(dir, r)
-	m, err := models.Load(dir, nil)
+	m, err := models.Load(dir, r.loadOptions())
+	r.loadError = err != nil
 	if !r.Check("load", err) {
 		return
 	}

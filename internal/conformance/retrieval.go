@@ -40,7 +40,7 @@ func checkRetrieval(ctx context.Context, dir string, rs *safetensors.File, r *Re
 }
 
 func checkRerank(ctx context.Context, dir string, entries []json.RawMessage, rs *safetensors.File, r *Report) {
-	rr, err := pipeline.NewReranker(ctx, dir, nil)
+	rr, err := pipeline.NewReranker(ctx, dir, r.options())
 	if !r.Check("rerank pipeline", err) {
 		return
 	}
@@ -136,7 +136,7 @@ func checkRerank(ctx context.Context, dir string, entries []json.RawMessage, rs 
 }
 
 func checkZeroShot(ctx context.Context, dir string, entries []json.RawMessage, rs *safetensors.File, r *Report) {
-	zs, err := pipeline.NewZeroShotClassifier(ctx, dir, nil)
+	zs, err := pipeline.NewZeroShotClassifier(ctx, dir, r.options())
 	if !r.Check("zero-shot-classification pipeline", err) {
 		return
 	}

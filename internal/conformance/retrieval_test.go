@@ -30,7 +30,7 @@ func editReference(t *testing.T, dir string, edit func(ref map[string]any)) {
 }
 
 func TestRunnerRerank(t *testing.T) {
-	if r := run(copyModel(t, "cross-encoder", nil), false); r.Failed() {
+	if r := run(copyModel(t, "cross-encoder", nil), Options{}); r.Failed() {
 		t.Fatal(r.Line())
 	}
 	// Swapping the first two results of the ranking is noticed.
@@ -39,7 +39,7 @@ func TestRunnerRerank(t *testing.T) {
 		res := ref["rerank"].([]any)[0].(map[string]any)["result"].([]any)
 		res[0], res[1] = res[1], res[0]
 	})
-	if r := run(dir, false); !r.Failed() || !strings.Contains(r.Line(), "rerank[0] result[0]") {
+	if r := run(dir, Options{}); !r.Failed() || !strings.Contains(r.Line(), "rerank[0] result[0]") {
 		t.Fatal(r.Line())
 	}
 	// So is a score off by more than the tolerance.
@@ -48,7 +48,7 @@ func TestRunnerRerank(t *testing.T) {
 		e := ref["rerank"].([]any)[1].(map[string]any)
 		e["scores"].([]any)[2] = e["scores"].([]any)[2].(float64) + 1e-3
 	})
-	if r := run(dir, false); !r.Failed() || !strings.Contains(r.Line(), "rerank[1] scores[2]") {
+	if r := run(dir, Options{}); !r.Failed() || !strings.Contains(r.Line(), "rerank[1] scores[2]") {
 		t.Fatal(r.Line())
 	}
 }
@@ -74,7 +74,7 @@ func TestRunnerRerankIdentity(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if r := run(dir, false); !r.Failed() || !strings.Contains(r.Line(), "activation") {
+	if r := run(dir, Options{}); !r.Failed() || !strings.Contains(r.Line(), "activation") {
 		t.Fatal(r.Line())
 	}
 	editReference(t, dir, func(ref map[string]any) {
@@ -88,13 +88,13 @@ func TestRunnerRerankIdentity(t *testing.T) {
 			}
 		}
 	})
-	if r := run(dir, false); r.Failed() {
+	if r := run(dir, Options{}); r.Failed() {
 		t.Fatal(r.Line())
 	}
 }
 
 func TestRunnerZeroShot(t *testing.T) {
-	if r := run(copyModel(t, "nli-zero-shot", nil), false); r.Failed() {
+	if r := run(copyModel(t, "nli-zero-shot", nil), Options{}); r.Failed() {
 		t.Fatal(r.Line())
 	}
 	// The multi-label result differs from the single-label one: running an
@@ -104,7 +104,7 @@ func TestRunnerZeroShot(t *testing.T) {
 		e := ref["zero_shot_classification"].([]any)[1].(map[string]any)
 		e["multi_label"] = false
 	})
-	if r := run(dir, false); !r.Failed() || !strings.Contains(r.Line(), "zero_shot_classification[1]") {
+	if r := run(dir, Options{}); !r.Failed() || !strings.Contains(r.Line(), "zero_shot_classification[1]") {
 		t.Fatal(r.Line())
 	}
 	// An unknown parameter is reported, not ignored.
@@ -112,7 +112,7 @@ func TestRunnerZeroShot(t *testing.T) {
 	editReference(t, dir, func(ref map[string]any) {
 		ref["zero_shot_classification"].([]any)[0].(map[string]any)["batch_size"] = 2
 	})
-	if r := run(dir, false); !r.Failed() || !strings.Contains(r.Line(), "unsupported") {
+	if r := run(dir, Options{}); !r.Failed() || !strings.Contains(r.Line(), "unsupported") {
 		t.Fatal(r.Line())
 	}
 }
