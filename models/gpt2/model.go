@@ -37,8 +37,8 @@ type Model struct {
 	// headQ is the head in reduced precision when the load options ask for
 	// it (q8 weights or BF16 compute); nil otherwise.
 	headQ *nn.Linear
-	act    tensor.Activation
-	ck     *safetensors.Checkpoint // kept open: weights alias its mapped memory
+	act   tensor.Activation
+	ck    *safetensors.Checkpoint // kept open: weights alias its mapped memory
 
 	// work recycles the scratch of finished Forward and Prefill calls
 	// (*scratch); concurrent calls each take their own.
