@@ -30,7 +30,8 @@ const (
 )
 
 func init() {
-	registerGPT2Prefill("gpt2/prefill-s128", 128)
+	registerGPT2Prefill("gpt2/prefill-s128", 128, nil)
+	registerGPT2Prefill("gpt2/prefill-s128-q8", 128, &arch.LoadOptions{Quantize: arch.QuantizeQ8})
 	registerGPT2Decode("gpt2/decode-f32-ctx128", safetensors.F32, 128)
 	registerGPT2Decode("gpt2/decode-f16-ctx128", safetensors.F16, 128)
 	registerGPT2Decode("gpt2/decode-bf16-ctx128", safetensors.BF16, 128)
@@ -38,7 +39,7 @@ func init() {
 }
 
 // loadRandomGPT2 writes a random GPT-2 124M folder in dtype and loads it.
-func loadRandomGPT2(dt safetensors.DType) (arch.CausalLM, func(), error) {
+func loadRandomGPT2(dt safetensors.DType, opt *arch.LoadOptions) (arch.CausalLM, func(), error) {
 	dir, err := os.MkdirTemp("", "embrace-bench-gpt2-")
 	if err != nil {
 		return nil, nil, err
@@ -52,7 +53,7 @@ func loadRandomGPT2(dt safetensors.DType) (arch.CausalLM, func(), error) {
 		os.RemoveAll(dir)
 		return nil, nil, err
 	}
-	m, err := models.LoadCausalLM(f, nil)
+	m, err := models.LoadCausalLM(f, opt)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, nil, err
@@ -71,9 +72,9 @@ func randomIDs(n int) []int {
 
 // One op: 128 ids through the model (KV cache filled) to the next-token
 // logits.
-func registerGPT2Prefill(name string, seq int) {
+func registerGPT2Prefill(name string, seq int, opt *arch.LoadOptions) {
 	b := register(name, "tokens/s", func() (func() error, func(), error) {
-		m, cleanup, err := loadRandomGPT2(safetensors.F32)
+		m, cleanup, err := loadRandomGPT2(safetensors.F32, opt)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -99,7 +100,7 @@ func registerGPT2Prefill(name string, seq int) {
 // same context.
 func registerGPT2Decode(name string, dt safetensors.DType, ctxLen int) {
 	b := register(name, "tokens/s", func() (func() error, func(), error) {
-		m, cleanup, err := loadRandomGPT2(dt)
+		m, cleanup, err := loadRandomGPT2(dt, nil)
 		if err != nil {
 			return nil, nil, err
 		}

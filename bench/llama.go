@@ -35,10 +35,13 @@ var (
 )
 
 func init() {
-	registerLlamaDecode("smollm2-135m/decode-f32-ctx128", smolLM2, safetensors.F32, 128)
-	registerLlamaDecode("smollm2-135m/decode-bf16-ctx128", smolLM2, safetensors.BF16, 128)
-	registerLlamaPrefill("smollm2-135m/prefill-s128", smolLM2, 128)
-	registerLlamaDecode("llama-1b/decode-bf16-ctx128", llama1B, safetensors.BF16, 128)
+	q8 := &arch.LoadOptions{Quantize: arch.QuantizeQ8}
+	registerLlamaDecode("smollm2-135m/decode-f32-ctx128", smolLM2, safetensors.F32, 128, nil)
+	registerLlamaDecode("smollm2-135m/decode-bf16-ctx128", smolLM2, safetensors.BF16, 128, nil)
+	registerLlamaDecode("smollm2-135m/decode-q8-ctx128", smolLM2, safetensors.F32, 128, q8)
+	registerLlamaPrefill("smollm2-135m/prefill-s128", smolLM2, 128, nil)
+	registerLlamaPrefill("smollm2-135m/prefill-s128-q8", smolLM2, 128, q8)
+	registerLlamaDecode("llama-1b/decode-bf16-ctx128", llama1B, safetensors.BF16, 128, nil)
 }
 
 // weightBytes is what one decode step reads: every matrix once (the tied
@@ -53,7 +56,7 @@ func (s llamaShape) weightBytes(dt safetensors.DType) float64 {
 	return 2 * n
 }
 
-func loadRandomLlama(sh llamaShape, dt safetensors.DType) (arch.CausalLM, func(), error) {
+func loadRandomLlama(sh llamaShape, dt safetensors.DType, opt *arch.LoadOptions) (arch.CausalLM, func(), error) {
 	dir, err := os.MkdirTemp("", "embrace-bench-llama-")
 	if err != nil {
 		return nil, nil, err
@@ -71,7 +74,7 @@ func loadRandomLlama(sh llamaShape, dt safetensors.DType) (arch.CausalLM, func()
 		os.RemoveAll(dir)
 		return nil, nil, skipf("%v", err)
 	}
-	m, err := models.LoadCausalLM(f, nil)
+	m, err := models.LoadCausalLM(f, opt)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, nil, err
@@ -80,9 +83,9 @@ func loadRandomLlama(sh llamaShape, dt safetensors.DType) (arch.CausalLM, func()
 }
 
 // One op: one KV-cached step at context ctxLen with full-vocabulary logits.
-func registerLlamaDecode(name string, sh llamaShape, dt safetensors.DType, ctxLen int) {
+func registerLlamaDecode(name string, sh llamaShape, dt safetensors.DType, ctxLen int, opt *arch.LoadOptions) {
 	register(name, "tokens/s", func() (func() error, func(), error) {
-		m, cleanup, err := loadRandomLlama(sh, dt)
+		m, cleanup, err := loadRandomLlama(sh, dt, opt)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -109,9 +112,9 @@ func registerLlamaDecode(name string, sh llamaShape, dt safetensors.DType, ctxLe
 }
 
 // One op: 128 ids through the model (cache filled) to the next-token logits.
-func registerLlamaPrefill(name string, sh llamaShape, seq int) {
+func registerLlamaPrefill(name string, sh llamaShape, seq int, opt *arch.LoadOptions) {
 	b := register(name, "tokens/s", func() (func() error, func(), error) {
-		m, cleanup, err := loadRandomLlama(sh, safetensors.F32)
+		m, cleanup, err := loadRandomLlama(sh, safetensors.F32, opt)
 		if err != nil {
 			return nil, nil, err
 		}
