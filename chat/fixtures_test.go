@@ -10,7 +10,7 @@ import (
 // sharedFixtures returns the shared fixture folder, or "" when absent.
 func sharedFixtures() string {
 	if d := os.Getenv("EMBRACE_SHARED_FIXTURES"); d != "" {
-		if _, err := os.Stat(d); err == nil {
+		if _, err := os.Stat(filepath.Join(d, "models")); err == nil {
 			return d
 		}
 	}

@@ -285,7 +285,7 @@ func TestConfigFile(t *testing.T) {
 func fixtures(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("EMBRACE_SHARED_FIXTURES"); p != "" {
-		if _, err := os.Stat(p); err == nil {
+		if _, err := os.Stat(filepath.Join(p, "models")); err == nil {
 			return p
 		}
 	}

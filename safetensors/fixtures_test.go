@@ -19,7 +19,7 @@ import (
 func fixturesDir(t testing.TB) string {
 	t.Helper()
 	if d := os.Getenv("EMBRACE_SHARED_FIXTURES"); d != "" {
-		if st, err := os.Stat(d); err == nil && st.IsDir() {
+		if st, err := os.Stat(filepath.Join(d, "models")); err == nil && st.IsDir() {
 			return d
 		}
 	}

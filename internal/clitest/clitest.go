@@ -18,7 +18,7 @@ import (
 func Fixtures(t testing.TB) string {
 	t.Helper()
 	if d := os.Getenv("EMBRACE_SHARED_FIXTURES"); d != "" {
-		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+		if fi, err := os.Stat(filepath.Join(d, "models")); err == nil && fi.IsDir() {
 			return d
 		}
 	}

@@ -19,7 +19,7 @@ import (
 func fixtures(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("EMBRACE_SHARED_FIXTURES"); p != "" {
-		if _, err := os.Stat(p); err == nil {
+		if _, err := os.Stat(filepath.Join(p, "models")); err == nil {
 			return p
 		}
 	}

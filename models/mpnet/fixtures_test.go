@@ -18,7 +18,7 @@ import (
 func fixturesDir(t testing.TB) string {
 	t.Helper()
 	if d := os.Getenv("EMBRACE_SHARED_FIXTURES"); d != "" {
-		if _, err := os.Stat(d); err == nil {
+		if _, err := os.Stat(filepath.Join(d, "models")); err == nil {
 			return d
 		}
 	}

@@ -192,7 +192,7 @@ func sharedFixtures(t *testing.T) string {
 		if p == "" {
 			continue
 		}
-		if _, err := os.Stat(p); err == nil {
+		if _, err := os.Stat(filepath.Join(p, "models")); err == nil {
 			return p
 		}
 	}
