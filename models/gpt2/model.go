@@ -77,11 +77,11 @@ func loadFolder(f *hfdir.Folder, opt arch.LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	ck, err := safetensors.OpenCheckpoint(f.Dir)
+	ck, src, err := weights.Open(f, opt)
 	if err != nil {
 		return nil, fmt.Errorf("gpt2: %w", err)
 	}
-	m, err := FromCheckpoint(cfg, weights.WithOptions(ck, opt), f.Dir)
+	m, err := FromCheckpoint(cfg, src, f.Dir)
 	if err != nil {
 		ck.Close()
 		return nil, err

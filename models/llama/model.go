@@ -98,11 +98,11 @@ func Load(f *hfdir.Folder, opt arch.LoadOptions) (arch.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	ck, err := safetensors.OpenCheckpoint(f.Dir)
+	ck, src, err := weights.Open(f, opt)
 	if err != nil {
 		return nil, fmt.Errorf("llama: %w", err)
 	}
-	m, err := build(cfg, weights.WithOptions(ck, opt), f.Dir, task == arch.TaskCausalLM)
+	m, err := build(cfg, src, f.Dir, task == arch.TaskCausalLM)
 	if err != nil {
 		ck.Close()
 		return nil, err

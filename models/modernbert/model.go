@@ -22,14 +22,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"sync"
 
 	"github.com/embrace-go/embrace/hfdir"
 	"github.com/embrace-go/embrace/models/arch"
 	"github.com/embrace-go/embrace/models/weights"
 	"github.com/embrace-go/embrace/nn"
-	"github.com/embrace-go/embrace/safetensors"
 	"github.com/embrace-go/embrace/tensor"
 )
 
@@ -333,14 +331,11 @@ func loadFolder(f *hfdir.Folder, opt arch.LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	ckpt, err := safetensors.OpenCheckpoint(f.Dir)
+	ckpt, src, err := weights.Open(f, opt)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("modernbert: %s: no model.safetensors or model.safetensors.index.json: %w", f.Dir, err)
-		}
 		return nil, fmt.Errorf("modernbert: %w", err)
 	}
-	m, err := New(cfg, weights.WithOptions(ckpt, opt), f.Dir)
+	m, err := New(cfg, src, f.Dir)
 	if err != nil {
 		ckpt.Close()
 		return nil, err
