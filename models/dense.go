@@ -85,7 +85,7 @@ func (d *Dense) Out() int { return d.Linear.Out() }
 func (d *Dense) Forward(x *tensor.Tensor) *tensor.Tensor {
 	y := d.Linear.Apply(x)
 	if !d.Identity {
-		d.Act.Apply(y)
+		d.Linear.Threads.Activate(d.Act, y)
 	}
 	return y
 }

@@ -13,11 +13,12 @@ import (
 //	out:     [B, S, H·Dh]
 //	keyBias: B×S additive per-key bias (see MaskBias), or nil
 //
-// When causal, position i attends to positions ≤ i only.
-func SelfAttention(out []float32, q, k, v []float32, qStride, kStride, vStride int,
+// When causal, position i attends to positions ≤ i only. The heads run on
+// up to th goroutines (zero: GOMAXPROCS).
+func SelfAttention(th tensor.Threads, out []float32, q, k, v []float32, qStride, kStride, vStride int,
 	batch, seq, heads, headDim int, keyBias []float32, causal bool) {
 	width := heads * headDim
-	tensor.Attention(out, q, k, v, tensor.AttentionParams{
+	th.Attention(out, q, k, v, tensor.AttentionParams{
 		Batch: batch, Heads: heads, HeadDim: headDim, SeqQ: seq, SeqK: seq,
 		QBatchStride: seq * qStride, QRowStride: qStride,
 		KBatchStride: seq * kStride, KRowStride: kStride,

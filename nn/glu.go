@@ -46,7 +46,7 @@ func (m *GatedMLP) ForwardInto(dst, x, gu, mid *tensor.Tensor, noBias bool) {
 	rows := len(md) / n
 	for r := 0; r < rows; r++ {
 		gate := g[2*r*n : 2*r*n+n]
-		tensor.ActivateSlice(m.Act, gate)
+		m.GateUp.Threads.ActivateSlice(m.Act, gate)
 		up := g[2*r*n+n : 2*r*n+2*n]
 		o := md[r*n : r*n+n]
 		for i, a := range gate {
@@ -98,7 +98,7 @@ func StackLinear(ls ...*Linear) (*Linear, error) {
 		}
 		o += n
 	}
-	st := &Linear{W: w, prec: ls[0].prec} // the precision the loader chose
+	st := &Linear{W: w, prec: ls[0].prec, Threads: ls[0].Threads} // as the loader chose
 	if anyBias {
 		b := make([]float32, 0, out)
 		for _, l := range ls {

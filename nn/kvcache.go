@@ -16,6 +16,8 @@ type KVCache struct {
 	Batch, Cap int
 	Width      int
 	Len        int // positions filled, the same for every sequence
+	// Threads bounds the goroutines of each Attend (zero: GOMAXPROCS).
+	Threads tensor.Threads
 }
 
 // NewKVCache allocates a cache for batch sequences of up to capacity positions.
@@ -54,7 +56,7 @@ func (c *KVCache) Reset() { c.Len = 0 }
 //
 //	out: [B, s, Width]; keyBias: B×Cap additive per-key bias or nil
 func (c *KVCache) Attend(out, q []float32, qStride, s, heads int, keyBias []float32, scale float32) {
-	tensor.Attention(out, q, c.K, c.V, tensor.AttentionParams{
+	c.Threads.Attention(out, q, c.K, c.V, tensor.AttentionParams{
 		Batch: c.Batch, Heads: heads, HeadDim: c.Width / heads, SeqQ: s, SeqK: c.Len,
 		QBatchStride: s * qStride, QRowStride: qStride,
 		KBatchStride: c.Cap * c.Width, KRowStride: c.Width,
@@ -71,7 +73,7 @@ func (c *KVCache) Attend(out, q []float32, qStride, s, heads int, keyBias []floa
 //
 //	out: [B, Width]; keyBias: B×Cap additive per-key bias or nil
 func (c *KVCache) AttendLast(out, q []float32, qStride, s, heads int, keyBias []float32, scale float32) {
-	tensor.Attention(out, q[(s-1)*qStride:], c.K, c.V, tensor.AttentionParams{
+	c.Threads.Attention(out, q[(s-1)*qStride:], c.K, c.V, tensor.AttentionParams{
 		Batch: c.Batch, Heads: heads, HeadDim: c.Width / heads, SeqQ: 1, SeqK: c.Len,
 		QBatchStride: s * qStride, QRowStride: qStride,
 		KBatchStride: c.Cap * c.Width, KRowStride: c.Width,

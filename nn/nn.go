@@ -22,6 +22,8 @@ type Linear struct {
 	W      *tensor.Tensor
 	B      *tensor.Tensor
 	Conv1D bool
+	// Threads bounds the goroutines of each product (zero: GOMAXPROCS).
+	Threads tensor.Threads
 
 	packed *tensor.PackedWeight // set by Pack; W stays for inspection
 	// With a reduced precision (SetPrecision), Pack sets one of these
@@ -95,7 +97,7 @@ func (l *Linear) Out() int {
 func (l *Linear) Forward(dst, x *tensor.Tensor) {
 	l.ForwardNoBias(dst, x)
 	if l.B != nil {
-		tensor.AddBias(dst, l.B)
+		l.Threads.AddBias(dst, l.B)
 	}
 }
 
@@ -104,15 +106,15 @@ func (l *Linear) Forward(dst, x *tensor.Tensor) {
 // LayerNorm.AddNorm, tensor.AddResidual), saving a pass over dst.
 func (l *Linear) ForwardNoBias(dst, x *tensor.Tensor) {
 	if l.q8 != nil {
-		tensor.MatMulTQ8(dst, x, l.q8)
+		l.Threads.MatMulTQ8(dst, x, l.q8)
 	} else if l.bf16 != nil {
-		tensor.MatMulTBF16(dst, x, l.bf16)
+		l.Threads.MatMulTBF16(dst, x, l.bf16)
 	} else if l.packed != nil {
-		tensor.MatMulTPacked(dst, x, l.packed)
+		l.Threads.MatMulTPacked(dst, x, l.packed)
 	} else if l.Conv1D {
-		tensor.MatMul(dst, x, l.W)
+		l.Threads.MatMul(dst, x, l.W)
 	} else {
-		tensor.MatMulT(dst, x, l.W)
+		l.Threads.MatMulT(dst, x, l.W)
 	}
 }
 
@@ -121,9 +123,9 @@ func (l *Linear) ForwardNoBias(dst, x *tensor.Tensor) {
 func (l *Linear) ForwardAct(dst, x *tensor.Tensor, act tensor.Activation) {
 	l.ForwardNoBias(dst, x)
 	if l.B != nil {
-		act.ApplyBias(dst, l.B)
+		l.Threads.ActivateBias(act, dst, l.B)
 	} else {
-		act.Apply(dst)
+		l.Threads.Activate(act, dst)
 	}
 }
 
@@ -141,11 +143,13 @@ func (l *Linear) Apply(x *tensor.Tensor) *tensor.Tensor {
 type LayerNorm struct {
 	Weight, Bias *tensor.Tensor
 	Eps          float32
+	// Threads bounds the goroutines of each call (zero: GOMAXPROCS).
+	Threads tensor.Threads
 }
 
 // Forward writes the normalized x into dst, which may be x itself.
 func (n *LayerNorm) Forward(dst, x *tensor.Tensor) {
-	tensor.LayerNorm(dst, x, n.Weight, n.Bias, n.Eps)
+	n.Threads.LayerNorm(dst, x, n.Weight, n.Bias, n.Eps)
 }
 
 // AddNorm is a residual connection and this norm in one pass: x += r (+
@@ -154,7 +158,7 @@ func (n *LayerNorm) Forward(dst, x *tensor.Tensor) {
 // (post-norm, BERT: x = LN(x + r + b)) or another tensor (pre-norm, GPT-2:
 // the residual stream x goes on and dst feeds the next sub-layer).
 func (n *LayerNorm) AddNorm(dst, x, r, bias *tensor.Tensor) {
-	tensor.AddLayerNorm(dst, x, r, bias, n.Weight, n.Bias, n.Eps)
+	n.Threads.AddLayerNorm(dst, x, r, bias, n.Weight, n.Bias, n.Eps)
 }
 
 // Embedding is a lookup table [vocab, D] (F32, F16 or BF16).

@@ -85,7 +85,7 @@ func TestKVCacheMatchesFullAttention(t *testing.T) {
 	mask := []int{0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1} // sequence 0 left-padded by 2
 	bias := MaskBias(mask)
 	full := make([]float32, batch*seq*width)
-	SelfAttention(full, q, k, v, width, width, width, batch, seq, heads, dh, bias, true)
+	SelfAttention(0, full, q, k, v, width, width, width, batch, seq, heads, dh, bias, true)
 
 	c := NewKVCache(batch, seq+3, width)
 	capBias := make([]float32, batch*c.Cap)

@@ -159,6 +159,8 @@ type AttnOptions struct {
 	// Bias, when set, is an additive score bias by head, query position and
 	// key position (relative-position buckets, ALiBi), added after Scale.
 	Bias func(head, q, k int) float32
+	// Threads bounds the goroutines of the products (zero: GOMAXPROCS).
+	Threads tensor.Threads
 }
 
 // AttnScratch is the reusable working memory of Attend; its zero value is
@@ -238,7 +240,7 @@ func (c *PagedKVCache) Attend(out []float32, outStride int, q []float32, qStride
 			ko := (h / group) * hd
 			sc := ws.sc[:nq*ps]
 			// Raw scores of every query row against the page's keys.
-			tensor.Gemm(nq, cnt, hd, q[h*hd:], qStride, kk[ko:], w, true, sc, ps, false)
+			opt.Threads.Gemm(nq, cnt, hd, q[h*hd:], qStride, kk[ko:], w, true, sc, ps, false)
 			for i, p := range pos {
 				row := sc[i*ps : i*ps+cnt]
 				lo, hi := k0, min(k0+cnt, p+1) // keys [lo, hi) visible to row i
@@ -287,7 +289,7 @@ func (c *PagedKVCache) Attend(out []float32, outStride int, q []float32, qStride
 				ws.l[st] += sum
 			}
 			// acc_h[nq, hd] += P[nq, cnt] · V_page[cnt, hd]
-			tensor.Gemm(nq, hd, cnt, sc, ps, vv[ko:], w, false, ws.acc[h*nq*hd:], hd, true)
+			opt.Threads.Gemm(nq, hd, cnt, sc, ps, vv[ko:], w, false, ws.acc[h*nq*hd:], hd, true)
 		}
 	}
 	for i, p := range pos {

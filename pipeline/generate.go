@@ -76,6 +76,7 @@ func NewTextGeneration(ctx context.Context, nameOrDir string, opt *Options) (*Te
 		m.Close()
 		return nil, fmt.Errorf("pipeline: %s: %w", dir, err)
 	}
+	tok = tok.WithThreads(opt.threads())
 	cfg, err := generate.FolderConfig(f)
 	if err != nil {
 		m.Close()

@@ -88,7 +88,7 @@ func TestQuestionAnsweringWindows(t *testing.T) {
 			t.Fatal(err)
 		}
 		full, _ := qa.defaults(opt)
-		enc, err := qa.enc.untruncated.WithTruncation(&tokenizer.TruncationParams{MaxLength: full.MaxSeqLen, Strategy: "only_second", Stride: full.DocStride}).EncodePair(question, long, true)
+		enc, err := qa.enc.untruncated.WithTruncation(&tokenizer.TruncationParams{MaxLength: full.MaxSeqLen, Strategy: tokenizer.TruncateOnlySecond, Stride: full.DocStride}).EncodePair(question, long, true)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -60,9 +60,19 @@ type Options struct {
 	// "main"); a name of the form "org/name@revision" sets it too.
 	Revision string
 	// Load are the model's load options: reduced precision (q8 weights,
-	// BF16 compute). The zero value keeps the stored weights in float32
-	// arithmetic.
+	// BF16 compute) and Threads, the bound on the goroutines one call runs
+	// on, which also bounds the pipeline's batch tokenization. The zero
+	// value keeps the stored weights in float32 arithmetic on every
+	// processor.
 	Load arch.LoadOptions
+}
+
+// threads is opt's Load.Threads (0 for nil).
+func (o *Options) threads() int {
+	if o == nil {
+		return 0
+	}
+	return o.Load.Threads
 }
 
 // load returns the model load options of opt.
@@ -227,6 +237,7 @@ func openEncoder(ctx context.Context, nameOrDir string, opt *Options, want ...ar
 		m.Close()
 		return nil, fmt.Errorf("pipeline: %s: %w", dir, err)
 	}
+	tok = tok.WithThreads(opt.threads())
 	truncate, err := opt.truncate()
 	if err != nil {
 		m.Close()
@@ -255,7 +266,7 @@ func openEncoder(ctx context.Context, nameOrDir string, opt *Options, want ...ar
 		}
 		e.tok = tok.WithTruncation(p)
 	case e.limit > 0:
-		e.tok = tok.WithTruncation(&tokenizer.TruncationParams{MaxLength: e.limit, Strategy: "longest_first"})
+		e.tok = tok.WithTruncation(&tokenizer.TruncationParams{MaxLength: e.limit, Strategy: tokenizer.TruncateLongestFirst})
 	}
 	return e, nil
 }

@@ -137,7 +137,7 @@ func (q *QuestionAnswerer) AnswerWithInfo(ctx context.Context, inputs []QAInput,
 	}
 	// Only the context is cut into windows; the question stays whole in
 	// each (only_second).
-	tok := q.enc.untruncated.WithTruncation(&tokenizer.TruncationParams{MaxLength: opt.MaxSeqLen, Strategy: "only_second", Stride: opt.DocStride})
+	tok := q.enc.untruncated.WithTruncation(&tokenizer.TruncationParams{MaxLength: opt.MaxSeqLen, Strategy: tokenizer.TruncateOnlySecond, Stride: opt.DocStride})
 	specials, err := q.pairSpecials()
 	if err != nil {
 		return nil, nil, fmt.Errorf("pipeline: %w", err)

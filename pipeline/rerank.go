@@ -89,7 +89,7 @@ func NewReranker(ctx context.Context, nameOrDir string, opt *Options) (*Reranker
 		return nil, fmt.Errorf("pipeline: %s: %w: a reranker needs a one-label sequence classifier (a cross-encoder), the model has %d labels %q", e.dir, arch.ErrUnsupported, n, e.info.Labels)
 	}
 	if limit := e.pairLimit(); limit > 0 && e.truncate {
-		e.tok = e.tok.WithTruncation(&tokenizer.TruncationParams{MaxLength: limit, Strategy: "longest_first"})
+		e.tok = e.tok.WithTruncation(&tokenizer.TruncationParams{MaxLength: limit, Strategy: tokenizer.TruncateLongestFirst})
 	}
 	r := &Reranker{enc: e}
 	r.activation, r.actErr = folderActivation(e.meta.Config)

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/embrace-go/embrace/models"
+	"github.com/embrace-go/embrace/tensor"
 	"github.com/embrace-go/embrace/tokenizer"
 )
 
@@ -100,6 +101,7 @@ func NewSentenceEmbedder(ctx context.Context, nameOrDir string, opt *Options) (*
 					closeAll()
 					return nil, fmt.Errorf("pipeline: %w", err)
 				}
+				d.Linear.Threads = tensor.Threads(opt.threads())
 				post = append(post, postStep{dense: d})
 			default:
 				closeAll()
@@ -151,7 +153,7 @@ func NewSentenceEmbedder(ctx context.Context, nameOrDir string, opt *Options) (*
 	}
 	s.tok = e.tok
 	if e.truncate && s.maxSeqLen > 0 {
-		s.tok = e.tok.WithTruncation(&tokenizer.TruncationParams{MaxLength: s.maxSeqLen, Strategy: "longest_first"})
+		s.tok = e.tok.WithTruncation(&tokenizer.TruncationParams{MaxLength: s.maxSeqLen, Strategy: tokenizer.TruncateLongestFirst})
 	}
 	return s, nil
 }

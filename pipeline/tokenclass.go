@@ -129,7 +129,7 @@ func (c *TokenClassifier) ClassifyWithInfo(ctx context.Context, texts []string, 
 		if c.enc.limit <= 0 {
 			return nil, nil, fmt.Errorf("pipeline: a stride needs a window length, and neither the model nor the tokenizer sets one")
 		}
-		tok = c.enc.untruncated.WithTruncation(&tokenizer.TruncationParams{MaxLength: c.enc.limit, Strategy: "longest_first", Stride: opt.Stride})
+		tok = c.enc.untruncated.WithTruncation(&tokenizer.TruncationParams{MaxLength: c.enc.limit, Strategy: tokenizer.TruncateLongestFirst, Stride: opt.Stride})
 	}
 	out := make([][]Entity, len(texts))
 	infos := make([]InputInfo, len(texts))

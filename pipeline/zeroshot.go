@@ -77,7 +77,7 @@ func NewZeroShotClassifier(ctx context.Context, nameOrDir string, opt *Options) 
 	// The pipeline truncates the premise (only_first) to what the
 	// model accepts.
 	if limit := e.pairLimit(); limit > 0 && e.truncate {
-		e.tok = e.tok.WithTruncation(&tokenizer.TruncationParams{MaxLength: limit, Strategy: "only_first"})
+		e.tok = e.tok.WithTruncation(&tokenizer.TruncationParams{MaxLength: limit, Strategy: tokenizer.TruncateOnlyFirst})
 	}
 	return &ZeroShotClassifier{enc: e, entailment: ent, contradiction: contra}, nil
 }

@@ -91,7 +91,8 @@ func growGeometric(s []float32, n int) []float32 {
 // Attention computes out = softmax(Q·Kᵀ·scale + mask)·V for every sequence and
 // head. The softmax follows PyTorch: a query row whose keys are all masked with
 // -Inf gives zeros, while finite large-negative masks give a uniform row.
-func Attention(out, q, k, v []float32, p AttentionParams) {
+func (th Threads) Attention(out, q, k, v []float32, p AttentionParams) {
+	procs := th.procs()
 	if p.KVHeads == 0 {
 		p.KVHeads = p.Heads
 	}
@@ -112,7 +113,7 @@ func Attention(out, q, k, v []float32, p AttentionParams) {
 	}
 	t := attnTasks.Get().(*attnTask)
 	t.out, t.q, t.k, t.v, t.p = out, q, k, v, p
-	parallelRun(p.Batch*p.Heads, 1, t)
+	parallelRun(procs, p.Batch*p.Heads, 1, t)
 	*t = attnTask{}
 	attnTasks.Put(t)
 }

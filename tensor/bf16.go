@@ -2,7 +2,6 @@ package tensor
 
 import (
 	"fmt"
-	"runtime"
 	"sync"
 	"unsafe"
 )
@@ -87,7 +86,7 @@ func packBF16(g *bf16Impl, w *Tensor) (*BF16Weight, error) {
 	npad := (n + bf16NR - 1) / bf16NR * bf16NR
 	kpad := (k + 1) &^ 1
 	pw := &BF16Weight{impl: g, n: n, k: k, npad: npad, kpad: kpad, data: makeU16(npad * kpad)}
-	parallelFor(npad/bf16NR, 1, func(lo, hi int) {
+	parallelFor(defaultProcs(), npad/bf16NR, 1, func(lo, hi int) {
 		f := make([]float32, kpad)
 		h := make([]uint16, kpad)
 		for s := lo; s < hi; s++ {
@@ -131,7 +130,8 @@ var bf16Bufs = sync.Pool{New: func() any { return new(bf16Buf) }}
 // MatMulTBF16 computes dst = x·wᵀ like MatMulT, with w packed by PackBF16:
 // in bfloat16 with float32 accumulation where the CPU allows (x rounded to
 // bfloat16 on the way), else in float32. x is [..., k], dst [..., n].
-func MatMulTBF16(dst, x *Tensor, w *BF16Weight) {
+func (th Threads) MatMulTBF16(dst, x *Tensor, w *BF16Weight) {
+	procs := th.procs()
 	if x.dtype != F32 || dst.dtype != F32 {
 		panic(fmt.Sprintf("tensor: MatMulTBF16 needs float32 input and output, got %v and %v", x.dtype, dst.dtype))
 	}
@@ -144,15 +144,15 @@ func MatMulTBF16(dst, x *Tensor, w *BF16Weight) {
 		panic(fmt.Sprintf("tensor: MatMulTBF16: output %v, want %d rows of %d", dst.shape, m, w.n))
 	}
 	if w.fallback != nil {
-		gemmPacked(m, x.f32, k, w.fallback, dst.f32, w.n, true)
+		gemmPacked(m, x.f32, k, w.fallback, dst.f32, w.n, procs)
 		return
 	}
-	matMulTBF16(w.impl, m, x.f32, w, dst.f32, true)
+	matMulTBF16(w.impl, m, x.f32, w, dst.f32, procs)
 }
 
 // matMulTBF16 computes c [m, n] = a [m, k]·wᵀ with kernel g, over the pool
-// when par.
-func matMulTBF16(g *bf16Impl, m int, a []float32, w *BF16Weight, c []float32, par bool) {
+// on up to procs goroutines.
+func matMulTBF16(g *bf16Impl, m int, a []float32, w *BF16Weight, c []float32, procs int) {
 	n, k, kpad := w.n, w.k, w.kpad
 	if m == 0 || n == 0 {
 		return
@@ -174,13 +174,13 @@ func matMulTBF16(g *bf16Impl, m int, a []float32, w *BF16Weight, c []float32, pa
 		}
 	}
 	slivers := w.npad / bf16NR
-	if !par || 2*m*n*k < minParallelFlops || runtime.GOMAXPROCS(0) == 1 {
+	if procs <= 1 || 2*m*n*k < minParallelFlops {
 		bf16Slivers(g, m, ab, w, 0, slivers, c, buf)
 		return
 	}
 	t := bf16Tasks.Get().(*bf16Task)
 	*t = bf16Task{g: g, m: m, a: ab, w: w, c: c}
-	parallelRun(slivers, max(1, minParallelFlops/(2*m*k*bf16NR)), t)
+	parallelRun(procs, slivers, max(1, minParallelFlops/(2*m*k*bf16NR)), t)
 	*t = bf16Task{}
 	bf16Tasks.Put(t)
 }

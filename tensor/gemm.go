@@ -1,7 +1,6 @@
 package tensor
 
 import (
-	"runtime"
 	"sync"
 	"unsafe"
 )
@@ -110,24 +109,24 @@ type bMat struct {
 // lda. If transB, B is n×k with row stride ldb (a PyTorch Linear weight
 // [out,in]) and op(B) = Bᵀ; else B is k×n with row stride ldb. C is m×n, row
 // stride ldc. Uses the worker pool when the work is large enough.
-func gemmF32(m, n, k int, a []float32, lda int, b []float32, ldb int, transB bool, c []float32, ldc int, acc bool) {
-	gemmRun(gemmDefault, m, n, k, a, lda, bMat{f32: b, ld: ldb, trans: transB}, c, ldc, acc, true)
+func gemmF32(procs, m, n, k int, a []float32, lda int, b []float32, ldb int, transB bool, c []float32, ldc int, acc bool) {
+	gemmRun(gemmDefault, m, n, k, a, lda, bMat{f32: b, ld: ldb, trans: transB}, c, ldc, acc, procs)
 }
 
 // gemmF32Serial is gemmF32 without the worker pool (for callers that already
 // run inside a parallelFor body). Results are identical to gemmF32.
 func gemmF32Serial(m, n, k int, a []float32, lda int, b []float32, ldb int, transB bool, c []float32, ldc int, acc bool) {
-	gemmRun(gemmDefault, m, n, k, a, lda, bMat{f32: b, ld: ldb, trans: transB}, c, ldc, acc, false)
+	gemmRun(gemmDefault, m, n, k, a, lda, bMat{f32: b, ld: ldb, trans: transB}, c, ldc, acc, 1)
 }
 
 // gemmF16 is gemmF32 with B stored as IEEE half bits, widened panel by panel.
-func gemmF16(m, n, k int, a []float32, lda int, b []uint16, ldb int, transB bool, c []float32, ldc int, acc bool) {
-	gemmRun(gemmDefault, m, n, k, a, lda, bMat{u16: b, ld: ldb, trans: transB}, c, ldc, acc, true)
+func gemmF16(procs, m, n, k int, a []float32, lda int, b []uint16, ldb int, transB bool, c []float32, ldc int, acc bool) {
+	gemmRun(gemmDefault, m, n, k, a, lda, bMat{u16: b, ld: ldb, trans: transB}, c, ldc, acc, procs)
 }
 
 // gemmBF16 is gemmF32 with B stored as bfloat16 bits, widened panel by panel.
-func gemmBF16(m, n, k int, a []float32, lda int, b []uint16, ldb int, transB bool, c []float32, ldc int, acc bool) {
-	gemmRun(gemmDefault, m, n, k, a, lda, bMat{u16: b, bf16: true, ld: ldb, trans: transB}, c, ldc, acc, true)
+func gemmBF16(procs, m, n, k int, a []float32, lda int, b []uint16, ldb int, transB bool, c []float32, ldc int, acc bool) {
+	gemmRun(gemmDefault, m, n, k, a, lda, bMat{u16: b, bf16: true, ld: ldb, trans: transB}, c, ldc, acc, procs)
 }
 
 // minParallelFlops is the work below which splitting over threads costs more
@@ -135,8 +134,8 @@ func gemmBF16(m, n, k int, a []float32, lda int, b []uint16, ldb int, transB boo
 const minParallelFlops = 1 << 18
 
 // gemmRun is the entry of every product: it picks GEMV or the blocked path
-// and splits the work over the pool when par is set.
-func gemmRun(g *gemmImpl, m, n, k int, a []float32, lda int, b bMat, c []float32, ldc int, acc bool, par bool) {
+// and splits the work over up to procs goroutines of the pool.
+func gemmRun(g *gemmImpl, m, n, k int, a []float32, lda int, b bMat, c []float32, ldc int, acc bool, procs int) {
 	if m == 0 || n == 0 {
 		return
 	}
@@ -149,13 +148,13 @@ func gemmRun(g *gemmImpl, m, n, k int, a []float32, lda int, b bMat, c []float32
 		return
 	}
 	flops := 2 * m * n * k
-	if !par || flops < minParallelFlops || runtime.GOMAXPROCS(0) == 1 {
+	if procs <= 1 || flops < minParallelFlops {
 		// Also the one-thread case: no closure for parallelFor, no allocation.
 		gemmBlock(g, m, n, k, a, lda, b, 0, c, ldc, acc)
 		return
 	}
 	t := gemmTasks.Get().(*gemmTask)
-	*t = gemmTask{g: g, m: m, n: n, k: k, a: a, lda: lda, b: b, c: c, ldc: ldc, acc: acc}
+	*t = gemmTask{g: g, m: m, n: n, k: k, a: a, lda: lda, b: b, c: c, ldc: ldc, acc: acc, procs: procs}
 	switch {
 	case m == 1:
 		// Columns in units of 64 keep each thread's slice of B rows (or of
@@ -187,13 +186,14 @@ type gemmTask struct {
 	acc     bool
 	unit    int
 	byRows  bool
+	procs   int
 }
 
 var gemmTasks = sync.Pool{New: func() any { return new(gemmTask) }}
 
 // do runs units items of the task over the pool, then recycles it.
 func (t *gemmTask) do(units, grain int) {
-	parallelRun(units, grain, t)
+	parallelRun(t.procs, units, grain, t)
 	*t = gemmTask{}
 	gemmTasks.Put(t)
 }

@@ -23,7 +23,7 @@ func BenchmarkGemm(b *testing.B) {
 					bm := bMat{f32: tc.bF32, u16: tc.bU16, bf16: dt == BF16, ld: k, trans: true}
 					c := make([]float32, m*n)
 					for b.Loop() {
-						gemmRun(g, m, n, k, tc.a, k, bm, c, n, false, true)
+						gemmRun(g, m, n, k, tc.a, k, bm, c, n, false, defaultProcs())
 					}
 					b.ReportMetric(2*float64(m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 				})

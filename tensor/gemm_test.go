@@ -90,7 +90,7 @@ func (tc *gemmCase) want() (ref, bound []float32) {
 func (tc *gemmCase) run(g *gemmImpl, par bool) []float32 {
 	c := append([]float32(nil), tc.c0...)
 	b := bMat{f32: tc.bF32, u16: tc.bU16, bf16: tc.dt == BF16, ld: tc.ldb, trans: tc.transB}
-	gemmRun(g, tc.m, tc.n, tc.k, tc.a, tc.lda, b, c, tc.ldc, tc.acc, par)
+	gemmRun(g, tc.m, tc.n, tc.k, tc.a, tc.lda, b, c, tc.ldc, tc.acc, procsFor(par))
 	return c
 }
 
@@ -185,7 +185,7 @@ func TestGemmGonum(t *testing.T) {
 			m, n, k := s[0], s[1], s[2]
 			tc := newGemmCase(r, m, n, k, 2, transB, false, F32)
 			got := append([]float32(nil), tc.c0...)
-			gemmF32(m, n, k, tc.a, tc.lda, tc.bF32, tc.ldb, transB, got, tc.ldc, false)
+			gemmF32(defaultProcs(), m, n, k, tc.a, tc.lda, tc.bF32, tc.ldb, transB, got, tc.ldc, false)
 			want := append([]float32(nil), tc.c0...)
 			bRows, bCols, tb := k, n, blas.NoTrans
 			if transB {
@@ -242,7 +242,7 @@ func TestParallelFor(t *testing.T) {
 		for _, n := range []int{0, 1, 2, 7, 100, 1001} {
 			for _, grain := range []int{0, 1, 3, 50, 2000} {
 				hits := make([]atomic.Int32, n)
-				parallelFor(n, grain, func(lo, hi int) {
+				parallelFor(defaultProcs(), n, grain, func(lo, hi int) {
 					if hi-lo < min(max(grain, 1), n) && hi != n {
 						t.Errorf("chunk [%d,%d) smaller than grain %d", lo, hi, grain)
 					}
@@ -272,10 +272,10 @@ func TestParallelForNested(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			parallelFor(16, 1, func(lo, hi int) {
+			parallelFor(defaultProcs(), 16, 1, func(lo, hi int) {
 				for i := lo; i < hi; i++ {
-					parallelFor(10, 1, func(lo, hi int) {
-						parallelFor(hi-lo, 1, func(lo, hi int) { total.Add(int64(hi - lo)) })
+					parallelFor(defaultProcs(), 10, 1, func(lo, hi int) {
+						parallelFor(defaultProcs(), hi-lo, 1, func(lo, hi int) { total.Add(int64(hi - lo)) })
 					})
 				}
 			})
@@ -332,4 +332,13 @@ func TestNextPanel(t *testing.T) {
 	if a := uintptr(unsafe.Pointer(&u[j0*ld+gemmKC])); r.addr != a&^63 || r.stride != 2*ld || r.lines != (int(a&63)+2*gemmKC+63)/64 {
 		t.Errorf("half B: %+v", r)
 	}
+}
+
+// procsFor is the goroutine bound of a test's serial (false) or parallel
+// (true) variant.
+func procsFor(par bool) int {
+	if par {
+		return defaultProcs()
+	}
+	return 1
 }

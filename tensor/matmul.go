@@ -33,27 +33,27 @@ func checkMatMul(op string, dst, x, w *Tensor, transB bool) (m, k, n int) {
 // MatMulT computes dst = x·wᵀ where w is [n, k] (the layout of a PyTorch Linear
 // weight [out, in]) and x is [..., k]. w may be F32, F16 or BF16; half-precision
 // weights are converted inside the kernel, never upcast as a whole.
-func MatMulT(dst, x, w *Tensor) {
+func (th Threads) MatMulT(dst, x, w *Tensor) {
 	m, k, n := checkMatMul("MatMulT", dst, x, w, true)
-	matmul(m, n, k, x.f32, w, true, dst.f32, false)
+	matmul(th.procs(), m, n, k, x.f32, w, true, dst.f32, false)
 }
 
 // MatMul computes dst = x·w where w is [k, n] (the layout of a GPT-2 Conv1D
 // weight [in, out]) and x is [..., k]. w may be F32, F16 or BF16.
-func MatMul(dst, x, w *Tensor) {
+func (th Threads) MatMul(dst, x, w *Tensor) {
 	m, k, n := checkMatMul("MatMul", dst, x, w, false)
-	matmul(m, n, k, x.f32, w, false, dst.f32, false)
+	matmul(th.procs(), m, n, k, x.f32, w, false, dst.f32, false)
 }
 
-func matmul(m, n, k int, a []float32, w *Tensor, transB bool, c []float32, acc bool) {
+func matmul(procs, m, n, k int, a []float32, w *Tensor, transB bool, c []float32, acc bool) {
 	ldb := w.shape[1]
 	switch w.dtype {
 	case F32:
-		gemmF32(m, n, k, a, k, w.f32, ldb, transB, c, n, acc)
+		gemmF32(procs, m, n, k, a, k, w.f32, ldb, transB, c, n, acc)
 	case F16:
-		gemmF16(m, n, k, a, k, w.u16, ldb, transB, c, n, acc)
+		gemmF16(procs, m, n, k, a, k, w.u16, ldb, transB, c, n, acc)
 	case BF16:
-		gemmBF16(m, n, k, a, k, w.u16, ldb, transB, c, n, acc)
+		gemmBF16(procs, m, n, k, a, k, w.u16, ldb, transB, c, n, acc)
 	default:
 		panic(fmt.Sprintf("tensor: matmul weight of dtype %v", w.dtype))
 	}
@@ -63,9 +63,9 @@ func matmul(m, n, k int, a []float32, w *Tensor, transB bool, c []float32, acc b
 // callers that keep several matrices in one buffer. It computes C = A·op(B), or
 // C += A·op(B) when acc. A is m×k with row stride lda. If transB, B is n×k with
 // row stride ldb and op(B) = Bᵀ; otherwise B is k×n. C is m×n with row stride ldc.
-func Gemm(m, n, k int, a []float32, lda int, b []float32, ldb int, transB bool, c []float32, ldc int, acc bool) {
+func (th Threads) Gemm(m, n, k int, a []float32, lda int, b []float32, ldb int, transB bool, c []float32, ldc int, acc bool) {
 	checkGemm(m, n, k, len(a), lda, len(b), ldb, transB, len(c), ldc)
-	gemmF32(m, n, k, a, lda, b, ldb, transB, c, ldc, acc)
+	gemmF32(th.procs(), m, n, k, a, lda, b, ldb, transB, c, ldc, acc)
 }
 
 func checkGemm(m, n, k, la, lda, lb, ldb int, transB bool, lc, ldc int) {

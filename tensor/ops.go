@@ -18,7 +18,7 @@ func checkF32(op string, ts ...*Tensor) {
 }
 
 // AddBias adds bias [n] to every row of x [..., n], in place.
-func AddBias(x, bias *Tensor) {
+func (th Threads) AddBias(x, bias *Tensor) {
 	checkF32("AddBias", x, bias)
 	n := bias.Len()
 	if x.Dim(-1) != n {
@@ -27,13 +27,13 @@ func AddBias(x, bias *Tensor) {
 	if n == 0 {
 		return
 	}
-	t := newRowTask(opAddBias, n, len(x.f32))
+	t := newRowTask(th.procs(), opAddBias, n, len(x.f32))
 	t.x, t.c = x.f32, bias.f32
 	t.do()
 }
 
 // Add computes dst = a + b element-wise; dst may alias a or b.
-func Add(dst, a, b *Tensor) {
+func (th Threads) Add(dst, a, b *Tensor) {
 	checkF32("Add", dst, a, b)
 	if a.Len() != b.Len() || dst.Len() != a.Len() {
 		panic(fmt.Sprintf("tensor: Add: %v + %v into %v", a.shape, b.shape, dst.shape))
@@ -42,7 +42,7 @@ func Add(dst, a, b *Tensor) {
 		return
 	}
 	// Flat: "rows" of a fixed size only to split the work.
-	t := newRowTask(opAdd, min(len(a.f32), addChunk), len(a.f32))
+	t := newRowTask(th.procs(), opAdd, min(len(a.f32), addChunk), len(a.f32))
 	t.dst, t.x, t.r = dst.f32, a.f32, b.f32
 	t.do()
 }
@@ -54,7 +54,7 @@ const addChunk = 4096
 // in place: x += r + bias, the residual connection of a transformer block
 // with the bias of the projection that produced r folded in (x + (r + bias),
 // as when the bias is added to r first).
-func AddResidual(x, r, bias *Tensor) {
+func (th Threads) AddResidual(x, r, bias *Tensor) {
 	checkF32("AddResidual", x, r)
 	n := x.Dim(-1)
 	if r.Len() != x.Len() || (bias != nil && bias.Len() != n) {
@@ -64,11 +64,11 @@ func AddResidual(x, r, bias *Tensor) {
 		return
 	}
 	if bias == nil {
-		Add(x, x, r)
+		th.Add(x, x, r)
 		return
 	}
 	checkF32("AddResidual", bias)
-	t := newRowTask(opAdd3, n, len(x.f32))
+	t := newRowTask(th.procs(), opAdd3, n, len(x.f32))
 	t.x, t.r, t.c = x.f32, r.f32, bias.f32
 	t.do()
 }
@@ -89,7 +89,7 @@ func Scale(x *Tensor, s float32) {
 // Softmax replaces each row of x [..., n] by its softmax, in place. It
 // subtracts the row maximum first, so large logits do not overflow. A row that
 // is entirely -Inf becomes all zeros rather than NaN.
-func Softmax(x *Tensor) {
+func (th Threads) Softmax(x *Tensor) {
 	checkF32("Softmax", x)
 	n := x.Dim(-1)
 	if n == 0 {
@@ -98,7 +98,7 @@ func Softmax(x *Tensor) {
 	if len(x.f32) == 0 {
 		return
 	}
-	t := newRowTask(opSoftmax, n, len(x.f32))
+	t := newRowTask(th.procs(), opSoftmax, n, len(x.f32))
 	t.x = x.f32
 	t.do()
 }
@@ -209,8 +209,8 @@ func scoreRowGeneric(row, mask []float32, scale float32, lim int) float32 {
 // (biased variance, eps added inside the square root, as PyTorch does), then
 // applies gamma and beta [n]. It writes dst, which may alias x. beta may be nil.
 // Mean and variance are accumulated in float64.
-func LayerNorm(dst, x, gamma, beta *Tensor, eps float32) {
-	layerNorm("LayerNorm", dst, x, nil, nil, gamma, beta, eps)
+func (th Threads) LayerNorm(dst, x, gamma, beta *Tensor, eps float32) {
+	layerNorm(th.procs(), "LayerNorm", dst, x, nil, nil, gamma, beta, eps)
 }
 
 // AddLayerNorm adds r [..., n] and, if it is not nil, bias [n] to x in place
@@ -218,15 +218,15 @@ func LayerNorm(dst, x, gamma, beta *Tensor, eps float32) {
 // in one pass over x instead of three. dst may be x itself (a post-norm
 // block: x = LN(x + r + b)) or another tensor (a pre-norm block keeps the
 // residual stream x and normalizes it into dst for the next sub-layer).
-func AddLayerNorm(dst, x, r, bias, gamma, beta *Tensor, eps float32) {
+func (th Threads) AddLayerNorm(dst, x, r, bias, gamma, beta *Tensor, eps float32) {
 	checkF32("AddLayerNorm", r)
 	if r.Len() != x.Len() {
 		panic(fmt.Sprintf("tensor: AddLayerNorm: %v + %v", x.shape, r.shape))
 	}
-	layerNorm("AddLayerNorm", dst, x, r, bias, gamma, beta, eps)
+	layerNorm(th.procs(), "AddLayerNorm", dst, x, r, bias, gamma, beta, eps)
 }
 
-func layerNorm(op string, dst, x, r, bias, gamma, beta *Tensor, eps float32) {
+func layerNorm(procs int, op string, dst, x, r, bias, gamma, beta *Tensor, eps float32) {
 	checkF32(op, dst, x, gamma)
 	n := x.Dim(-1)
 	if gamma.Len() != n || (beta != nil && beta.Len() != n) || (bias != nil && bias.Len() != n) || dst.Len() != x.Len() {
@@ -235,7 +235,7 @@ func layerNorm(op string, dst, x, r, bias, gamma, beta *Tensor, eps float32) {
 	if n == 0 || len(x.f32) == 0 {
 		return
 	}
-	t := newRowTask(opLayerNorm, n, len(x.f32))
+	t := newRowTask(procs, opLayerNorm, n, len(x.f32))
 	t.dst, t.x, t.g, t.eps = dst.f32, x.f32, gamma.f32, eps
 	if beta != nil {
 		checkF32(op, beta)
@@ -334,13 +334,14 @@ type rowTask struct {
 	c, g, b   []float32
 	eps       float32
 	impl      *opsImpl
+	procs     int
 }
 
 var rowTasks = sync.Pool{New: func() any { return new(rowTask) }}
 
-func newRowTask(op rowOp, n, total int) *rowTask {
+func newRowTask(procs int, op rowOp, n, total int) *rowTask {
 	t := rowTasks.Get().(*rowTask)
-	t.op, t.n, t.total, t.impl = op, n, total, opsDefault
+	t.op, t.n, t.total, t.impl, t.procs = op, n, total, opsDefault, procs
 	return t
 }
 
@@ -351,7 +352,7 @@ func (t *rowTask) do() {
 	if t.total < minParallelElems {
 		t.run(0, rows)
 	} else {
-		parallelRun(rows, max(1, minParallelElems/2/t.n), t)
+		parallelRun(t.procs, rows, max(1, minParallelElems/2/t.n), t)
 	}
 	*t = rowTask{}
 	rowTasks.Put(t)
@@ -419,15 +420,21 @@ func ParseActivation(name string) (Activation, error) {
 }
 
 // Apply applies the activation to x in place.
-func (a Activation) Apply(x *Tensor) {
+func (a Activation) Apply(x *Tensor) { Threads(0).Activate(a, x) }
+
+// Activate is Activation.Apply on th's goroutines.
+func (th Threads) Activate(a Activation, x *Tensor) {
 	checkF32("Activation", x)
-	ActivateSlice(a, x.f32)
+	th.ActivateSlice(a, x.f32)
 }
 
 // ApplyBias adds bias [n] to every row of x [..., n] and applies the
 // activation, in place, in one pass: the bias of the projection before the
 // non-linearity of a feed-forward block.
-func (a Activation) ApplyBias(x, bias *Tensor) {
+func (a Activation) ApplyBias(x, bias *Tensor) { Threads(0).ActivateBias(a, x, bias) }
+
+// ActivateBias is Activation.ApplyBias on th's goroutines.
+func (th Threads) ActivateBias(a Activation, x, bias *Tensor) {
 	checkF32("Activation", x, bias)
 	if a < GELU || a > Tanh {
 		panic(fmt.Sprintf("tensor: unknown activation %d", a))
@@ -439,7 +446,7 @@ func (a Activation) ApplyBias(x, bias *Tensor) {
 	if n == 0 || len(x.f32) == 0 {
 		return
 	}
-	t := newRowTask(opBiasAct, n, len(x.f32))
+	t := newRowTask(th.procs(), opBiasAct, n, len(x.f32))
 	t.x, t.c, t.act = x.f32, bias.f32, a
 	t.do()
 }
@@ -451,14 +458,14 @@ func biasActGeneric(a Activation, d, bias []float32) {
 
 // ActivateSlice applies activation a to every element of d in place. Large
 // slices are split over the worker pool.
-func ActivateSlice(a Activation, d []float32) {
+func (th Threads) ActivateSlice(a Activation, d []float32) {
 	if a < GELU || a > Tanh {
 		panic(fmt.Sprintf("tensor: unknown activation %d", a))
 	}
 	if len(d) == 0 {
 		return
 	}
-	t := newRowTask(opAct, min(len(d), addChunk), len(d))
+	t := newRowTask(th.procs(), opAct, min(len(d), addChunk), len(d))
 	t.x, t.act = d, a
 	t.do()
 }

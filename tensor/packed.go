@@ -2,7 +2,6 @@ package tensor
 
 import (
 	"fmt"
-	"runtime"
 	"unsafe"
 )
 
@@ -54,7 +53,7 @@ func packWeight(g *gemmImpl, w *Tensor) (*PackedWeight, error) {
 	}
 	b := bMat{f32: w.f32, ld: k, trans: true}
 	blocks := (k + packKC - 1) / packKC
-	parallelFor(blocks, 1, func(lo, hi int) {
+	parallelFor(defaultProcs(), blocks, 1, func(lo, hi int) {
 		for blk := lo; blk < hi; blk++ {
 			pc := blk * packKC
 			kc := min(packKC, k-pc)
@@ -104,7 +103,8 @@ func (pw *PackedWeight) Dims() (n, k int) { return pw.n, pw.k }
 
 // MatMulTPacked computes dst = x·wᵀ like MatMulT, with w packed by PackWeight.
 // x is [..., k], dst [..., n].
-func MatMulTPacked(dst, x *Tensor, w *PackedWeight) {
+func (th Threads) MatMulTPacked(dst, x *Tensor, w *PackedWeight) {
+	procs := th.procs()
 	if x.dtype != F32 || dst.dtype != F32 {
 		panic(fmt.Sprintf("tensor: MatMulTPacked needs float32 input and output, got %v and %v", x.dtype, dst.dtype))
 	}
@@ -119,12 +119,12 @@ func MatMulTPacked(dst, x *Tensor, w *PackedWeight) {
 	if dst.Len() != m*w.n || dst.Dim(-1) != w.n {
 		panic(fmt.Sprintf("tensor: MatMulTPacked: output %v, want %d rows of %d", dst.shape, m, w.n))
 	}
-	gemmPacked(m, x.f32, k, w, dst.f32, w.n, true)
+	gemmPacked(m, x.f32, k, w, dst.f32, w.n, procs)
 }
 
 // gemmPacked computes C = A·Wᵀ for A m×k (row stride lda) and C m×n (row
-// stride ldc), splitting over the pool when par is set.
-func gemmPacked(m int, a []float32, lda int, w *PackedWeight, c []float32, ldc int, par bool) {
+// stride ldc), splitting over up to procs goroutines of the pool.
+func gemmPacked(m int, a []float32, lda int, w *PackedWeight, c []float32, ldc int, procs int) {
 	n, k, g := w.n, w.k, w.impl
 	if m == 0 || n == 0 {
 		return
@@ -136,13 +136,13 @@ func gemmPacked(m int, a []float32, lda int, w *PackedWeight, c []float32, ldc i
 		return
 	}
 	flops := 2 * m * n * k
-	if !par || flops < minParallelFlops || runtime.GOMAXPROCS(0) == 1 {
+	if procs <= 1 || flops < minParallelFlops {
 		// Also the one-thread case: no closure for parallelFor, no allocation.
 		gemmPackedBlock(m, a, lda, w, 0, n, c, ldc)
 		return
 	}
 	t := gemmTasks.Get().(*gemmTask)
-	*t = gemmTask{m: m, n: n, k: k, a: a, lda: lda, w: w, c: c, ldc: ldc}
+	*t = gemmTask{m: m, n: n, k: k, a: a, lda: lda, w: w, c: c, ldc: ldc, procs: procs}
 	if m == 1 || n >= m {
 		// Column ranges in whole slivers (several when m > 1, for the
 		// edge-free full tiles).

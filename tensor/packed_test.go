@@ -38,10 +38,10 @@ func TestPackedMatchesReference(t *testing.T) {
 				}
 				ref, bound := tc.want()
 				serial := append([]float32(nil), tc.c0...)
-				gemmPacked(m, tc.a, tc.lda, pw, serial, tc.ldc, false)
+				gemmPacked(m, tc.a, tc.lda, pw, serial, tc.ldc, 1)
 				tc.check(t, g.name+" packed", serial, ref, bound)
 				par := append([]float32(nil), tc.c0...)
-				gemmPacked(m, tc.a, tc.lda, pw, par, tc.ldc, true)
+				gemmPacked(m, tc.a, tc.lda, pw, par, tc.ldc, defaultProcs())
 				for i := range par {
 					if par[i] != serial[i] {
 						t.Fatalf("%s %v: parallel packed result differs at %d", g.name, tc, i)

@@ -1,7 +1,6 @@
 package tensor
 
 import (
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +13,7 @@ import (
 // scheduler) because cores are: two models in one process share the cores.
 type workerPool struct {
 	mu      sync.Mutex   // serialises spawning
+	splits  atomic.Int64 // calls that split their work (ParallelCalls)
 	started atomic.Int64 // workers spawned so far
 	idle    atomic.Int64 // workers waiting (polling or parked) on workCh
 	workCh  chan *parJob
@@ -148,30 +148,30 @@ var jobPool = sync.Pool{New: func() any { return new(parJob) }}
 
 // parallelFor splits [0,n) into chunks of at least grain and runs fn on them,
 // on the calling goroutine and on idle workers of the persistent pool,
-// returning when all are done. The number of goroutines used follows
-// runtime.GOMAXPROCS(0) at call time. Work is only handed to workers that are
+// returning when all are done, on at most procs goroutines (see
+// Threads.procs: GOMAXPROCS at call time unless a caller caps it). Work is only handed to workers that are
 // idle, so a call from inside fn (or from another goroutine while the pool is
 // busy) runs on the caller inline instead of waiting: nesting never deadlocks.
 // The closure fn is heap-allocated at the call site; parallelRun is the
 // allocation-free form.
-func parallelFor(n, grain int, fn func(lo, hi int)) {
-	parallelRun(n, grain, funcTask(fn))
+func parallelFor(procs, n, grain int, fn func(lo, hi int)) {
+	parallelRun(procs, n, grain, funcTask(fn))
 }
 
 // parallelRun is parallelFor with the body as a parTask. It allocates
 // nothing in the steady state (jobs are pooled), so a caller that keeps its
 // task in a sync.Pool or in long-lived state does not allocate either.
-func parallelRun(n, grain int, t parTask) {
+func parallelRun(procs, n, grain int, t parTask) {
 	if n <= 0 {
 		return
 	}
 	grain = max(grain, 1)
-	procs := runtime.GOMAXPROCS(0)
 	maxChunks := n / grain // so every chunk has at least grain items
 	if procs <= 1 || maxChunks <= 1 {
 		t.run(0, n)
 		return
 	}
+	pool.splits.Add(1)
 	// Chunks of half a thread's share of what is left: a fast thread takes
 	// over a slow one's share (the machine is shared, cores are not equally
 	// fast at every moment) and the last chunks are small.
@@ -201,3 +201,9 @@ func parallelRun(n, grain int, t parTask) {
 	j.task = nil
 	jobPool.Put(j)
 }
+
+// ParallelCalls is the number of calls, since the process started, that
+// split their work for more than one goroutine (whether or not a worker was
+// free to take a share). It only grows; tests and monitoring read it to see
+// that a call bounded to one thread (Threads(1)) never split.
+func ParallelCalls() int64 { return pool.splits.Load() }

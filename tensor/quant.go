@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"runtime"
 	"sync"
 	"unsafe"
 )
@@ -76,7 +75,7 @@ func QuantizeQ8(w *Tensor) (*Q8Weight, error) {
 	slivers := (n + q8NR - 1) / q8NR
 	q := &Q8Weight{n: n, k: k, kb: kb, data: makeBytes(slivers * kb * q8BlockBytes)}
 	errs := make([]error, slivers)
-	parallelFor(slivers, 1, func(lo, hi int) {
+	parallelFor(defaultProcs(), slivers, 1, func(lo, hi int) {
 		row := make([]float32, kb*Q8Block)
 		for s := lo; s < hi; s++ {
 			for r := 0; r < q8NR && s*q8NR+r < n; r++ {
@@ -275,7 +274,8 @@ var q8Bufs = sync.Pool{New: func() any { return new(q8Buf) }}
 // MatMulTQ8 computes dst = x·wᵀ like MatMulT, with w quantized by
 // QuantizeQ8; each row of x is quantized to int8 blocks on the way (see
 // Q8Block). x is [..., k] float32, dst [..., n] float32.
-func MatMulTQ8(dst, x *Tensor, w *Q8Weight) {
+func (th Threads) MatMulTQ8(dst, x *Tensor, w *Q8Weight) {
+	procs := th.procs()
 	if x.dtype != F32 || dst.dtype != F32 {
 		panic(fmt.Sprintf("tensor: MatMulTQ8 needs float32 input and output, got %v and %v", x.dtype, dst.dtype))
 	}
@@ -287,12 +287,12 @@ func MatMulTQ8(dst, x *Tensor, w *Q8Weight) {
 	if dst.Len() != m*w.n || dst.Dim(-1) != w.n {
 		panic(fmt.Sprintf("tensor: MatMulTQ8: output %v, want %d rows of %d", dst.shape, m, w.n))
 	}
-	matMulTQ8(q8Default, m, x.f32, w, dst.f32, true)
+	matMulTQ8(q8Default, m, x.f32, w, dst.f32, procs)
 }
 
 // matMulTQ8 computes c [m, n] = a [m, k]·wᵀ with kernel g, over the pool
-// when par.
-func matMulTQ8(g *q8Impl, m int, a []float32, w *Q8Weight, c []float32, par bool) {
+// on up to procs goroutines.
+func matMulTQ8(g *q8Impl, m int, a []float32, w *Q8Weight, c []float32, procs int) {
 	n, k, kb := w.n, w.k, w.kb
 	if m == 0 || n == 0 {
 		return
@@ -309,7 +309,7 @@ func matMulTQ8(g *q8Impl, m int, a []float32, w *Q8Weight, c []float32, par bool
 	}
 	xq, dx := buf.xq[:m*kb*Q8Block], buf.dx[:m*kb]
 	slivers := (n + q8NR - 1) / q8NR
-	if !par || 2*m*n*k < minParallelFlops || runtime.GOMAXPROCS(0) == 1 {
+	if procs <= 1 || 2*m*n*k < minParallelFlops {
 		quantizeRowsQ8(g, m, k, a, xq, dx)
 		q8Slivers(g, m, xq, dx, w, 0, slivers, c, buf)
 		return
@@ -319,12 +319,12 @@ func matMulTQ8(g *q8Impl, m int, a []float32, w *Q8Weight, c []float32, par bool
 	// The activations of a prefill are worth quantizing in parallel too
 	// (a few ns a value: a tenth of a 128-row product otherwise).
 	if m*k >= q8ParQuant {
-		parallelRun(m, max(1, q8ParQuant/k), t)
+		parallelRun(procs, m, max(1, q8ParQuant/k), t)
 	} else {
 		quantizeRowsQ8(g, m, k, a, xq, dx)
 	}
 	t.quant = false
-	parallelRun(slivers, max(1, minParallelFlops/(2*m*k*q8NR)), t)
+	parallelRun(procs, slivers, max(1, minParallelFlops/(2*m*k*q8NR)), t)
 	*t = q8Task{}
 	q8Tasks.Put(t)
 }

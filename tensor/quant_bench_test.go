@@ -54,7 +54,7 @@ func BenchmarkReduced(b *testing.B) {
 			}
 			b.Run("q8-"+g.name+"/"+name, func(b *testing.B) {
 				for b.Loop() {
-					matMulTQ8(g, s.m, x.f32, q, y.f32, true)
+					matMulTQ8(g, s.m, x.f32, q, y.f32, defaultProcs())
 				}
 				report(b, s, 34.0/32)
 			})
@@ -69,7 +69,7 @@ func BenchmarkReduced(b *testing.B) {
 					b.Fatal(err)
 				}
 				for b.Loop() {
-					matMulTBF16(g, s.m, x.f32, pw, y.f32, true)
+					matMulTBF16(g, s.m, x.f32, pw, y.f32, defaultProcs())
 				}
 				report(b, s, 2)
 			})

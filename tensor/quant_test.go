@@ -69,7 +69,7 @@ func TestQ8ImplsMatchReference(t *testing.T) {
 					kb := (k + Q8Block - 1) / Q8Block
 					for _, par := range []bool{false, true} {
 						c := randF32(r, m*n) // overwritten
-						matMulTQ8(g, m, x, q, c, par)
+						matMulTQ8(g, m, x, q, c, procsFor(par))
 						for i := 0; i < m; i++ {
 							for j := 0; j < n; j++ {
 								var ref, bound float64
@@ -216,7 +216,7 @@ func TestBF16ImplsMatchReference(t *testing.T) {
 					xr, wr := bf16Rounded(x), bf16Rounded(wf)
 					for _, par := range []bool{false, true} {
 						c := randF32(r, m*n)
-						matMulTBF16(g, m, x, pw, c, par)
+						matMulTBF16(g, m, x, pw, c, procsFor(par))
 						for i := 0; i < m; i++ {
 							for j := 0; j < n; j++ {
 								var ref, bound float64

@@ -49,11 +49,11 @@ func TestTiming(t *testing.T) {
 		bm := bMat{f32: tc.bF32, ld: k, trans: true}
 		c := make([]float32, m*n)
 		measure(fmt.Sprintf("sgemm %s %dx%dx%d", gemmDefault.name, m, k, n), 2*float64(m*n*k), func() {
-			gemmRun(gemmDefault, m, n, k, tc.a, k, bm, c, n, false, false)
+			gemmRun(gemmDefault, m, n, k, tc.a, k, bm, c, n, false, 1)
 		})
 		pw, _ := PackWeight(FromFloat32(tc.bF32, n, k))
 		measure(fmt.Sprintf("sgemm packed %dx%dx%d", m, k, n), 2*float64(m*n*k), func() {
-			gemmPacked(m, tc.a, k, pw, c, n, false)
+			gemmPacked(m, tc.a, k, pw, c, n, 1)
 		})
 	}
 	x := randSlice(r, 128*3072)

@@ -158,17 +158,16 @@ func FromJSON(data []byte) (*Tokenizer, error) {
 		tp := &TruncationParams{MaxLength: f.Truncation.MaxLength, Stride: f.Truncation.Stride}
 		switch f.Truncation.Strategy {
 		case "LongestFirst", "":
-			tp.Strategy = "longest_first"
+			tp.Strategy = TruncateLongestFirst
 		case "OnlyFirst":
-			tp.Strategy = "only_first"
+			tp.Strategy = TruncateOnlyFirst
 		case "OnlySecond":
-			tp.Strategy = "only_second"
+			tp.Strategy = TruncateOnlySecond
 		default:
 			return nil, fmt.Errorf("%w: truncation strategy %q", ErrUnsupported, f.Truncation.Strategy)
 		}
-		tp.Direction = strings.ToLower(f.Truncation.Direction)
-		if tp.Direction == "" {
-			tp.Direction = "right"
+		if tp.Direction, err = parseDirection("truncation.direction", f.Truncation.Direction); err != nil {
+			return nil, err
 		}
 		if err := checkSize("truncation.max_length", tp.MaxLength); err != nil {
 			return nil, err
@@ -179,10 +178,9 @@ func FromJSON(data []byte) (*Tokenizer, error) {
 		t.trunc = tp
 	}
 	if f.Padding != nil {
-		pp := &PaddingParams{Direction: strings.ToLower(f.Padding.Direction), PadID: f.Padding.PadID,
-			PadTypeID: f.Padding.PadTypeID, PadToken: f.Padding.PadToken}
-		if pp.Direction == "" {
-			pp.Direction = "right"
+		pp := &PaddingParams{PadID: f.Padding.PadID, PadTypeID: f.Padding.PadTypeID, PadToken: f.Padding.PadToken}
+		if pp.Direction, err = parseDirection("padding.direction", f.Padding.Direction); err != nil {
+			return nil, err
 		}
 		if f.Padding.PadToMultipleOf != nil {
 			pp.MultipleOf = *f.Padding.PadToMultipleOf
@@ -195,9 +193,9 @@ func FromJSON(data []byte) (*Tokenizer, error) {
 			if s != "BatchLongest" {
 				return nil, fmt.Errorf("%w: padding strategy %q", ErrUnsupported, s)
 			}
-			pp.Strategy = "longest"
+			pp.Strategy = PadLongest
 		} else if err := json.Unmarshal(f.Padding.Strategy, &fixed); err == nil && fixed.Fixed != nil {
-			pp.Strategy, pp.Length = "fixed", *fixed.Fixed
+			pp.Strategy, pp.Length = PadFixed, *fixed.Fixed
 		} else {
 			return nil, fmt.Errorf("%w: padding strategy %s", ErrUnsupported, string(f.Padding.Strategy))
 		}
@@ -210,6 +208,18 @@ func FromJSON(data []byte) (*Tokenizer, error) {
 		t.pad = pp
 	}
 	return t, nil
+}
+
+// parseDirection reads tokenizer.json's "Right"/"Left" (any case; empty
+// means Right).
+func parseDirection(field, s string) (Direction, error) {
+	switch d := Direction(strings.ToLower(s)); d {
+	case "":
+		return Right, nil
+	case Right, Left:
+		return d, nil
+	}
+	return "", fmt.Errorf("%w: %s %q (want Right or Left)", ErrUnsupported, field, s)
 }
 
 // builder assembles a Tokenizer from parsed components.

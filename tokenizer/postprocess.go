@@ -291,7 +291,7 @@ func truncateEncoding(e *Encoding, maxLen, stride int, left bool) error {
 // truncateEncodings applies a truncation strategy to a sequence and its
 // optional pair.
 func truncateEncodings(a, b *Encoding, p *TruncationParams) error {
-	left := p.Direction == "left"
+	left := p.Direction == Left
 	if p.MaxLength == 0 {
 		if err := truncateEncoding(a, 0, p.Stride, left); err != nil {
 			return err
@@ -310,7 +310,7 @@ func truncateEncodings(a, b *Encoding, p *TruncationParams) error {
 	}
 	toRemove := total - p.MaxLength
 	switch p.Strategy {
-	case "longest_first", "":
+	case TruncateLongestFirst, "":
 		if b == nil {
 			return truncateEncoding(a, total-toRemove, p.Stride, left)
 		}
@@ -335,9 +335,9 @@ func truncateEncodings(a, b *Encoding, p *TruncationParams) error {
 			return err
 		}
 		return truncateEncoding(b, n2, p.Stride, left)
-	case "only_first", "only_second":
+	case TruncateOnlyFirst, TruncateOnlySecond:
 		target := a
-		if p.Strategy == "only_second" {
+		if p.Strategy == TruncateOnlySecond {
 			if b == nil {
 				return fmt.Errorf("tokenizer: truncation strategy only_second needs a pair of sequences")
 			}
@@ -361,11 +361,11 @@ func padEncodings(encs []*Encoding, p *PaddingParams) error {
 	}
 	target := 0
 	switch p.Strategy {
-	case "longest", "":
+	case PadLongest, "":
 		for _, e := range encs {
 			target = max(target, len(e.IDs))
 		}
-	case "fixed":
+	case PadFixed:
 		target = p.Length
 	default:
 		return fmt.Errorf("%w: padding strategy %q", ErrUnsupported, p.Strategy)
@@ -392,7 +392,7 @@ func padEncoding(e *Encoding, target int, p *PaddingParams) {
 		pad.push(p.PadID, p.PadToken, Offset{}, p.PadTypeID, 1, -1, -1)
 		pad.AttentionMask[len(pad.AttentionMask)-1] = 0
 	}
-	if p.Direction == "left" {
+	if p.Direction == Left {
 		over := e.Overflowing
 		pad.appendTokens(e)
 		*e = *pad

@@ -37,6 +37,7 @@ type Tokenizer struct {
 	trunc    *TruncationParams
 	pad      *PaddingParams
 	cleanup  bool // clean_up_tokenization_spaces
+	threads  int  // bound on EncodeBatch's goroutines, 0 for GOMAXPROCS
 
 	pool *sync.Pool // *scratch buffers, shared by copies
 }
@@ -52,27 +53,61 @@ type SpecialTokens struct {
 	Pad, Unk, CLS, SEP, Mask, BOS, EOS SpecialToken
 }
 
+// TruncationStrategy says where a pair of sequences loses its tokens, with
+// the names tokenizer.json uses.
+type TruncationStrategy string
+
+const (
+	// TruncateLongestFirst removes tokens one at a time from whichever
+	// sequence is longer (the default).
+	TruncateLongestFirst TruncationStrategy = "longest_first"
+	// TruncateOnlyFirst cuts the first sequence only.
+	TruncateOnlyFirst TruncationStrategy = "only_first"
+	// TruncateOnlySecond cuts the second sequence only.
+	TruncateOnlySecond TruncationStrategy = "only_second"
+)
+
+// PaddingStrategy says how long padded sequences become.
+type PaddingStrategy string
+
+const (
+	// PadLongest pads to the longest sequence of the batch (the default).
+	PadLongest PaddingStrategy = "longest"
+	// PadFixed pads to PaddingParams.Length.
+	PadFixed PaddingStrategy = "fixed"
+)
+
+// Direction is the end of a sequence that truncation cuts or padding
+// extends.
+type Direction string
+
+const (
+	// Right is the end of the sequence (the default).
+	Right Direction = "right"
+	// Left is the start of the sequence.
+	Left Direction = "left"
+)
+
 // TruncationParams configures truncation.
 type TruncationParams struct {
 	MaxLength int
-	// Strategy is "longest_first" (default), "only_first" or "only_second".
-	Strategy string
+	// Strategy is TruncateLongestFirst when empty.
+	Strategy TruncationStrategy
 	// Stride is how many tokens each overflowing part repeats from the
 	// previous one.
 	Stride int
-	// Direction is "right" (default, cut the end) or "left".
-	Direction string
+	// Direction is Right (cut the end) when empty.
+	Direction Direction
 }
 
 // PaddingParams configures padding.
 type PaddingParams struct {
-	// Strategy is "longest" (pad to the longest in the batch) or "fixed"
-	// (pad to Length).
-	Strategy   string
+	// Strategy is PadLongest when empty.
+	Strategy   PaddingStrategy
 	Length     int
 	MultipleOf int
-	// Direction is "right" (default) or "left".
-	Direction string
+	// Direction is Right when empty.
+	Direction Direction
 	PadID     int
 	PadTypeID int
 	PadToken  string
@@ -142,17 +177,26 @@ func (t *Tokenizer) WithTruncation(p *TruncationParams) *Tokenizer {
 	}
 	q := *p
 	if q.Strategy == "" {
-		q.Strategy = "longest_first"
+		q.Strategy = TruncateLongestFirst
 	}
 	if q.Direction == "" {
-		q.Direction = "right"
+		q.Direction = Right
 	}
 	c.trunc = &q
 	return &c
 }
 
+// WithThreads returns a copy of t whose batch calls (EncodeBatch,
+// EncodePairBatch) run on at most n goroutines; 0, the default, means
+// runtime.GOMAXPROCS(0). Negative n counts as 0.
+func (t *Tokenizer) WithThreads(n int) *Tokenizer {
+	c := *t
+	c.threads = max(n, 0)
+	return &c
+}
+
 // WithPadding returns a copy of t with padding set (nil turns it off).
-// Empty Strategy and Direction take "longest" and "right".
+// Empty Strategy and Direction take PadLongest and Right.
 func (t *Tokenizer) WithPadding(p *PaddingParams) *Tokenizer {
 	c := *t
 	if p == nil {
@@ -161,10 +205,10 @@ func (t *Tokenizer) WithPadding(p *PaddingParams) *Tokenizer {
 	}
 	q := *p
 	if q.Strategy == "" {
-		q.Strategy = "longest"
+		q.Strategy = PadLongest
 	}
 	if q.Direction == "" {
-		q.Direction = "right"
+		q.Direction = Right
 	}
 	c.pad = &q
 	return &c
@@ -525,7 +569,11 @@ func (t *Tokenizer) EncodePairBatch(ctx context.Context, texts, pairs []string, 
 
 func (t *Tokenizer) encodeBatch(ctx context.Context, texts, pairs []string, addSpecial bool) ([]*Encoding, error) {
 	out := make([]*Encoding, len(texts))
-	workers := min(runtime.GOMAXPROCS(0), len(texts))
+	workers := runtime.GOMAXPROCS(0)
+	if t.threads > 0 {
+		workers = min(workers, t.threads)
+	}
+	workers = min(workers, len(texts))
 	var next atomic.Int64
 	var firstErr error
 	var errOnce sync.Once

@@ -72,7 +72,7 @@ func TestPairTruncationStrategies(t *testing.T) {
 	ea, _ := tk.Encode(a, false)
 	eb, _ := tk.Encode(b, false)
 	for _, tc := range []struct {
-		strategy string
+		strategy TruncationStrategy
 		max      int
 	}{{"longest_first", 9}, {"only_first", len(eb.IDs) + 3 + 2}, {"only_second", len(ea.IDs) + 3 + 2}} {
 		tr := tk.WithTruncation(&TruncationParams{MaxLength: tc.max, Strategy: tc.strategy})

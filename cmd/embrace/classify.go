@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/embrace-go/embrace/internal/cli"
+	"github.com/embrace-go/embrace/models/arch"
 	"github.com/embrace-go/embrace/pipeline"
 )
 
@@ -43,6 +44,7 @@ type classifyLabel struct {
 func runClassify(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := classifyCommand.NewFlagSet()
 	model := classifyCommand.ModelFlag(fs)
+	threads := classifyCommand.ThreadsFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON Lines")
 	topK := fs.Int("top-k", 1, "labels shown per text, best first (0 = all)")
 	batchSize := fs.Int("batch-size", 32, "texts classified per forward pass")
@@ -60,7 +62,7 @@ func runClassify(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	if err != nil {
 		return classifyCommand.Fail(stderr, err)
 	}
-	clf, err := pipeline.NewTextClassifier(ctx, dir, &pipeline.Options{BatchSize: *batchSize})
+	clf, err := pipeline.NewTextClassifier(ctx, dir, &pipeline.Options{BatchSize: *batchSize, Load: arch.LoadOptions{Threads: *threads}})
 	if err != nil {
 		return classifyCommand.Fail(stderr, fmt.Errorf("loading %s: %w", dir, err))
 	}

@@ -20,6 +20,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/embrace-go/embrace/internal/cli"
+	"github.com/embrace-go/embrace/models/arch"
 	"github.com/embrace-go/embrace/pipeline"
 )
 
@@ -44,6 +45,7 @@ are the model's own, so the numbers equal SentenceTransformer.encode.`,
 func runEmbed(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := embedCommand.NewFlagSet()
 	model := embedCommand.ModelFlag(fs)
+	threads := embedCommand.ThreadsFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON Lines")
 	similarity := fs.Bool("similarity", false, "print the cosine-similarity matrix of all inputs")
 	full := fs.Bool("full", false, "print every value of each embedding (text output)")
@@ -59,7 +61,7 @@ func runEmbed(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err != nil {
 		return embedCommand.Fail(stderr, err)
 	}
-	emb, err := pipeline.NewSentenceEmbedder(ctx, dir, &pipeline.Options{BatchSize: *batchSize})
+	emb, err := pipeline.NewSentenceEmbedder(ctx, dir, &pipeline.Options{BatchSize: *batchSize, Load: arch.LoadOptions{Threads: *threads}})
 	if err != nil {
 		return embedCommand.Fail(stderr, fmt.Errorf("loading %s: %w", dir, err))
 	}

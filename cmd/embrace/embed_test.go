@@ -164,6 +164,9 @@ func TestEmbedTextOutput(t *testing.T) {
 	if r.Code != 0 || !strings.HasPrefix(r.Stdout, `"Hello world!" (`) || !strings.Contains(r.Stdout, "...]") {
 		t.Errorf("exit %d, stdout %q", r.Code, r.Stdout)
 	}
+	if one := clitest.Run(t, runEmbed, "", "-model", dir, "-threads", "1", "Hello world!"); one.Stdout != r.Stdout {
+		t.Errorf("-threads 1 printed %q, without it %q", one.Stdout, r.Stdout)
+	}
 	full := clitest.Run(t, runEmbed, "", "-model", dir, "-full", "Hello world!")
 	js := embedParseLines[embLine](t, clitest.Run(t, runEmbed, "", "-model", dir, "-json", "Hello world!").Stdout)
 	if n := len(strings.Fields(full.Stdout[strings.Index(full.Stdout, "[")+1:])); n != len(js[0].Embedding) {
@@ -177,6 +180,7 @@ func TestEmbedErrors(t *testing.T) {
 	clitest.WantOneLineError(t, clitest.Run(t, runEmbed, "", "-model", t.TempDir(), "hi"), "embrace embed", "loading")
 	clitest.WantOneLineError(t, clitest.Run(t, runEmbed, "", "-batch-size", "0", "hi"), "embrace embed", "-batch-size")
 	clitest.WantOneLineError(t, clitest.Run(t, runEmbed, "", "-json=maybe"), "embrace embed", "json")
+	clitest.WantOneLineError(t, clitest.Run(t, runEmbed, "", "-model", "../../pipeline/testdata/minilm-st", "-threads", "-1", "hi"), "embrace embed", "threads -1")
 	r := clitest.Run(t, runEmbed, "", "-h")
 	if r.Code != 0 || !strings.Contains(r.Stdout, "-similarity") || !strings.Contains(r.Stdout, embedCommand.DefaultModel) {
 		t.Errorf("-h: exit %d, %q", r.Code, r.Stdout)

@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/embrace-go/embrace/internal/cli"
+	"github.com/embrace-go/embrace/models/arch"
 	"github.com/embrace-go/embrace/pipeline"
 )
 
@@ -47,6 +48,7 @@ type fillMaskPrediction struct {
 func runFillMask(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := fillMaskCommand.NewFlagSet()
 	model := fillMaskCommand.ModelFlag(fs)
+	threads := fillMaskCommand.ThreadsFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON Lines")
 	topK := fs.Int("top-k", 5, "predictions shown per mask, best first")
 	targetList := fs.String("targets", "", "comma-separated `words`: score only these candidates")
@@ -68,7 +70,7 @@ func runFillMask(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	if err != nil {
 		return fillMaskCommand.Fail(stderr, err)
 	}
-	fm, err := pipeline.NewFillMask(ctx, dir, nil)
+	fm, err := pipeline.NewFillMask(ctx, dir, &pipeline.Options{Load: arch.LoadOptions{Threads: *threads}})
 	if err != nil {
 		return fillMaskCommand.Fail(stderr, fmt.Errorf("loading %s: %w", dir, err))
 	}

@@ -76,12 +76,13 @@ func runGenerate(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	system := fs.String("system", "", "with -chat, a system message before each user message")
 	quantize := fs.String("quantize", "", "store the Linear weights reduced: q8 (8-bit blocks), or \"\" for the checkpoint's precision")
 	compute := fs.String("compute", "", "arithmetic of the products: bf16 (where the CPU has AVX512_BF16), or \"\" for float32")
+	threads := generateCommand.ThreadsFlag(fs)
 	if ok, code := generateCommand.Parse(fs, args, stdout, stderr); !ok {
 		return code
 	}
-	load := arch.LoadOptions{Quantize: arch.Quantization(*quantize), Compute: arch.Compute(*compute)}
+	load := arch.LoadOptions{Quantize: arch.Quantization(*quantize), Compute: arch.Compute(*compute), Threads: *threads}
 	if err := load.Validate(); err != nil {
-		return generateCommand.Failf(stderr, "-quantize / -compute: %v", err)
+		return generateCommand.Failf(stderr, "-quantize / -compute / -threads: %v", err)
 	}
 	switch {
 	case *maxNew < 1:

@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/embrace-go/embrace/internal/cli"
+	"github.com/embrace-go/embrace/models/arch"
 	"github.com/embrace-go/embrace/pipeline"
 )
 
@@ -72,6 +73,7 @@ var nerAggregations = []pipeline.Aggregation{pipeline.AggregateNone, pipeline.Ag
 func runNER(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := nerCommand.NewFlagSet()
 	model := nerCommand.ModelFlag(fs)
+	threads := nerCommand.ThreadsFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON Lines")
 	chars := fs.Bool("chars", false, "show offsets in code points instead of bytes (text output)")
 	agg := fs.String("aggregation", "simple", "how tokens are grouped into entities: none, simple, first, average or max")
@@ -94,7 +96,7 @@ func runNER(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if err != nil {
 		return nerCommand.Fail(stderr, err)
 	}
-	tagger, err := pipeline.NewTokenClassifier(ctx, dir, &pipeline.Options{BatchSize: *batchSize})
+	tagger, err := pipeline.NewTokenClassifier(ctx, dir, &pipeline.Options{BatchSize: *batchSize, Load: arch.LoadOptions{Threads: *threads}})
 	if err != nil {
 		return nerCommand.Fail(stderr, fmt.Errorf("loading %s: %w", dir, err))
 	}

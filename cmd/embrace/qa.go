@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/embrace-go/embrace/internal/cli"
+	"github.com/embrace-go/embrace/models/arch"
 	"github.com/embrace-go/embrace/pipeline"
 )
 
@@ -52,6 +53,7 @@ type qaAnswer struct {
 func runQA(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := qaCommand.NewFlagSet()
 	model := qaCommand.ModelFlag(fs)
+	threads := qaCommand.ThreadsFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON Lines")
 	question := fs.String("question", "", "the question (needs -context)")
 	qaContext := fs.String("context", "", "the text holding the answer")
@@ -75,7 +77,7 @@ func runQA(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if err != nil {
 		return qaCommand.Fail(stderr, err)
 	}
-	qa, err := pipeline.NewQuestionAnswerer(ctx, dir, nil)
+	qa, err := pipeline.NewQuestionAnswerer(ctx, dir, &pipeline.Options{Load: arch.LoadOptions{Threads: *threads}})
 	if err != nil {
 		return qaCommand.Fail(stderr, fmt.Errorf("loading %s: %w", dir, err))
 	}

@@ -67,6 +67,7 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (f serveFlags, ok 
 	quantize := fs.String("quantize", "", "store the Linear weights reduced: q8 (8-bit blocks; a quarter of F32's memory and bandwidth), or \"\" for the checkpoint's precision")
 	compute := fs.String("compute", "", "arithmetic of the products: bf16 (where the CPU has AVX512_BF16), or \"\" for float32")
 	fs.BoolVar(&o.Load.KeepHead, "keep-head", false, "with -quantize, keep the LM head in full precision")
+	fs.IntVar(&o.Load.Threads, "threads", 0, "threads one model call runs on (0 = every processor, GOMAXPROCS); concurrent requests each get their own")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long in-flight requests get to finish")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -88,7 +89,7 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (f serveFlags, ok 
 	}
 	o.Load.Quantize, o.Load.Compute = arch.Quantization(*quantize), arch.Compute(*compute)
 	if err := o.Load.Validate(); err != nil {
-		return fail(fmt.Errorf("-quantize / -compute: %w", err))
+		return fail(fmt.Errorf("-quantize / -compute / -threads: %w", err))
 	}
 	switch {
 	case o.MaxBodyBytes < 1, o.MaxInputs < 1, o.MaxBatchSize < 1, o.MaxBatchTokens < 1, o.EmbedWorkers < 1,

@@ -54,6 +54,12 @@ func (c *Command) ModelFlag(fs *flag.FlagSet) *string {
 		"a local model `folder` (runs fully offline) or a Hugging Face Hub repo id org/name (downloaded into the Hugging Face cache)")
 }
 
+// ThreadsFlag adds the -threads flag of the commands that run a model:
+// the bound on the goroutines of one call (arch.LoadOptions.Threads).
+func (c *Command) ThreadsFlag(fs *flag.FlagSet) *int {
+	return fs.Int("threads", 0, "threads one model call runs on (0 = every processor, GOMAXPROCS)")
+}
+
 // Parse parses args. When it returns ok false the caller must return code:
 // ExitOK after -h (help went to stdout), ExitUsage after a bad flag (one
 // line went to stderr).

@@ -69,7 +69,7 @@ func checkRerank(ctx context.Context, dir string, entries []json.RawMessage, rs 
 		for k, d := range e.Documents {
 			pairs[k] = [2]string{e.Query, d}
 		}
-		comparePairTokens(dir, fmt.Sprintf("rerank%d", i), pairs, &tokenizer.TruncationParams{MaxLength: rr.MaxLength(), Strategy: "longest_first"}, rs, r)
+		comparePairTokens(dir, fmt.Sprintf("rerank%d", i), pairs, &tokenizer.TruncationParams{MaxLength: rr.MaxLength(), Strategy: tokenizer.TruncateLongestFirst}, rs, r)
 		// activation_fn is what the reference applied; the pipeline must
 		// have read the same from config.json, so it is compared, not
 		// passed in.
@@ -188,7 +188,7 @@ func checkZeroShot(ctx context.Context, dir string, entries []json.RawMessage, r
 				// str.format's forms a template uses.
 				pairs[k] = [2]string{e.Sequence, strings.NewReplacer("{{", "{", "}}", "}", "{}", l, "{0}", l).Replace(tmpl)}
 			}
-			comparePairTokens(dir, tag, pairs, &tokenizer.TruncationParams{MaxLength: zs.MaxLength(), Strategy: "only_first"}, rs, r)
+			comparePairTokens(dir, tag, pairs, &tokenizer.TruncationParams{MaxLength: zs.MaxLength(), Strategy: tokenizer.TruncateOnlyFirst}, rs, r)
 		}
 		got, err := zs.Classify(ctx, e.Sequence, e.CandidateLabels, pipeline.ZeroShotOptions{HypothesisTemplate: e.Template, MultiLabel: e.MultiLabel})
 		if err != nil {

@@ -203,7 +203,7 @@ func runCase(tok *tokenizer.Tokenizer, c tokCase) error {
 		}
 		t := tok
 		if c.TruncationMaxLen > 0 {
-			t = t.WithTruncation(&tokenizer.TruncationParams{MaxLength: c.TruncationMaxLen, Strategy: "longest_first"})
+			t = t.WithTruncation(&tokenizer.TruncationParams{MaxLength: c.TruncationMaxLen, Strategy: tokenizer.TruncateLongestFirst})
 		}
 		if c.Padding != "" {
 			if c.Padding != "longest" {
@@ -213,7 +213,7 @@ func runCase(tok *tokenizer.Tokenizer, c tokCase) error {
 			if !ok {
 				return fmt.Errorf("pad token %q is not in the vocabulary", c.PadToken)
 			}
-			t = t.WithPadding(&tokenizer.PaddingParams{Strategy: "longest", Direction: "right", PadID: padID, PadToken: c.PadToken})
+			t = t.WithPadding(&tokenizer.PaddingParams{Strategy: tokenizer.PadLongest, Direction: tokenizer.Right, PadID: padID, PadToken: c.PadToken})
 		}
 		encs, err := t.EncodeBatch(context.Background(), c.Texts, add)
 		if err != nil {

@@ -74,6 +74,15 @@ type LoadOptions struct {
 	// KeepHead keeps the LM head (the output projection to the vocabulary)
 	// out of Quantize, for the last bit of accuracy in the logits.
 	KeepHead bool
+	// Threads bounds the goroutines one call on the model runs on: its
+	// matrix products, attention, norms and element-wise passes split over
+	// at most Threads goroutines of tensor's shared worker pool, the caller
+	// included (tensor.Threads). Zero means runtime.GOMAXPROCS(0) at each
+	// call; a larger value counts as GOMAXPROCS. Calls from several
+	// goroutines each get their own share, so a service that serves one
+	// model from N goroutines at Threads: 1 uses up to N cores. Loading
+	// itself (packing and quantizing weights) still uses every processor.
+	Threads int
 }
 
 // Quantization is a storage format for Linear weights (LoadOptions.Quantize).
@@ -107,6 +116,9 @@ const (
 // Validate reports an option value this version does not know, as an
 // error wrapping ErrUnsupported.
 func (o LoadOptions) Validate() error {
+	if o.Threads < 0 {
+		return fmt.Errorf("threads %d: want 0 (all processors) or more", o.Threads)
+	}
 	switch o.Quantize {
 	case QuantizeNone, QuantizeQ8:
 	default:

@@ -33,7 +33,7 @@ func loadPooler(w *weights.Loader, d int) (*Pooler, error) {
 // Forward maps hidden [B, S, D] to pooled [B, D].
 func (p *Pooler) Forward(hidden *tensor.Tensor) *tensor.Tensor {
 	out := p.Dense.Apply(firstTokens(hidden))
-	tensor.Tanh.Apply(out)
+	p.Dense.Threads.Activate(tensor.Tanh, out)
 	return out
 }
 
@@ -72,7 +72,7 @@ func loadMLMHead(cfg *Config, root *weights.Loader, wordTable *tensor.Tensor) (*
 	if h.Norm, err = root.LayerNorm(norm, d, cfg.LayerNormEps); err != nil {
 		return nil, err
 	}
-	h.Decoder = &nn.Linear{}
+	h.Decoder = &nn.Linear{Threads: root.Threads()}
 	switch {
 	case root.Has(dec):
 		if h.Decoder.W, err = root.Weight(dec, v, d); err != nil {
@@ -100,7 +100,7 @@ func missing(l *weights.Loader, name string) error {
 // Forward maps hidden [..., D] to vocabulary logits [..., V].
 func (h *MLMHead) Forward(hidden *tensor.Tensor) *tensor.Tensor {
 	x := h.Transform.Apply(hidden)
-	h.Act.Apply(x)
+	h.Transform.Threads.Activate(h.Act, x)
 	h.Norm.Forward(x, x)
 	return h.Decoder.Apply(x)
 }
@@ -144,9 +144,9 @@ func (h *ClassificationHead) Forward(hidden, pooled *tensor.Tensor) *tensor.Tens
 	}
 	x := h.Pre.Apply(firstTokens(hidden))
 	if h.Family == DistilBERT {
-		tensor.ReLU.Apply(x)
+		h.Pre.Threads.Activate(tensor.ReLU, x)
 	} else {
-		tensor.Tanh.Apply(x)
+		h.Pre.Threads.Activate(tensor.Tanh, x)
 	}
 	return h.Out.Apply(x)
 }

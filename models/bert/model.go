@@ -288,7 +288,7 @@ func stackLinear(ls ...*nn.Linear) (*nn.Linear, error) {
 		if l.W.DType() != ls[0].W.DType() {
 			// Mixed storage: stack in float32.
 			for i, m := range ls {
-				ls[i] = &nn.Linear{W: m.W.ToFloat32(), B: m.B}
+				ls[i] = &nn.Linear{W: m.W.ToFloat32(), B: m.B, Threads: m.Threads}
 			}
 			return stackLinear(ls...)
 		}
@@ -307,7 +307,7 @@ func stackLinear(ls ...*nn.Linear) (*nn.Linear, error) {
 		copy(b.Float32s()[row:], l.B.Float32s())
 		row += l.Out()
 	}
-	lin := &nn.Linear{W: w, B: b}
+	lin := &nn.Linear{W: w, B: b, Threads: ls[0].Threads}
 	lin.SetPrecision(ls[0].Precision()) // the loader's choice for Q, K and V
 	return lin, lin.Pack()
 }
@@ -328,7 +328,7 @@ func (l *Layer) forward(x *tensor.Tensor, b *buffers, batch, seq, heads int, key
 	// qkv [N, 3D] holds q, k and v side by side in each row.
 	l.QKV.Forward(b.qkv, x)
 	qkv := b.qkv.Float32s()
-	nn.SelfAttention(b.ctx.Float32s(), qkv, qkv[d:], qkv[2*d:], 3*d, 3*d, 3*d,
+	nn.SelfAttention(l.QKV.Threads, b.ctx.Float32s(), qkv, qkv[d:], qkv[2*d:], 3*d, 3*d, 3*d,
 		batch, seq, heads, d/heads, keyBias, false)
 	// x = LayerNorm(x + (ctx·Woᵀ + bo))
 	l.AttnOut.ForwardNoBias(b.tmp, b.ctx)

@@ -34,6 +34,9 @@ type Model struct {
 	blocks []block
 	lnF    *nn.LayerNorm
 	head   *tensor.Tensor // [V, D]: wte when tied, else lm_head.weight
+	// threads is LoadOptions.Threads, for the calls made here rather than
+	// through a layer.
+	threads tensor.Threads
 	// headQ is the head in reduced precision when the load options ask for
 	// it (q8 weights or BF16 compute); nil otherwise.
 	headQ *nn.Linear
@@ -158,6 +161,7 @@ func FromCheckpoint(cfg *Config, src weights.Source, where string) (*Model, erro
 		return nil, fmt.Errorf("gpt2: %w", err)
 	}
 	m.head = m.wte.Table
+	m.threads = root.Threads()
 	if !cfg.Tied() {
 		if !root.Has("lm_head.weight") {
 			return nil, fmt.Errorf("gpt2: %s: tie_word_embeddings is false but the checkpoint has no lm_head.weight", where)
@@ -181,7 +185,7 @@ func (m *Model) logits(dst, x *tensor.Tensor) {
 		m.headQ.ForwardNoBias(dst, x)
 		return
 	}
-	tensor.MatMulT(dst, x, m.head)
+	m.threads.MatMulT(dst, x, m.head)
 }
 
 // Input is a batch of token ids, B sequences of S positions, row-major.
@@ -312,7 +316,7 @@ func (m *Model) Recompute(ctx context.Context, in Input) (*Output, error) {
 		}
 		blk := &m.blocks[li]
 		m.blockForward(blk, x, sc, func(qkv, out []float32) {
-			tensor.Attention(out, qkv, qkv[d:], qkv[2*d:], tensor.AttentionParams{
+			m.threads.Attention(out, qkv, qkv[d:], qkv[2*d:], tensor.AttentionParams{
 				Batch: b, Heads: m.cfg.NHead, HeadDim: m.cfg.HeadDim(), SeqQ: s, SeqK: s,
 				QBatchStride: s * 3 * d, QRowStride: 3 * d,
 				KBatchStride: s * 3 * d, KRowStride: 3 * d,
@@ -417,7 +421,7 @@ func (m *Model) blockForward(blk *block, x *tensor.Tensor, sc *scratch, attend f
 	// x += act(h·Wfc + bfc)·Wout + bout
 	blk.fc.ForwardAct(sc.mlp, sc.h, m.act)
 	blk.out.ForwardNoBias(sc.tmp, sc.mlp)
-	tensor.AddResidual(x, sc.tmp, blk.out.B)
+	m.threads.AddResidual(x, sc.tmp, blk.out.B)
 }
 
 // blockForwardLast is blockForward for the last layer of a prefill of seq
@@ -437,7 +441,7 @@ func (m *Model) blockForwardLast(blk *block, x *tensor.Tensor, sc *scratch, b, s
 	blk.ln2.AddNorm(v.h, v.x, v.tmp, blk.proj.B)
 	blk.fc.ForwardAct(v.mlp, v.h, m.act)
 	blk.out.ForwardNoBias(v.tmp, v.mlp)
-	tensor.AddResidual(v.x, v.tmp, blk.out.B)
+	m.threads.AddResidual(v.x, v.tmp, blk.out.B)
 	return v.x
 }
 

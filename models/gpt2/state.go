@@ -62,7 +62,9 @@ func (m *Model) NewState(batch, capacity int) (*State, error) {
 		logits:  tensor.Zeros(batch, m.cfg.VocabSize),
 	}
 	for range m.blocks {
-		s.caches = append(s.caches, nn.NewKVCache(batch, capacity, d))
+		c := nn.NewKVCache(batch, capacity, d)
+		c.Threads = m.threads
+		s.caches = append(s.caches, c)
 	}
 	return s, nil
 }

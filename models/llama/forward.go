@@ -284,7 +284,7 @@ func (m *model) forward(ctx context.Context, c *Cache, in *arch.DecoderInput, hs
 			// rows, so the parallel kernel reads them in place (padding
 			// hidden by the key mask; with padding only at the ends,
 			// buffer order is position order).
-			tensor.Attention(att, qkv[(s-qs)*qkvW:], qkv[kOff:], qkv[vOff:], tensor.AttentionParams{
+			m.threads.Attention(att, qkv[(s-qs)*qkvW:], qkv[kOff:], qkv[vOff:], tensor.AttentionParams{
 				Batch: b, Heads: nh, KVHeads: nkv, HeadDim: hd, SeqQ: qs, SeqK: s,
 				QBatchStride: s * qkvW, QRowStride: qkvW,
 				KBatchStride: s * qkvW, KRowStride: qkvW,
@@ -293,7 +293,7 @@ func (m *model) forward(ctx context.Context, c *Cache, in *arch.DecoderInput, hs
 				Scale: m.scale, KeyMask: keyBias, Causal: true, QOffset: s - qs,
 			})
 		} else {
-			opt := nn.AttnOptions{Heads: nh, Scale: m.scale, Window: ly.window}
+			opt := nn.AttnOptions{Heads: nh, Scale: m.scale, Window: ly.window, Threads: m.threads}
 			for r := 0; r < b; r++ {
 				o := r*s + s - qs
 				c.kv.Attend(att[r*qs*nh*hd:], nh*hd, qkv[o*qkvW:], qkvW, li, r, pos[o:o+qs], opt, &sc.ws)
@@ -309,10 +309,10 @@ func (m *model) forward(ctx context.Context, c *Cache, in *arch.DecoderInput, hs
 			moved = true
 		}
 		ly.o.ForwardNoBias(tmp, attl)
-		tensor.AddResidual(xl, tmp, ly.o.B)
+		m.threads.AddResidual(xl, tmp, ly.o.B)
 		ly.postNorm.Forward(h, xl)
 		ly.mlp.ForwardInto(tmp, h, gu, mid, true)
-		tensor.AddResidual(xl, tmp, ly.mlp.Down.B)
+		m.threads.AddResidual(xl, tmp, ly.mlp.Down.B)
 		if hs != nil && li < len(m.layers)-1 {
 			*hs = append(*hs, append([]float32(nil), x.Float32s()...))
 		}

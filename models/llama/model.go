@@ -35,8 +35,11 @@ type model struct {
 	head   *nn.Linear // nil for a base model
 	rope   *nn.Rope
 	scale  float32
-	ck     *safetensors.Checkpoint
-	guard  arch.Guard // calls hold it; Close waits for them
+	// threads is LoadOptions.Threads, for the calls made here rather than
+	// through a layer.
+	threads tensor.Threads
+	ck      *safetensors.Checkpoint
+	guard   arch.Guard // calls hold it; Close waits for them
 }
 
 // CausalLM is a *ForCausalLM model: it implements arch.CausalLM (and
@@ -138,7 +141,7 @@ func build(cfg *Config, src weights.Source, where string, withHead bool) (*model
 	d, hd := cfg.HiddenSize, cfg.HeadDim
 	nh, nkv := cfg.NumAttentionHeads, cfg.NumKeyValueHeads
 	act, _ := tensor.ParseActivation(cfg.HiddenAct) // checked by ParseConfig
-	m := &model{cfg: *cfg, scale: float32(1 / math.Sqrt(float64(hd)))}
+	m := &model{cfg: *cfg, scale: float32(1 / math.Sqrt(float64(hd))), threads: root.Threads()}
 	var err error
 	if m.rope, err = nn.NewRope(cfg.Rope); err != nil {
 		return nil, fmt.Errorf("llama: %s: %w", where, err)

@@ -3,7 +3,6 @@ package modernbert
 import (
 	"github.com/embrace-go/embrace/nn"
 	"math"
-	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -35,6 +34,8 @@ const queryBlock = 64
 // attnParams describes one layer's attention over a fused QKV buffer.
 type attnParams struct {
 	batch, seq, heads, headDim int
+	// threads bounds the goroutines (the model's LoadOptions.Threads).
+	threads tensor.Threads
 	// window is the sliding window (query i sees keys j with |i − j| <=
 	// window), or −1 for global attention.
 	window int
@@ -104,7 +105,7 @@ func attention(out, qkv []float32, p attnParams) {
 	t.next.Store(0)
 	workers := 1
 	if parallel {
-		workers = min(runtime.GOMAXPROCS(0), t.jobs)
+		workers = min(p.threads.Count(), t.jobs)
 	}
 	t.wg.Add(workers - 1)
 	for w := 1; w < workers; w++ {
@@ -156,7 +157,7 @@ func attendRows(out, qkv []float32, p *attnParams, b, h, i0, i1 int, scratch []f
 	v := qkv[base+k0*stride+2*d+h*dh:]
 	scores := scratch[:(i1-i0)*nk]
 	// scores [i1−i0, nk] = Q_h[i0:i1] · K_h[k0:k1]ᵀ
-	tensor.Gemm(i1-i0, nk, dh, q, stride, k, stride, true, scores, nk, false)
+	p.threads.Gemm(i1-i0, nk, dh, q, stride, k, stride, true, scores, nk, false)
 	scale := float32(1 / math.Sqrt(float64(dh)))
 	var mask []float32
 	if p.keyBias != nil {
@@ -182,5 +183,5 @@ func attendRows(out, qkv []float32, p *attnParams, b, h, i0, i1 int, scratch []f
 		tensor.SoftmaxRow(vis)
 	}
 	// out[i0:i1, head h] = P · V_h[k0:k1]
-	tensor.Gemm(i1-i0, dh, nk, scores, nk, v, stride, false, out[(b*s+i0)*d+h*dh:], d, false)
+	p.threads.Gemm(i1-i0, dh, nk, scores, nk, v, stride, false, out[(b*s+i0)*d+h*dh:], d, false)
 }

@@ -32,7 +32,7 @@ func loadPredictionHead(cfg *Config, root *weights.Loader) (*PredictionHead, err
 // Forward maps x [..., D] to a new [..., D].
 func (h *PredictionHead) Forward(x *tensor.Tensor) *tensor.Tensor {
 	y := h.Dense.Apply(x)
-	h.Act.Apply(y)
+	h.Dense.Threads.Activate(h.Act, y)
 	h.Norm.Forward(y, y)
 	return y
 }
@@ -42,7 +42,7 @@ func (h *PredictionHead) Forward(x *tensor.Tensor) *tensor.Tensor {
 // decoder.bias when decoder_bias.
 func loadDecoder(cfg *Config, root *weights.Loader, tokTable *tensor.Tensor) (*nn.Linear, error) {
 	d, v := cfg.HiddenSize, cfg.VocabSize
-	dec := &nn.Linear{}
+	dec := &nn.Linear{Threads: root.Threads()}
 	var err error
 	switch {
 	case root.Has("decoder.weight"):

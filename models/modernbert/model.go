@@ -61,6 +61,7 @@ type Encoder struct {
 	Embeddings *Embeddings
 	Layers     []*Layer
 	FinalNorm  *nn.LayerNorm
+	threads    tensor.Threads // LoadOptions.Threads, for the attention
 
 	work sync.Pool // *workspace
 }
@@ -74,7 +75,7 @@ func layerNorm(w *weights.Loader, name string, cfg *Config) (*nn.LayerNorm, erro
 	if err != nil {
 		return nil, err
 	}
-	n := &nn.LayerNorm{Weight: g, Eps: float32(cfg.NormEps)}
+	n := &nn.LayerNorm{Weight: g, Eps: float32(cfg.NormEps), Threads: w.Threads()}
 	if cfg.NormBias {
 		if n.Bias, err = s.F32("bias", d); err != nil {
 			return nil, err
@@ -85,7 +86,7 @@ func layerNorm(w *weights.Loader, name string, cfg *Config) (*nn.LayerNorm, erro
 
 func loadEncoder(cfg *Config, w *weights.Loader) (*Encoder, error) {
 	d, in := cfg.HiddenSize, cfg.IntermediateSize
-	e := &Encoder{Config: cfg, Embeddings: &Embeddings{}}
+	e := &Encoder{Config: cfg, Embeddings: &Embeddings{}, threads: w.Threads()}
 	var err error
 	if e.Embeddings.Tok, err = w.Embedding("embeddings.tok_embeddings", cfg.VocabSize, d); err != nil {
 		return nil, err
@@ -188,7 +189,7 @@ func (e *Encoder) Forward(ctx context.Context, in *arch.EncoderInput, allHidden 
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
 		}
-		p := attnParams{batch: in.Batch, seq: in.Seq, heads: cfg.NumAttentionHeads, headDim: cfg.HeadDim(), window: -1, keyBias: mask}
+		p := attnParams{batch: in.Batch, seq: in.Seq, heads: cfg.NumAttentionHeads, headDim: cfg.HeadDim(), threads: e.threads, window: -1, keyBias: mask}
 		if !l.Global {
 			p.window = cfg.Window()
 		}
@@ -273,21 +274,21 @@ func (l *Layer) forward(x *tensor.Tensor, b *buffers, p attnParams) {
 	l.MLPNorm.AddNorm(b.h, x, b.tmp, l.Wo.B)
 	// ModernBertMLP: Wi → input | gate; Wo(act(input) · gate).
 	l.Wi.Forward(b.wi, b.h)
-	geglu(b.inter, b.wi, l.Act)
+	geglu(l.Wi.Threads, b.inter, b.wi, l.Act)
 	l.MLPWo.ForwardNoBias(b.tmp, b.inter)
-	tensor.AddResidual(x, b.tmp, l.MLPWo.B)
+	l.MLPWo.Threads.AddResidual(x, b.tmp, l.MLPWo.B)
 }
 
 // geglu writes act(input) · gate into dst [N, I] from wi [N, 2I], whose rows
 // are input | gate (torch's chunk(2, dim=-1) order).
-func geglu(dst, wi *tensor.Tensor, act tensor.Activation) {
+func geglu(th tensor.Threads, dst, wi *tensor.Tensor, act tensor.Activation) {
 	in := dst.Dim(-1)
 	out, src := dst.Float32s(), wi.Float32s()
 	rows := len(out) / in
 	for r := 0; r < rows; r++ {
 		copy(out[r*in:(r+1)*in], src[r*2*in:r*2*in+in])
 	}
-	tensor.ActivateSlice(act, out)
+	th.ActivateSlice(act, out)
 	for r := 0; r < rows; r++ {
 		o, g := out[r*in:(r+1)*in], src[r*2*in+in:(r+1)*2*in]
 		for i := range o {

@@ -2,7 +2,6 @@ package mpnet
 
 import (
 	"math"
-	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -51,6 +50,8 @@ func relativeBias(dst, table []float32, heads, seq int) []float32 {
 // attnParams describes one layer's attention over a fused QKV buffer.
 type attnParams struct {
 	batch, seq, heads, headDim int
+	// threads bounds the goroutines (the model's LoadOptions.Threads).
+	threads tensor.Threads
 	// relBias is [H, 2S−1] (see relativeBias); keyBias is B·S additive
 	// per-key values (0 or −MaxFloat32, nn.MaskBias), or nil.
 	relBias, keyBias []float32
@@ -110,7 +111,7 @@ func attention(out, qkv []float32, p attnParams) {
 	t.next.Store(0)
 	workers := 1
 	if parallel {
-		workers = min(runtime.GOMAXPROCS(0), t.jobs)
+		workers = min(p.threads.Count(), t.jobs)
 	}
 	t.wg.Add(workers - 1)
 	for w := 1; w < workers; w++ {
@@ -157,7 +158,7 @@ func attendRows(out, qkv []float32, p *attnParams, b, h, i0, i1 int, scratch []f
 	v := qkv[base+2*d+h*dh:]
 	scores := scratch[:(i1-i0)*s]
 	// scores [i1−i0, S] = Q_h[i0:i1] · K_hᵀ
-	tensor.Gemm(i1-i0, s, dh, q, stride, k, stride, true, scores, s, false)
+	p.threads.Gemm(i1-i0, s, dh, q, stride, k, stride, true, scores, s, false)
 	scale := float32(1 / math.Sqrt(float64(dh)))
 	w := 2*s - 1
 	rel := p.relBias[h*w : (h+1)*w]
@@ -179,5 +180,5 @@ func attendRows(out, qkv []float32, p *attnParams, b, h, i0, i1 int, scratch []f
 		tensor.SoftmaxRow(row)
 	}
 	// out[i0:i1, head h] = P · V_h
-	tensor.Gemm(i1-i0, dh, s, scores, s, v, stride, false, out[(b*s+i0)*d+h*dh:], d, false)
+	p.threads.Gemm(i1-i0, dh, s, scores, s, v, stride, false, out[(b*s+i0)*d+h*dh:], d, false)
 }

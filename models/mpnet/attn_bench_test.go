@@ -28,7 +28,7 @@ func BenchmarkAttention(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("B%d-S%d/nn.SelfAttention", c.batch, c.seq), func(b *testing.B) {
 			for b.Loop() {
-				nn.SelfAttention(out, qkv, qkv[d:], qkv[2*d:], 3*d, 3*d, 3*d, c.batch, c.seq, heads, dh, nil, false)
+				nn.SelfAttention(0, out, qkv, qkv[d:], qkv[2*d:], 3*d, 3*d, 3*d, c.batch, c.seq, heads, dh, nil, false)
 			}
 		})
 	}

@@ -34,7 +34,7 @@ func loadPooler(w *weights.Loader, d int) (*Pooler, error) {
 // Forward maps hidden [B, S, D] to pooled [B, D].
 func (p *Pooler) Forward(hidden *tensor.Tensor) *tensor.Tensor {
 	out := p.Dense.Apply(firstTokens(hidden))
-	tensor.Tanh.Apply(out)
+	p.Dense.Threads.Activate(tensor.Tanh, out)
 	return out
 }
 
@@ -50,7 +50,7 @@ type LMHead struct {
 func loadLMHead(cfg *Config, root *weights.Loader, wordTable *tensor.Tensor) (*LMHead, error) {
 	d, v := cfg.HiddenSize, cfg.VocabSize
 	w := root.Sub("lm_head")
-	h := &LMHead{Decoder: &nn.Linear{}}
+	h := &LMHead{Decoder: &nn.Linear{Threads: root.Threads()}}
 	var err error
 	if h.Dense, err = w.Linear("dense", d, d, true); err != nil {
 		return nil, err
@@ -82,7 +82,7 @@ func loadLMHead(cfg *Config, root *weights.Loader, wordTable *tensor.Tensor) (*L
 // Forward maps hidden [..., D] to vocabulary logits [..., V].
 func (h *LMHead) Forward(hidden *tensor.Tensor) *tensor.Tensor {
 	x := h.Dense.Apply(hidden)
-	tensor.GELU.Apply(x)
+	h.Dense.Threads.Activate(tensor.GELU, x)
 	h.Norm.Forward(x, x)
 	return h.Decoder.Apply(x)
 }
@@ -108,6 +108,6 @@ func loadClassificationHead(root *weights.Loader, d, labels int) (*Classificatio
 // Forward maps hidden [B, S, D] to logits [B, labels].
 func (h *ClassificationHead) Forward(hidden *tensor.Tensor) *tensor.Tensor {
 	x := h.Dense.Apply(firstTokens(hidden))
-	tensor.Tanh.Apply(x)
+	h.Dense.Threads.Activate(tensor.Tanh, x)
 	return h.Out.Apply(x)
 }

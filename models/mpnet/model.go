@@ -54,13 +54,14 @@ type Encoder struct {
 	Embeddings   *Embeddings
 	Layers       []*Layer
 	RelativeBias []float32
+	threads      tensor.Threads // LoadOptions.Threads, for the attention
 
 	work sync.Pool // *workspace
 }
 
 func loadEncoder(cfg *Config, w *weights.Loader) (*Encoder, error) {
 	d, in, eps := cfg.HiddenSize, cfg.IntermediateSize, cfg.LayerNormEps
-	e := &Encoder{Config: cfg, Embeddings: &Embeddings{}}
+	e := &Encoder{Config: cfg, Embeddings: &Embeddings{}, threads: w.Threads()}
 	ew := w.Sub("embeddings")
 	var err error
 	if e.Embeddings.Word, err = ew.Embedding("word_embeddings", cfg.VocabSize, d); err != nil {
@@ -181,6 +182,7 @@ func (e *Encoder) Forward(ctx context.Context, in *arch.EncoderInput, allHidden 
 	}
 	p := attnParams{
 		batch: in.Batch, seq: in.Seq, heads: cfg.NumAttentionHeads, headDim: cfg.HeadDim(),
+		threads: e.threads,
 		// compute_position_bias: once per forward, shared by every layer.
 		relBias: relativeBias(ws.rel, e.RelativeBias, cfg.NumAttentionHeads, in.Seq),
 		keyBias: nn.MaskBiasInto(ws.mask, in.AttentionMask),
@@ -294,7 +296,7 @@ func stackLinear(ls ...*nn.Linear) (*nn.Linear, error) {
 		}
 		row += l.Out()
 	}
-	lin := &nn.Linear{W: w, B: b}
+	lin := &nn.Linear{W: w, B: b, Threads: ls[0].Threads}
 	lin.SetPrecision(ls[0].Precision())
 	return lin, lin.Pack()
 }

@@ -66,6 +66,11 @@ func (l *Loader) WithOptions(opt arch.LoadOptions) *Loader {
 // Options returns the load options the loader applies.
 func (l *Loader) Options() arch.LoadOptions { return l.opt }
 
+// Threads is the goroutine bound of the options (arch.LoadOptions.Threads),
+// which the loader sets on every layer it makes; a model passes it to the
+// tensor calls it makes itself.
+func (l *Loader) Threads() tensor.Threads { return tensor.Threads(l.opt.Threads) }
+
 // Precision is the precision of the Linear layers the loader makes (set on
 // each before it is packed): Q8 when the options quantize, else BF16 when
 // they ask for bfloat16 compute, else the default.
@@ -96,7 +101,7 @@ func (l *Loader) HeadPrecision() nn.Precision {
 // (lm_head.weight, or the tied embedding table): a bias-free Linear in
 // HeadPrecision, packed.
 func (l *Loader) Head(w *tensor.Tensor) (*nn.Linear, error) {
-	lin := &nn.Linear{W: w}
+	lin := &nn.Linear{W: w, Threads: l.Threads()}
 	lin.SetPrecision(l.HeadPrecision())
 	if err := lin.Pack(); err != nil {
 		return nil, fmt.Errorf("%s: LM head: %w", l.where, err)
@@ -198,7 +203,7 @@ func (l *Loader) UnpackedLinear(name string, in, out int, bias bool) (*nn.Linear
 	if err != nil {
 		return nil, err
 	}
-	lin := &nn.Linear{W: w}
+	lin := &nn.Linear{W: w, Threads: l.Threads()}
 	lin.SetPrecision(l.Precision())
 	if bias {
 		if lin.B, err = s.F32("bias", out); err != nil {
@@ -220,7 +225,7 @@ func (l *Loader) Conv1D(name string, in, out int) (*nn.Linear, error) {
 	if err != nil {
 		return nil, err
 	}
-	lin := &nn.Linear{W: w, B: b, Conv1D: true}
+	lin := &nn.Linear{W: w, B: b, Conv1D: true, Threads: l.Threads()}
 	lin.SetPrecision(l.Precision())
 	if err := lin.Pack(); err != nil {
 		return nil, fmt.Errorf("%s: tensor %q: %w", l.where, s.Name("weight"), err)
@@ -243,7 +248,7 @@ func (l *Loader) LayerNorm(name string, n int, eps float64) (*nn.LayerNorm, erro
 	if err != nil {
 		return nil, err
 	}
-	return &nn.LayerNorm{Weight: w, Bias: b, Eps: float32(eps)}, nil
+	return &nn.LayerNorm{Weight: w, Bias: b, Eps: float32(eps), Threads: l.Threads()}, nil
 }
 
 // Embedding loads "name.weight" [rows, dim].
