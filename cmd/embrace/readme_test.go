@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -33,6 +35,8 @@ var hubStandIns = map[string]string{
 // CI; serve is covered by the server tests.)
 func TestReadmeHubCommands(t *testing.T) {
 	fx := clitest.Fixtures(t)
+	outer := t
+	var examples string // folder of the built examples, built on first use
 	ran := 0
 	for _, readme := range []string{"../../README.md", "../../examples/README.md", "README.md"} {
 		for _, line := range commandLines(t, readme) {
@@ -42,6 +46,10 @@ func TestReadmeHubCommands(t *testing.T) {
 				continue
 			}
 			cmd := args[0]
+			example, isExample := strings.CutPrefix(cmd, "example:")
+			if isExample {
+				cmd, args = example, args[1:]
+			}
 			if cmd == "serve" {
 				continue
 			}
@@ -54,7 +62,9 @@ func TestReadmeHubCommands(t *testing.T) {
 			if cmd == "download" {
 				repo = args[len(args)-1]
 			}
-			if repo == "" {
+			if repo == "" && isExample {
+				repo = exampleDefault(t, example)
+			} else if repo == "" {
 				repo = defaultModels[cmd]
 			}
 			if repo == "" || strings.HasPrefix(repo, ".") || strings.HasPrefix(repo, "/") || strings.Contains(repo, "$") || isDir(repo) {
@@ -88,9 +98,22 @@ func TestReadmeHubCommands(t *testing.T) {
 					}
 				}
 				clitest.StartFakeHub(t, repo, dir)
-				r := clitest.Run(t, run, "", args...)
-				if r.Code != 0 || strings.TrimSpace(r.Stdout) == "" {
-					t.Errorf("exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+				if !isExample {
+					r := clitest.Run(t, run, "", args...)
+					if r.Code != 0 || strings.TrimSpace(r.Stdout) == "" {
+						t.Errorf("exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+					}
+					return
+				}
+				if examples == "" {
+					examples = outer.TempDir()
+					if out, err := exec.Command("go", "build", "-o", examples, "../../examples/...").CombinedOutput(); err != nil {
+						t.Fatalf("building the examples: %v\n%s", err, out)
+					}
+				}
+				out, err := exec.Command(filepath.Join(examples, example), args...).CombinedOutput()
+				if err != nil || len(strings.TrimSpace(string(out))) == 0 {
+					t.Errorf("examples/%s: %v, output %q", example, err, out)
 				}
 			})
 			ran++
@@ -102,7 +125,8 @@ func TestReadmeHubCommands(t *testing.T) {
 }
 
 // commandLines returns the arguments after "go run ./cmd/embrace" of every
-// such line of a README.
+// such line of a README, and those after "go run ./examples/NAME" prefixed
+// by "example:NAME".
 func commandLines(t *testing.T, path string) []string {
 	f, err := os.Open(path)
 	if err != nil {
@@ -118,6 +142,11 @@ func commandLines(t *testing.T, path string) []string {
 				rest = strings.TrimSpace(rest[:i])
 			}
 			out = append(out, rest)
+		}
+		if rest, ok := strings.CutPrefix(s, "go run ./examples/"); ok {
+			if name, args, ok := strings.Cut(rest, " "); ok && name != "conformance" && name != "serve" {
+				out = append(out, "example:"+name+" "+strings.TrimSpace(args))
+			}
 		}
 	}
 	return out
@@ -176,6 +205,20 @@ func shellWords(s string) ([]string, bool) {
 		words = append(words, w.String())
 	}
 	return words, true
+}
+
+// exampleDefault reads the default of an example's -model flag from its
+// source.
+func exampleDefault(t *testing.T, name string) string {
+	src, err := os.ReadFile(filepath.Join("../../examples", name, "main.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`flag\.String\("model", "([^"]+)"`).FindSubmatch(src)
+	if m == nil {
+		t.Fatalf("examples/%s/main.go: no -model flag with a default", name)
+	}
+	return string(m[1])
 }
 
 func isDir(p string) bool {
