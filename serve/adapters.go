@@ -18,7 +18,6 @@ import (
 	"github.com/embrace-go/embrace/generate"
 	"github.com/embrace-go/embrace/hfdir"
 	"github.com/embrace-go/embrace/hub"
-	"github.com/embrace-go/embrace/models"
 	"github.com/embrace-go/embrace/models/arch"
 	"github.com/embrace-go/embrace/pipeline"
 	"github.com/embrace-go/embrace/tokenizer"
@@ -127,18 +126,7 @@ func loadModel(ctx context.Context, ref string, lo loadOptions) (m *backend, err
 			break
 		}
 	}
-	if task != pipeline.TaskRerank {
-		// A head: the limit is the model's positions and the tokenizer's
-		// model_max_length. The server checks it (413) or cuts the texts
-		// itself before the pipeline sees them, so the pipeline's own
-		// truncation never applies.
-		positions, err := maxPositions(meta)
-		if err != nil {
-			return nil, err
-		}
-		counter.limit = limitOf(encoderMaxTokens(positions, tokMeta), lo.MaxInputTokens)
-		m.Tokens = counter
-	}
+	var info arch.Info // the head pipeline's model
 	switch task {
 	case pipeline.TaskRerank:
 		p, err := pipeline.NewReranker(ctx, dir, popt)
@@ -154,6 +142,7 @@ func loadModel(ctx context.Context, ref string, lo loadOptions) (m *backend, err
 		}
 		closers = append(closers, p.Close)
 		m.Classifier = &classifyAdapter{p: p, fit: counter}
+		info = p.ModelInfo()
 	case pipeline.TaskTokenClassification:
 		p, err := pipeline.NewTokenClassifier(ctx, dir, popt)
 		if err != nil {
@@ -161,6 +150,7 @@ func loadModel(ctx context.Context, ref string, lo loadOptions) (m *backend, err
 		}
 		closers = append(closers, p.Close)
 		m.Tagger = &tagAdapter{p: p, fit: counter}
+		info = p.ModelInfo()
 	case pipeline.TaskQuestionAnswering:
 		p, err := pipeline.NewQuestionAnswerer(ctx, dir, popt)
 		if err != nil {
@@ -168,6 +158,7 @@ func loadModel(ctx context.Context, ref string, lo loadOptions) (m *backend, err
 		}
 		closers = append(closers, p.Close)
 		m.Answerer = &qaAdapter{p: p}
+		info = p.ModelInfo()
 	case pipeline.TaskFillMask:
 		p, err := pipeline.NewFillMask(ctx, dir, popt)
 		if err != nil {
@@ -175,8 +166,17 @@ func loadModel(ctx context.Context, ref string, lo loadOptions) (m *backend, err
 		}
 		closers = append(closers, p.Close)
 		m.MaskFiller = &fillAdapter{p: p, fit: counter}
+		info = p.ModelInfo()
 	default:
 		return nil, fmt.Errorf("unsupported: %s: no endpoint serves the tasks %v", dir, tasks)
+	}
+	if task != pipeline.TaskRerank {
+		// A head: the limit is the model's positions and the tokenizer's
+		// model_max_length. The server checks it (413) or cuts the texts
+		// itself before the pipeline sees them, so the pipeline's own
+		// truncation never applies.
+		counter.limit = limitOf(encoderMaxTokens(info.MaxPositions, tokMeta), lo.MaxInputTokens)
+		m.Tokens = counter
 	}
 	return m, nil
 }
@@ -186,22 +186,6 @@ func limitOf(model, flag int) int {
 		return flag
 	}
 	return model
-}
-
-// maxPositions is the model's arch.Info.MaxPositions: the architecture
-// package knows its own rule (RoBERTa's table less padding_idx + 1). The
-// head pipelines do not report it, so the model is loaded once for its Info
-// and closed before the pipeline loads it again.
-func maxPositions(meta *hfdir.Folder) (int, error) {
-	mdl, err := models.LoadFolder(meta, nil) // stored precision: only Info is read
-	if err != nil {
-		return 0, err
-	}
-	n := mdl.Info().MaxPositions
-	if err := mdl.Close(); err != nil {
-		return 0, err
-	}
-	return n, nil
 }
 
 // normalizes reports whether a sentence-transformers folder ends its
