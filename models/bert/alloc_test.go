@@ -2,10 +2,12 @@ package bert
 
 import (
 	"context"
-	"github.com/embrace-go/embrace/models/arch"
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/embrace-go/embrace/internal/encodertest"
+	"github.com/embrace-go/embrace/models/arch"
 )
 
 // A stream of same-shaped Forward calls allocates its outputs and nothing
@@ -14,7 +16,7 @@ func TestForwardAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under the race detector")
 	}
-	m, err := Load(filepath.Join(fixturesDir(t), "models", "bert"))
+	m, err := Load(filepath.Join(encodertest.FixturesDir(t), "models", "bert"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,11 +4,12 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"github.com/embrace-go/embrace/models/arch"
 	"math"
 	"slices"
 	"testing"
 
+	"github.com/embrace-go/embrace/internal/encodertest"
+	"github.com/embrace-go/embrace/models/arch"
 	"github.com/embrace-go/embrace/safetensors"
 )
 
@@ -29,7 +30,7 @@ func randomView(name string, seed int, shape ...int) safetensors.TensorView {
 // Every head loads for every family from the weight names transformers
 // saves, and produces outputs of the documented shapes.
 func TestHeadsPerFamily(t *testing.T) {
-	fixturesDir(t)
+	encodertest.FixturesDir(t)
 	const d = 32
 	cases := []struct {
 		fixture, arch string
@@ -58,7 +59,7 @@ func TestHeadsPerFamily(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.fixture+"/"+c.arch, func(t *testing.T) {
-			cfg0, err := ReadConfig(fixturesDir(t) + "/models/" + c.fixture + "/config.json")
+			cfg0, err := ReadConfig(encodertest.FixturesDir(t) + "/models/" + c.fixture + "/config.json")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -3,7 +3,6 @@ package bert
 import (
 	"context"
 	"encoding/json"
-	"github.com/embrace-go/embrace/models/arch"
 	"math"
 	"os"
 	"path/filepath"
@@ -11,6 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/embrace-go/embrace/internal/encodertest"
+	"github.com/embrace-go/embrace/models/arch"
 	"github.com/embrace-go/embrace/safetensors"
 )
 
@@ -19,7 +20,7 @@ import (
 // name drops the tensor). extra tensors are added.
 func copyFixture(t *testing.T, name string, editConfig func(map[string]any), rename func(string) string, extra ...safetensors.TensorView) string {
 	t.Helper()
-	src := filepath.Join(fixturesDir(t), "models", name)
+	src := filepath.Join(encodertest.FixturesDir(t), "models", name)
 	dst := t.TempDir()
 	data, err := os.ReadFile(filepath.Join(src, "config.json"))
 	if err != nil {
@@ -75,12 +76,12 @@ func referenceRun(t *testing.T, fixture, dir string) (map[string][]float32, *arc
 		t.Fatal(err)
 	}
 	defer m.Close()
-	ref, err := safetensors.Open(filepath.Join(fixturesDir(t), "models", fixture, "reference.safetensors"))
+	ref, err := safetensors.Open(filepath.Join(encodertest.FixturesDir(t), "models", fixture, "reference.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ref.Close()
-	in := readInput(t, ref, "single")
+	in := encodertest.ReadInput(t, ref, "single")
 	out, err := m.Encode(context.Background(), in, arch.EncodeOptions{HiddenStates: true})
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +114,7 @@ func sameOutputs(t *testing.T, a, b map[string][]float32) {
 // The loader accepts names without the base prefix, legacy gamma/beta
 // LayerNorm names and an explicit (untied) decoder, giving the same model.
 func TestWeightNameVariants(t *testing.T) {
-	base, _ := referenceRun(t, "bert", filepath.Join(fixturesDir(t), "models", "bert"))
+	base, _ := referenceRun(t, "bert", filepath.Join(encodertest.FixturesDir(t), "models", "bert"))
 	t.Run("legacy gamma/beta", func(t *testing.T) {
 		dir := copyFixture(t, "bert", nil, func(n string) string {
 			if strings.Contains(n, "LayerNorm.") {
@@ -126,7 +127,7 @@ func TestWeightNameVariants(t *testing.T) {
 		sameOutputs(t, base, got)
 	})
 	t.Run("explicit decoder, untied", func(t *testing.T) {
-		ck, err := safetensors.OpenCheckpoint(filepath.Join(fixturesDir(t), "models", "bert"))
+		ck, err := safetensors.OpenCheckpoint(filepath.Join(encodertest.FixturesDir(t), "models", "bert"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,7 +151,7 @@ func TestWeightNameVariants(t *testing.T) {
 // A broken folder gives an error naming the file and the problem, never a
 // panic or a silently wrong model.
 func TestBrokenFolders(t *testing.T) {
-	fixturesDir(t)
+	encodertest.FixturesDir(t)
 	set := func(k string, v any) func(map[string]any) { return func(c map[string]any) { c[k] = v } }
 	cases := []struct {
 		name string
@@ -230,7 +231,7 @@ func TestBrokenFolders(t *testing.T) {
 func TestPaddingInvariance(t *testing.T) {
 	for _, fixture := range []string{"bert", "roberta-cls", "distilbert-cls"} {
 		t.Run(fixture, func(t *testing.T) {
-			m, err := Load(filepath.Join(fixturesDir(t), "models", fixture))
+			m, err := Load(filepath.Join(encodertest.FixturesDir(t), "models", fixture))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -282,7 +283,7 @@ func TestPaddingInvariance(t *testing.T) {
 }
 
 func TestInputErrors(t *testing.T) {
-	m, err := Load(filepath.Join(fixturesDir(t), "models", "bert"))
+	m, err := Load(filepath.Join(encodertest.FixturesDir(t), "models", "bert"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +331,7 @@ func TestRobertaPositions(t *testing.T) {
 
 // One model serves many goroutines at once with identical results.
 func TestConcurrentForward(t *testing.T) {
-	m, err := Load(filepath.Join(fixturesDir(t), "models", "bert-cls"))
+	m, err := Load(filepath.Join(encodertest.FixturesDir(t), "models", "bert-cls"))
 	if err != nil {
 		t.Fatal(err)
 	}
