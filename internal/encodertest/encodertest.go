@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/embrace-go/embrace/hfdir"
@@ -249,4 +250,49 @@ func CheckHalfPrecision(t *testing.T, dir string, in *arch.EncoderInput, load fu
 			}
 		}
 	}
+}
+
+// CheckConcurrent runs inputs of six lengths (3 to 148 tokens of ids in
+// [1, vocab)) through m alone, then from four goroutines at once, three
+// times each: every concurrent call must give the bits it gave alone.
+func CheckConcurrent(t *testing.T, m arch.Encoder, vocab int) {
+	t.Helper()
+	inputs := make([]*arch.EncoderInput, 6)
+	want := make([][]float32, len(inputs))
+	for i := range inputs {
+		n := 3 + 29*i
+		in := &arch.EncoderInput{Batch: 1, Seq: n}
+		for k := 0; k < n; k++ {
+			in.InputIDs = append(in.InputIDs, 1+(i+k*5)%(vocab-1))
+		}
+		inputs[i] = in
+		out, err := m.Encode(context.Background(), in, arch.EncodeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = out.LastHiddenState.Float32s()
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := 0; r < 3; r++ {
+				for i, in := range inputs {
+					out, err := m.Encode(context.Background(), in, arch.EncodeOptions{})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					for k, v := range out.LastHiddenState.Float32s() {
+						if v != want[i][k] {
+							t.Errorf("input %d: value %d differs under concurrency", i, k)
+							return
+						}
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

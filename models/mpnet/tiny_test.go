@@ -8,9 +8,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
+	"github.com/embrace-go/embrace/internal/encodertest"
 	"github.com/embrace-go/embrace/models/arch"
 	"github.com/embrace-go/embrace/safetensors"
 )
@@ -438,42 +438,5 @@ func TestConcurrentEncode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	inputs := make([]*arch.EncoderInput, 6)
-	want := make([][]float32, len(inputs))
-	for i := range inputs {
-		n := 3 + 9*i
-		in := &arch.EncoderInput{Batch: 1, Seq: n}
-		for k := 0; k < n; k++ {
-			in.InputIDs = append(in.InputIDs, 2+(i+k*5)%(tinyVocab-2))
-		}
-		inputs[i] = in
-		out, err := m.Encode(context.Background(), in, arch.EncodeOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		want[i] = out.LastHiddenState.Float32s()
-	}
-	var wg sync.WaitGroup
-	for g := 0; g < 4; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for r := 0; r < 5; r++ {
-				for i, in := range inputs {
-					out, err := m.Encode(context.Background(), in, arch.EncodeOptions{})
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					for k, v := range out.LastHiddenState.Float32s() {
-						if v != want[i][k] {
-							t.Errorf("input %d: value %d differs under concurrency", i, k)
-							return
-						}
-					}
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	encodertest.CheckConcurrent(t, m, tinyVocab)
 }
