@@ -252,15 +252,15 @@ func CheckHalfPrecision(t *testing.T, dir string, in *arch.EncoderInput, load fu
 	}
 }
 
-// CheckConcurrent runs inputs of six lengths (3 to 148 tokens of ids in
-// [1, vocab)) through m alone, then from four goroutines at once, three
+// CheckConcurrent runs inputs of six lengths from 3 to maxLen tokens (ids
+// in [1, vocab)) through m alone, then from four goroutines at once, three
 // times each: every concurrent call must give the bits it gave alone.
-func CheckConcurrent(t *testing.T, m arch.Encoder, vocab int) {
+func CheckConcurrent(t *testing.T, m arch.Encoder, vocab, maxLen int) {
 	t.Helper()
 	inputs := make([]*arch.EncoderInput, 6)
 	want := make([][]float32, len(inputs))
 	for i := range inputs {
-		n := 3 + 29*i
+		n := 3 + (maxLen-3)*i/(len(inputs)-1)
 		in := &arch.EncoderInput{Batch: 1, Seq: n}
 		for k := 0; k < n; k++ {
 			in.InputIDs = append(in.InputIDs, 1+(i+k*5)%(vocab-1))

@@ -438,5 +438,5 @@ func TestConcurrentEncode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	encodertest.CheckConcurrent(t, m, tinyVocab)
+	encodertest.CheckConcurrent(t, m, tinyVocab, 48)
 }
