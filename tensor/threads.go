@@ -4,11 +4,12 @@ import "runtime"
 
 // Threads is how many goroutines one tensor call may run on: the calling
 // goroutine and up to Threads-1 workers of the package's shared worker pool.
-// Zero, the default, means runtime.GOMAXPROCS(0) at the time of the call; a
-// value above GOMAXPROCS counts as GOMAXPROCS, since the pool never runs
-// more goroutines than the Go scheduler has processors. A model loaded with
-// a thread count keeps one Threads and makes every call through it, so that
-// two models in one process can be given disjoint shares of the cores.
+// Zero (or less), the default, means runtime.GOMAXPROCS(0) at the time of
+// the call; a value above GOMAXPROCS counts as GOMAXPROCS, since the pool
+// never runs more goroutines than the Go scheduler has processors. A model
+// loaded with a thread count keeps one Threads and makes every call through
+// it, so that each model in a process can be held to its share of the
+// cores (a count, not an affinity: the workers are shared).
 //
 // The package-level functions (MatMulT, Attention, LayerNorm, ...) are the
 // same calls with Threads(0).
