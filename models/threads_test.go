@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/embrace-go/embrace/hfdir"
 	"github.com/embrace-go/embrace/internal/testmodel"
 	"github.com/embrace-go/embrace/models/arch"
 )
@@ -25,13 +26,31 @@ func TestThreadsOption(t *testing.T) {
 	if fx == "" {
 		fx = "../../shared/fixtures"
 	}
+	haveFixtures := true
 	for _, name := range []string{"mpnet-mlm", "modernbert-mlm"} {
 		d := filepath.Join(fx, "models", name)
 		if _, err := os.Stat(filepath.Join(d, "config.json")); err != nil {
 			t.Logf("%s not checked: not in $EMBRACE_SHARED_FIXTURES or ../shared/fixtures", name)
+			haveFixtures = false
 			continue
 		}
 		dirs = append(dirs, d)
+	}
+	// Every registered architecture must be among them.
+	covered := map[string]bool{}
+	for _, dir := range dirs {
+		f, err := hfdir.Read(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, ok := Lookup(f.Config.ModelType); ok {
+			covered[r.Name] = true
+		}
+	}
+	for _, r := range registry() {
+		if !covered[r.Name] && haveFixtures {
+			t.Errorf("architecture %s has no model in TestThreadsOption", r.Name)
+		}
 	}
 	for _, dir := range dirs {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
