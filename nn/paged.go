@@ -166,10 +166,11 @@ type AttnOptions struct {
 // AttnScratch is the reusable working memory of Attend; its zero value is
 // ready and it grows to the largest call. One per goroutine.
 type AttnScratch struct {
-	kbuf, vbuf []float32 // one page widened to float32
+	kbuf, vbuf []float32 // pages widened to float32
 	m, acc     []float32
 	l          []float64
 	sc         []float32
+	kp, vp     [][]float32 // the pages handed to tensor.AttentionPaged
 }
 
 func grow(s []float32, n int) []float32 {
@@ -184,14 +185,22 @@ func grow(s []float32, n int) []float32 {
 // Heads·HeadDim values) sits at position pos[i] and sees the keys at
 // positions 0..pos[i] (within the window), which must be stored already
 // (Put). A negative pos[i] marks a padding row, whose output is zeros. The
-// output rows go to out[i·outStride:]. The softmax is computed online over
-// the pages (running maximum and sum), in float32 with float64 sums; the
-// products with K and V go through tensor.Gemm a page at a time.
+// output rows go to out[i·outStride:].
+//
+// Without a Bias, tensor.AttentionPaged does the work, split over the
+// worker pool by head: the scores of every visible key, one softmax per row
+// and the product with V, a page at a time (F16 and BF16 pages widened
+// first). With a Bias the softmax is computed online over the pages (running
+// maximum and sum), one head at a time.
 func (c *PagedKVCache) Attend(out []float32, outStride int, q []float32, qStride int,
 	layer, b int, pos []int, opt AttnOptions, ws *AttnScratch) {
 	heads, hd, nq := opt.Heads, c.HeadDim, len(pos)
 	if heads <= 0 || heads%c.KVHeads != 0 {
 		panic(fmt.Sprintf("nn: attention with %d query heads over %d kv heads", heads, c.KVHeads))
+	}
+	if opt.Bias == nil {
+		c.attendPaged(out, outStride, q, qStride, layer, b, pos, opt, ws)
+		return
 	}
 	group := heads / c.KVHeads
 	maxPos, minKey := -1, math.MaxInt // the keys some row sees: [minKey, maxPos]
@@ -306,4 +315,62 @@ func (c *PagedKVCache) Attend(out []float32, outStride int, q []float32, qStride
 			}
 		}
 	}
+}
+
+// attendPaged is Attend without a score bias: the pages some row sees go to
+// tensor.AttentionPaged, widened to float32 first when stored in half
+// precision.
+func (c *PagedKVCache) attendPaged(out []float32, outStride int, q []float32, qStride int,
+	layer, b int, pos []int, opt AttnOptions, ws *AttnScratch) {
+	maxPos, minKey := -1, math.MaxInt
+	for _, p := range pos {
+		if p >= 0 {
+			maxPos = max(maxPos, p)
+			lo := 0
+			if opt.Window > 0 {
+				lo = max(0, p-opt.Window+1)
+			}
+			minKey = min(minKey, lo)
+		}
+	}
+	pages := c.pages[layer*c.Batch+b]
+	w, ps := c.width, c.PageSize
+	np := (maxPos + ps) / ps // pages up to maxPos's
+	if cap(ws.kp) < np {
+		ws.kp, ws.vp = make([][]float32, np, max(np, 2*cap(ws.kp))), make([][]float32, np, max(np, 2*cap(ws.kp)))
+	}
+	kp, vp := ws.kp[:np], ws.vp[:np]
+	first := 0
+	if maxPos >= 0 {
+		first = minKey / ps
+	}
+	clear(kp[:first]) // pages wholly outside every window are not read
+	clear(vp[:first])
+	if c.DType != tensor.F32 {
+		n := (np - first) * ps * w
+		ws.kbuf, ws.vbuf = grow(ws.kbuf, n), grow(ws.vbuf, n)
+	}
+	for pi := first; pi < np; pi++ {
+		pg := pages[pi]
+		if c.DType == tensor.F32 {
+			kp[pi], vp[pi] = pg.k, pg.v
+			continue
+		}
+		cnt := min(ps, maxPos+1-pi*ps) * w // the rows stored so far
+		kb := ws.kbuf[(pi-first)*ps*w:][:ps*w]
+		vb := ws.vbuf[(pi-first)*ps*w:][:ps*w]
+		if c.DType == tensor.F16 {
+			tensor.F16ToF32(kb[:cnt], pg.kh[:cnt])
+			tensor.F16ToF32(vb[:cnt], pg.vh[:cnt])
+		} else {
+			tensor.BF16ToF32(kb[:cnt], pg.kh[:cnt])
+			tensor.BF16ToF32(vb[:cnt], pg.vh[:cnt])
+		}
+		kp[pi], vp[pi] = kb, vb
+	}
+	opt.Threads.AttentionPaged(out, q, kp, vp, tensor.PagedAttentionParams{
+		Heads: opt.Heads, KVHeads: c.KVHeads, HeadDim: c.HeadDim, PageSize: ps,
+		KRowStride: w, VRowStride: w, QRowStride: qStride, OutRowStride: outStride,
+		Pos: pos, Window: opt.Window, Scale: opt.Scale,
+	})
 }
