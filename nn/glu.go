@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/embrace-go/embrace/tensor"
 )
@@ -42,17 +43,17 @@ func NewGatedMLP(gate, up, down *Linear, act tensor.Activation) (*GatedMLP, erro
 func (m *GatedMLP) ForwardInto(dst, x, gu, mid *tensor.Tensor, noBias bool) {
 	m.GateUp.Forward(gu, x)
 	n := m.Inner
-	g, md := gu.Float32s(), mid.Float32s()
-	rows := len(md) / n
-	for r := 0; r < rows; r++ {
-		gate := g[2*r*n : 2*r*n+n]
-		m.GateUp.Threads.ActivateSlice(m.Act, gate)
-		up := g[2*r*n+n : 2*r*n+2*n]
-		o := md[r*n : r*n+n]
-		for i, a := range gate {
-			o[i] = a * up[i]
-		}
+	t := gluTasks.Get().(*gluTask)
+	*t = gluTask{g: gu.Float32s(), mid: mid.Float32s(), n: n, act: m.Act, th: m.GateUp.Threads}
+	rows := len(t.mid) / n
+	if rows > 1 && rows*n >= minParallelNorm {
+		// The rows of a prompt: split over the worker pool.
+		m.GateUp.Threads.ParallelRun(rows, max(1, minParallelNorm/4/n), t)
+	} else {
+		t.Run(0, rows)
 	}
+	*t = gluTask{}
+	gluTasks.Put(t)
 	if noBias {
 		m.Down.ForwardNoBias(dst, mid)
 	} else {
@@ -111,4 +112,30 @@ func StackLinear(ls ...*Linear) (*Linear, error) {
 		st.B = tensor.FromFloat32(b, out)
 	}
 	return st, nil
+}
+
+// gluTasks recycles the bodies of the gating step, so that it allocates
+// nothing on one thread or several.
+var gluTasks = sync.Pool{New: func() any { return new(gluTask) }}
+
+// gluTask computes mid = act(gate)·up for rows [lo, hi) of the stacked
+// gate/up output g (each row the n gate values then the n up values).
+type gluTask struct {
+	g, mid []float32
+	n      int
+	act    tensor.Activation
+	th     tensor.Threads
+}
+
+func (t *gluTask) Run(lo, hi int) {
+	n := t.n
+	for r := lo; r < hi; r++ {
+		gate := t.g[2*r*n : 2*r*n+n]
+		t.th.ActivateSlice(t.act, gate)
+		up := t.g[2*r*n+n : 2*r*n+2*n]
+		o := t.mid[r*n : r*n+n]
+		for i, a := range gate {
+			o[i] = a * up[i]
+		}
+	}
 }

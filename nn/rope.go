@@ -381,7 +381,7 @@ func (r *Rope) tableFor(p int) *ropeTable {
 // when dynamic scaling is in force; otherwise the rows are the shared table's
 // and must not be written.
 func (r *Rope) CosSin(p, seqLen int, buf []float32) (cos, sin []float32) {
-	if r.cfg.Type == "dynamic" && seqLen > r.cfg.MaxPositions {
+	if !r.Shared(seqLen) {
 		h := r.half
 		inv, cos, sin := buf[:h], buf[h:2*h], buf[2*h:3*h]
 		attn := r.cfg.invFreq(inv, seqLen)
@@ -390,6 +390,14 @@ func (r *Rope) CosSin(p, seqLen int, buf []float32) (cos, sin []float32) {
 	}
 	t := r.tableFor(p)
 	return t.cos[p*r.half : (p+1)*r.half], t.sin[p*r.half : (p+1)*r.half]
+}
+
+// Shared reports whether CosSin, in a call whose largest position is
+// seqLen-1, returns rows of the shared table (safe to request from several
+// goroutines at once) rather than computing them into its buffer: always but
+// for dynamic scaling past max_position_embeddings.
+func (r *Rope) Shared(seqLen int) bool {
+	return !(r.cfg.Type == "dynamic" && seqLen > r.cfg.MaxPositions)
 }
 
 // Apply rotates each of heads heads of headDim values in x (one row, heads

@@ -123,6 +123,45 @@ type scratch struct {
 	last, logits                 *tensor.Tensor
 	ropeBuf                      []float32
 	ws                           nn.AttnScratch
+	rt                           rotTask
+}
+
+// rotGrain is the fewest rows a thread takes in rotTask: a row is a few
+// hundred rotations, a hand-off to the pool a few µs.
+const rotGrain = 16
+
+// rotTask applies a layer's q/k norms (Qwen3) and the rotary embedding to
+// rows [lo, hi) of the fused QKV output, in place; padding rows are left as
+// they are. It lives in the scratch, so handing it to the pool allocates
+// nothing.
+type rotTask struct {
+	m      *model
+	ly     *layer
+	qkv    []float32
+	pos    []int
+	maxPos int
+	buf    []float32 // CosSin's buffer when the table is not shared (serial)
+}
+
+func (t *rotTask) Run(lo, hi int) {
+	cfg := &t.m.cfg
+	nh, nkv, hd := cfg.NumAttentionHeads, cfg.NumKeyValueHeads, cfg.HeadDim
+	kOff, vOff := nh*hd, (nh+nkv)*hd
+	w := (nh + 2*nkv) * hd
+	for r := lo; r < hi; r++ {
+		p := t.pos[r]
+		if p < 0 {
+			continue
+		}
+		row := t.qkv[r*w : (r+1)*w]
+		if t.ly.qNorm != nil {
+			t.ly.qNorm.Rows(row[:kOff], row[:kOff], hd)
+			t.ly.kNorm.Rows(row[kOff:vOff], row[kOff:vOff], hd)
+		}
+		cos, sin := t.m.rope.CosSin(p, t.maxPos+1, t.buf)
+		t.m.rope.Apply(row[:kOff], nh, hd, cos, sin)
+		t.m.rope.Apply(row[kOff:vOff], nkv, hd, cos, sin)
+	}
 }
 
 // reuse returns t when it already has the shape, else a tensor of that
@@ -255,20 +294,24 @@ func (m *model) forward(ctx context.Context, c *Cache, in *arch.DecoderInput, hs
 		ly.inNorm.Forward(sc.h, x)
 		ly.qkv.Forward(sc.qkv, sc.h)
 		qkv := sc.qkv.Float32s()
+		// q/k norms and rotary on every row (over the pool on a prompt),
+		// then the keys and values into the cache.
+		rt := &sc.rt
+		*rt = rotTask{m: m, ly: ly, qkv: qkv, pos: pos, maxPos: maxPos, buf: sc.ropeBuf}
+		if m.rope.Shared(maxPos + 1) {
+			if maxPos >= 0 {
+				m.rope.CosSin(maxPos, maxPos+1, nil) // grow the shared table once
+			}
+			m.threads.ParallelRun(n, rotGrain, rt)
+		} else {
+			rt.Run(0, n) // one buffer for the computed rows
+		}
+		*rt = rotTask{}
 		for r := 0; r < n; r++ {
-			p := pos[r]
-			if p < 0 {
-				continue
+			if p := pos[r]; p >= 0 {
+				row := qkv[r*qkvW : (r+1)*qkvW]
+				c.kv.Put(li, r/s, p, row[kOff:vOff], row[vOff:])
 			}
-			row := qkv[r*qkvW : (r+1)*qkvW]
-			if ly.qNorm != nil {
-				ly.qNorm.Rows(row[:kOff], row[:kOff], hd)
-				ly.kNorm.Rows(row[kOff:vOff], row[kOff:vOff], hd)
-			}
-			cos, sin := m.rope.CosSin(p, maxPos+1, sc.ropeBuf)
-			m.rope.Apply(row[:kOff], nh, hd, cos, sin)
-			m.rope.Apply(row[kOff:vOff], nkv, hd, cos, sin)
-			c.kv.Put(li, r/s, p, row[kOff:vOff], row[vOff:])
 		}
 		att := sc.att.Float32s()
 		// In the last layer of a prompt whose only output is each

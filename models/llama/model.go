@@ -155,7 +155,7 @@ func build(cfg *Config, src weights.Source, where string, withHead bool) (*model
 		if err != nil {
 			return nil, err
 		}
-		return &nn.RMSNorm{Weight: w, Eps: eps}, nil
+		return &nn.RMSNorm{Weight: w, Eps: eps, Threads: m.threads}, nil
 	}
 	qkvBias, oBias := cfg.biases()
 	for i := 0; i < cfg.NumHiddenLayers; i++ {
