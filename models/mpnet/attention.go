@@ -3,7 +3,6 @@ package mpnet
 import (
 	"math"
 	"sync"
-	"sync/atomic"
 
 	"github.com/embrace-go/embrace/tensor"
 )
@@ -81,14 +80,12 @@ var (
 )
 
 // attnTask is one attention call: (sequence, head, query block) jobs,
-// claimed from next until none is left.
+// split over tensor's worker pool.
 type attnTask struct {
 	out, qkv     []float32
 	p            attnParams
 	rows, blocks int
 	jobs         int
-	next         atomic.Int64
-	wg           sync.WaitGroup
 }
 
 // attention computes out [B·S, D] = softmax(q·kᵀ/√Dh + relBias + keyBias)·v
@@ -108,26 +105,17 @@ func attention(out, qkv []float32, p attnParams) {
 	t.rows, parallel = p.plan()
 	t.blocks = (p.seq + t.rows - 1) / t.rows
 	t.jobs = p.batch * p.heads * t.blocks
-	t.next.Store(0)
-	workers := 1
-	if parallel {
-		workers = min(p.threads.Count(), t.jobs)
+	th := p.threads
+	if !parallel {
+		th = 1 // each product splits over the pool instead
 	}
-	t.wg.Add(workers - 1)
-	for w := 1; w < workers; w++ {
-		go t.work(true)
-	}
-	t.work(false)
-	t.wg.Wait()
+	th.ParallelRun(t.jobs, 1, t)
 	t.out, t.qkv, t.p = nil, nil, attnParams{}
 	taskPool.Put(t)
 }
 
-// work runs jobs until none is left; a helper goroutine signals wg.
-func (t *attnTask) work(helper bool) {
-	if helper {
-		defer t.wg.Done()
-	}
+// Run computes jobs [lo, hi) with one pooled score block.
+func (t *attnTask) Run(lo, hi int) {
 	p := &t.p
 	need := t.rows * p.seq
 	sp, _ := scorePool.Get().(*[]float32)
@@ -135,11 +123,7 @@ func (t *attnTask) work(helper bool) {
 		s := make([]float32, need)
 		sp = &s
 	}
-	for {
-		j := int(t.next.Add(1) - 1)
-		if j >= t.jobs {
-			break
-		}
+	for j := lo; j < hi; j++ {
 		bh, blk := j/t.blocks, j%t.blocks
 		i0 := blk * t.rows
 		attendRows(t.out, t.qkv, p, bh/p.heads, bh%p.heads, i0, min(i0+t.rows, p.seq), *sp)
