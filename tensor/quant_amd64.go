@@ -19,10 +19,10 @@ var (
 func q8AMD64() ([]*q8Impl, *q8Impl) {
 	impls, best := []*q8Impl{q8Go}, q8Go
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
-		best = &q8Impl{name: "avx2", quant: quantizeRowQ8, tile: q8TileAVX2}
+		best = &q8Impl{name: "avx2", quant: quantizeRowQ8AVX2, tile: q8TileAVX2}
 		impls = append(impls, best)
 		if cpu.X86.HasAVXVNNI {
-			best = &q8Impl{name: "avxvnni", quant: quantizeRowQ8, tile: q8TileAVXVNNI}
+			best = &q8Impl{name: "avxvnni", quant: quantizeRowQ8AVX2, tile: q8TileAVXVNNI}
 			impls = append(impls, best)
 		}
 	}
@@ -95,6 +95,18 @@ func quantizeRowQ8Z(xq []byte, dx []float32, x []float32) {
 		_ = xq[nb*Q8Block-1]
 		_ = dx[nb-1]
 		q8QuantZ(nb, &x[0], &xq[0], &dx[0])
+	}
+	quantizeRowQ8(xq[nb*Q8Block:], dx[nb:], x[nb*Q8Block:])
+}
+
+// quantizeRowQ8AVX2 is quantizeRowQ8 with the whole blocks of x in AVX2
+// assembly.
+func quantizeRowQ8AVX2(xq []byte, dx []float32, x []float32) {
+	nb := len(x) / Q8Block
+	if nb > 0 {
+		_ = xq[nb*Q8Block-1]
+		_ = dx[nb-1]
+		q8QuantAVX2(nb, &x[0], &xq[0], &dx[0])
 	}
 	quantizeRowQ8(xq[nb*Q8Block:], dx[nb:], x[nb*Q8Block:])
 }
@@ -222,3 +234,6 @@ func q8AVXVNNI2(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)
 
 //go:noescape
 func q8AVXVNNI3(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)
+
+//go:noescape
+func q8QuantAVX2(nb int, x *float32, xq *byte, dx *float32)

@@ -33,6 +33,7 @@ func quant() {
 	for mr := 1; mr <= 3; mr++ {
 		q8AVXVNNI(mr)
 	}
+	q8QuantAVX2()
 }
 
 // rowAt is the address of row i (< 8) at byte offset off, given the base
@@ -639,4 +640,81 @@ func q8AVXVNNI(mr int) {
 	}
 	emit("VZEROUPPER")
 	emit("RET")
+}
+
+// q8QuantAVX2 writes func q8QuantAVX2(nb int, x *float32, xq *byte, dx
+// *float32): q8QuantZ in ymm registers for CPUs without AVX-512, with the
+// same float32 operations (so the same bytes and scales as quantizeRowQ8).
+// Without VPMOVDB the int32 values (within ±127) are packed to bytes with
+// signed saturation, put back in order by VPERMD (the packs interleave the
+// 128-bit lanes), and offset by 128 with an xor of the sign bit.
+func q8QuantAVX2() {
+	name := "q8QuantAVX2"
+	sigs[name] = name + "(nb int, x *float32, xq *byte, dx *float32)"
+	text(name, "32")
+	emit("MOVQ nb+0(FP), CX")
+	emit("MOVQ x+8(FP), SI")
+	emit("MOVQ xq+16(FP), DI")
+	emit("MOVQ dx+24(FP), DX")
+	bcast := func(v uint32, y int) {
+		emit("MOVL $0x%08x, AX", v)
+		emit("VMOVD AX, X%d", y)
+		emit("VPBROADCASTD X%d, Y%d", y, y)
+	}
+	bcast(0x7fffffff, 15)
+	bcast(0x3f000000, 14) // 0.5
+	bcast(0x80000000, 13)
+	bcast(0x80808080, 12)
+	// VPERMD indexes 0, 4, 1, 5, 2, 6, 3, 7: after the two packs, dword
+	// i of the result holds values 4i…4i+3 of the block in that order.
+	emit("MOVQ $0x0703060205010400, AX")
+	emit("VMOVQ AX, X11")
+	emit("VPMOVZXBD X11, Y11")
+	emit("MOVL $0x42fe0000, AX") // 127.0
+	emit("VMOVD AX, X10")
+	emit("VXORPS X9, X9, X9")
+	label(name + "_loop")
+	for i := 0; i < 4; i++ {
+		emit("VMOVUPS %d(SI), Y%d", 32*i, i)
+		emit("VANDPS Y15, Y%d, Y%d", i, 4+i)
+	}
+	emit("VMAXPS Y5, Y4, Y4")
+	emit("VMAXPS Y7, Y6, Y6")
+	emit("VMAXPS Y6, Y4, Y4")
+	emit("VEXTRACTF128 $1, Y4, X5")
+	emit("VMAXPS X5, X4, X4")
+	emit("VPERMILPS $0x4E, X4, X5")
+	emit("VMAXPS X5, X4, X4")
+	emit("VPERMILPS $0xB1, X4, X5")
+	emit("VMAXPS X5, X4, X4")
+	emit("VDIVSS X10, X4, X5")
+	emit("VMOVSS X5, (DX)")
+	emit("VUCOMISS X9, X4")
+	emit("JEQ %s_zero", name)
+	emit("VDIVSS X4, X10, X6")
+	emit("VBROADCASTSS X6, Y6")
+	for i := 0; i < 4; i++ {
+		emit("VMULPS Y6, Y%d, Y%d", i, i)
+		emit("VANDPS Y13, Y%d, Y7", i)
+		emit("VORPS Y14, Y7, Y7")
+		emit("VADDPS Y7, Y%d, Y%d", i, i)
+		emit("VCVTTPS2DQ Y%d, Y%d", i, i)
+	}
+	emit("VPACKSSDW Y1, Y0, Y0")
+	emit("VPACKSSDW Y3, Y2, Y2")
+	emit("VPACKSSWB Y2, Y0, Y0")
+	emit("VPERMD Y0, Y11, Y0")
+	emit("VPXOR Y12, Y0, Y0")
+	emit("VMOVDQU Y0, (DI)")
+	label(name + "_next")
+	emit("ADDQ $128, SI")
+	emit("ADDQ $32, DI")
+	emit("ADDQ $4, DX")
+	emit("DECQ CX")
+	emit("JNZ %s_loop", name)
+	emit("VZEROUPPER")
+	emit("RET")
+	label(name + "_zero")
+	emit("VMOVDQU Y12, (DI)")
+	emit("JMP %s_next", name)
 }
