@@ -208,15 +208,20 @@ func microStep(r string, vbytes, mr, aoff, boff int) {
 
 // gemvPZ writes func gemvPZ<dt>(kc int, x *float32, b unsafe.Pointer, y
 // *float32, acc bool): gemvP for the 32-wide slivers of the AVX-512 kernels in
-// zmm registers, half values widened 16 at a time (VCVTPH2PS; bfloat16 by a
-// zero-extension and a shift). Four steps of p per iteration, each with its
-// own pair of accumulators, added at the end.
+// zmm registers, half values widened in registers (VCVTPH2PS 16 at a time;
+// bfloat16 32 at a time, the even lanes by a shift and the odd ones by a
+// mask of the same 64 bytes). Four steps of p per iteration, each with its
+// own pair of accumulators, added at the end. For half weights the
+// activation comes by embedded broadcast in the FMAs and the shift and mask
+// read memory: fewer uops per weight line, which with PREFETCHNTA let
+// them stream at the float32 kernel's bytes per second on Zen 5 (they
+// reached 0.75-0.9 of it before).
 func gemvPZ(dt string) {
 	half := dt != "F32"
 	gemvPZOpt(pzOpts{name: "gemvPZ" + dt, dt: dt, pf: prefetchInsn(dt), ahead: prefetchAhead, unroll: 4, mem: dt == "BF16", bcst: half})
 }
 
-// pzOpts are the tuning knobs of gemvPZ (measured variants: bench/README.md).
+// pzOpts are the tuning knobs of gemvPZ; gemvPZ sets the measured best.
 type pzOpts struct {
 	name, dt, pf  string // pf: the prefetch instruction, "" for none
 	ahead, unroll int    // bytes ahead; steps of p per iteration (4 or 8)
@@ -384,7 +389,9 @@ func esize(dt string) int {
 // For bfloat16 that loop reads x de-interleaved (per 32 values of k, the 16
 // at even k then the 16 at odd k; the caller arranges it, see gemvTBF16Z):
 // one 64-byte load of B gives the even k by a shift and the odd k by a mask,
-// as in gemvPZ.
+// as in gemvPZ. For half weights the zmm loop takes x as the FMAs' memory
+// operand and runs two steps of 32 per iteration (fewer uops per weight
+// line, as in gemvPZ); the FMAs of each row are the same in every variant.
 func gemvT(dt string, z bool) {
 	name := "gemvT" + dt + "AVX2"
 	if z {
@@ -394,7 +401,7 @@ func gemvT(dt string, z bool) {
 	gemvTOpt(tOpts{name: name, dt: dt, z: z, rows: gemvTRows, pf: prefetchInsn(dt), ahead: prefetchAhead, mem: half && dt == "BF16", xmem: half, k64: half})
 }
 
-// tOpts are the tuning knobs of gemvT (measured variants: bench/README.md).
+// tOpts are the tuning knobs of gemvT; gemvT sets the measured best.
 type tOpts struct {
 	name, dt string
 	z        bool
@@ -442,14 +449,21 @@ func gemvTOpt(o tOpts) {
 				panic("gemvT: the zmm loop serves at most four rows")
 			}
 			step := func(xo int) {
+				// at is the operand off(reg), written (reg) at 0 as before.
+				at := func(off int, reg string) string {
+					if off == 0 {
+						return "(" + reg + ")"
+					}
+					return fmt.Sprintf("%d(%s)", off, reg)
+				}
 				xs := func(i int) string {
 					if o.xmem {
-						return fmt.Sprintf("%d(SI)", xo+64*i)
+						return at(xo+64*i, "SI")
 					}
 					return fmt.Sprintf("Z%d", 8+i)
 				}
 				if !o.xmem {
-					emit("VMOVUPS %d(SI), Z8", xo)
+					emit("VMOVUPS %s, Z8", at(xo, "SI"))
 					emit("VMOVUPS %d(SI), Z9", xo+64)
 				}
 				wo := xo / 4 * es // byte offset of this step in a row
