@@ -49,11 +49,6 @@ func main() {
 		os.Stdout.WriteString(out.String())
 		return
 	}
-	if len(os.Args) > 1 && os.Args[1] == "exp" {
-		exp()
-		os.Stdout.WriteString(out.String())
-		return
-	}
 	if len(os.Args) > 1 && os.Args[1] == "quant" {
 		quant()
 		os.Stdout.WriteString(out.String())
