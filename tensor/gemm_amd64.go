@@ -124,7 +124,13 @@ func gemvTBF16Z(n, k int, x []float32, b []uint16, ldb int, y []float32, acc boo
 	if !gemvTCheck(n, k, x, b, ldb, y, acc) {
 		return
 	}
-	var xs [gemvTSeg]float32
+	// xs starts on a cache line: the kernel reads it 64 bytes at a time,
+	// two loads per line of weights, and a stack array is only 8-byte
+	// aligned (loads split over two lines made this kernel a third slower
+	// than the IEEE-half one, which reads x in place).
+	var xbuf [gemvTSeg + 16]float32
+	a := int(uintptr(unsafe.Pointer(&xbuf[0]))&63) / 4
+	xs := xbuf[(16-a)%16:][:gemvTSeg]
 	for p0 := 0; p0 < k; p0 += gemvTSeg {
 		seg := x[p0:min(p0+gemvTSeg, k)]
 		full := len(seg) &^ 31

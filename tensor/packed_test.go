@@ -129,7 +129,7 @@ func TestGemvTKernels(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	for _, g := range gemmImpls {
 		for _, dt := range []DType{F32, F16, BF16} {
-			for _, k := range []int{1, 31, 32, 33, 95, 2047, 2048, 2049, 4100} {
+			for _, k := range []int{1, 31, 32, 33, 64, 95, 97, 2047, 2048, 2049, 4100} {
 				for _, acc := range []bool{false, true} {
 					const n = 5
 					ldb := k + 3

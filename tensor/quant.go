@@ -19,7 +19,7 @@ import (
 // (int8 with a float32 scale), so that every block is one integer dot
 // product: y[j] = Σ_blocks d_w·d_x·Σ q_w·q_x. The integer sums are exact;
 // only the float scaling and the float sum over blocks round, and all
-// kernels (pure Go, AVX-512 VNNI) give the same integer sums.
+// kernels (pure Go, AVX2, AVX-VNNI, AVX-512 VNNI) give the same integer sums.
 //
 // With VNNI, VPDPBUSD multiplies unsigned by signed bytes: the activations
 // are stored as q_x+128 (unsigned) and each block carries the correction

@@ -5,8 +5,9 @@ package tensor
 import "golang.org/x/sys/cpu"
 
 // Dispatch of the reduced-precision kernels on amd64, by CPU feature: the
-// Q8 kernel uses VPDPBUSD where AVX512_VNNI is present (else
-// VPMADDUBSW with AVX2), BF16 compute uses
+// Q8 kernel uses VPDPBUSD on zmm registers where AVX512_VNNI is present,
+// else its VEX form on ymm registers where AVX-VNNI is (Alder Lake and later
+// client cores: no AVX-512), else VPMADDUBSW with AVX2; BF16 compute uses
 // VDPBF16PS where AVX512_BF16 is; every supported kernel stays listed so the
 // tests can force each.
 
@@ -18,8 +19,12 @@ var (
 func q8AMD64() ([]*q8Impl, *q8Impl) {
 	impls, best := []*q8Impl{q8Go}, q8Go
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
-		best = &q8Impl{name: "avx2", quant: quantizeRowQ8, tile: q8TileAVX2}
+		best = &q8Impl{name: "avx2", quant: quantizeRowQ8AVX2, tile: q8TileAVX2}
 		impls = append(impls, best)
+		if cpu.X86.HasAVXVNNI {
+			best = &q8Impl{name: "avxvnni", quant: quantizeRowQ8AVX2, tile: q8TileAVXVNNI}
+			impls = append(impls, best)
+		}
 	}
 	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI {
 		best = &q8Impl{name: "avx512vnni", quant: quantizeRowQ8Z, tile: q8TileVNNI, tile2: q8Tile2VNNI}
@@ -41,6 +46,22 @@ func q8TileAVX2(mr, kb int, xq []byte, dx []float32, w []byte, y []float32, ldy 
 			k = q8AVX21
 		}
 		k(kb, &xq[i*kb*Q8Block], &dx[i*kb], &w[0], &y[i*ldy], ldy)
+	}
+}
+
+var q8AVXVNNIKernels = [3]func(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int){
+	q8AVXVNNI1, q8AVXVNNI2, q8AVXVNNI3,
+}
+
+// q8TileAVXVNNI checks the extents the assembly trusts and runs the AVX-VNNI
+// kernel three rows at a time (the 16 ymm registers hold no more).
+func q8TileAVXVNNI(mr, kb int, xq []byte, dx []float32, w []byte, y []float32, ldy int) {
+	_ = xq[mr*kb*Q8Block-1]
+	_ = dx[mr*kb-1]
+	_ = w[kb*q8BlockBytes-1]
+	_ = y[(mr-1)*ldy+q8NR-1]
+	for i := 0; i < mr; i += 3 {
+		q8AVXVNNIKernels[min(3, mr-i)-1](kb, &xq[i*kb*Q8Block], &dx[i*kb], &w[0], &y[i*ldy], ldy)
 	}
 }
 
@@ -74,6 +95,18 @@ func quantizeRowQ8Z(xq []byte, dx []float32, x []float32) {
 		_ = xq[nb*Q8Block-1]
 		_ = dx[nb-1]
 		q8QuantZ(nb, &x[0], &xq[0], &dx[0])
+	}
+	quantizeRowQ8(xq[nb*Q8Block:], dx[nb:], x[nb*Q8Block:])
+}
+
+// quantizeRowQ8AVX2 is quantizeRowQ8 with the whole blocks of x in AVX2
+// assembly.
+func quantizeRowQ8AVX2(xq []byte, dx []float32, x []float32) {
+	nb := len(x) / Q8Block
+	if nb > 0 {
+		_ = xq[nb*Q8Block-1]
+		_ = dx[nb-1]
+		q8QuantAVX2(nb, &x[0], &xq[0], &dx[0])
 	}
 	quantizeRowQ8(xq[nb*Q8Block:], dx[nb:], x[nb*Q8Block:])
 }
@@ -192,3 +225,15 @@ func q8VNNI2S5(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)
 
 //go:noescape
 func q8VNNI2S6(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)
+
+//go:noescape
+func q8AVXVNNI1(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)
+
+//go:noescape
+func q8AVXVNNI2(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)
+
+//go:noescape
+func q8AVXVNNI3(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)
+
+//go:noescape
+func q8QuantAVX2(nb int, x *float32, xq *byte, dx *float32)

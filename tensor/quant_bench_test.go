@@ -132,3 +132,20 @@ func BenchmarkQuantizeQ8(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkQuantizeRowQ8 times each kernel's activation quantizer on one
+// row of 3072 values (the widest decode input of GPT-2), in ns per block.
+func BenchmarkQuantizeRowQ8(b *testing.B) {
+	r := rand.New(rand.NewPCG(5, 8))
+	const k = 3072
+	x := randF32(r, k)
+	xq, dx := make([]byte, k), make([]float32, k/Q8Block)
+	for _, g := range q8Impls {
+		b.Run(g.name, func(b *testing.B) {
+			for b.Loop() {
+				g.quant(xq, dx, x)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(k/Q8Block), "ns/block")
+		})
+	}
+}

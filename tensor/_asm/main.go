@@ -27,14 +27,15 @@ var sigs = map[string]string{}
 const prefetchAhead = 4096
 
 // prefetchInsn is the prefetch the zmm GEMV kernels use for weights of type
-// dt. Half-precision rows are fetched into L2 only (PREFETCHT1), which
-// measured faster than into L1, where for float32 the two measure the same
-// (bench/README.md, round 6).
+// dt. Half-precision rows are fetched with PREFETCHNTA, which on Zen 5
+// streamed them at 1.2-1.3× the rate of PREFETCHT1 (the choice on the
+// Xeon of bench/README.md round 6) and PREFETCHT0: it brings the line into
+// L1 without displacing what stays there. float32 keeps PREFETCHT0.
 func prefetchInsn(dt string) string {
 	if dt == "F32" {
 		return "PREFETCHT0"
 	}
-	return "PREFETCHT1"
+	return "PREFETCHNTA"
 }
 
 // gemvTRows are the row-group sizes of gemvT: one row at a time measured
@@ -202,16 +203,42 @@ func microStep(r string, vbytes, mr, aoff, boff int) {
 
 // gemvPZ writes func gemvPZ<dt>(kc int, x *float32, b unsafe.Pointer, y
 // *float32, acc bool): gemvP for the 32-wide slivers of the AVX-512 kernels in
-// zmm registers, half values widened 16 at a time (VCVTPH2PS; bfloat16 by a
-// zero-extension and a shift). Four steps of p per iteration, each with its
-// own pair of accumulators, added at the end.
+// zmm registers, half values widened in registers (VCVTPH2PS 16 at a time;
+// bfloat16 32 at a time, the even lanes by a shift and the odd ones by a
+// mask of the same 64 bytes). Four steps of p per iteration, each with its
+// own pair of accumulators, added at the end. For half weights the
+// activation comes by embedded broadcast in the FMAs and the shift and mask
+// read memory: fewer uops per weight line, which with PREFETCHNTA let
+// them stream at the float32 kernel's bytes per second on Zen 5 (they
+// reached 0.75-0.9 of it before).
 func gemvPZ(dt string) {
-	name := "gemvPZ" + dt
+	half := dt != "F32"
+	gemvPZOpt(pzOpts{name: "gemvPZ" + dt, dt: dt, pf: prefetchInsn(dt), ahead: prefetchAhead, unroll: 4, mem: dt == "BF16", bcst: half})
+}
+
+// pzOpts are the tuning knobs of gemvPZ; gemvPZ sets the measured best.
+type pzOpts struct {
+	name, dt, pf  string // pf: the prefetch instruction, "" for none
+	ahead, unroll int    // bytes ahead; steps of p per iteration (4 or 8)
+	mem           bool   // BF16: shift and mask straight from memory
+	bcst          bool   // half: x by embedded broadcast in the FMAs
+}
+
+func gemvPZOpt(o pzOpts) {
+	name, dt := o.name, o.dt
 	es := esize(dt)
 	sigs[name] = name + "(kc int, x *float32, b unsafe.Pointer, y *float32, acc bool)"
 	row := 32 * es // bytes of one p
-	// fma multiplies the 16 values at byte offset off by Zx into Zacc.
-	fma := func(off, x, acc, tmp int) {
+	// fma multiplies the 16 values at byte offset off by x (Zx, or the
+	// value at xoff(SI) broadcast when o.bcst) into Zacc.
+	fma := func(off, x, xoff, acc, tmp int) {
+		mul := func(t, a int) {
+			if o.bcst && dt != "F32" {
+				emit("VFMADD231PS.BCST %d(SI), Z%d, Z%d", xoff, t, a)
+				return
+			}
+			emit("VFMADD231PS Z%d, Z%d, Z%d", t, x, a)
+		}
 		switch dt {
 		case "F32":
 			emit("VFMADD231PS %d(DI), Z%d, Z%d", off, x, acc)
@@ -226,14 +253,19 @@ func gemvPZ(dt string) {
 			if off%row != 0 {
 				return
 			}
-			emit("VMOVDQU32 %d(DI), Z%d", off, tmp)
-			emit("VPSLLD $16, Z%d, Z%d", tmp, tmp+4)
-			emit("VPANDD Z20, Z%d, Z%d", tmp, tmp)
-			emit("VFMADD231PS Z%d, Z%d, Z%d", tmp+4, x, acc)
-			emit("VFMADD231PS Z%d, Z%d, Z%d", tmp, x, acc+1)
+			if o.mem {
+				emit("VPSLLD $16, %d(DI), Z%d", off, tmp+4)
+				emit("VPANDD %d(DI), Z20, Z%d", off, tmp)
+			} else {
+				emit("VMOVDQU32 %d(DI), Z%d", off, tmp)
+				emit("VPSLLD $16, Z%d, Z%d", tmp, tmp+4)
+				emit("VPANDD Z20, Z%d, Z%d", tmp, tmp)
+			}
+			mul(tmp+4, acc)
+			mul(tmp, acc+1)
 			return
 		}
-		emit("VFMADD231PS Z%d, Z%d, Z%d", tmp, x, acc)
+		mul(tmp, acc)
 	}
 	text(name, "33")
 	emit("MOVQ kc+0(FP), CX")
@@ -248,28 +280,34 @@ func gemvPZ(dt string) {
 		emit("VPBROADCASTD AX, Z20")
 	}
 	label(name + "_loop4")
-	emit("CMPQ CX, $4")
+	emit("CMPQ CX, $%d", o.unroll)
 	emit("JLT %s_loop1", name)
-	for off := 0; off < 4*row; off += 64 {
-		emit("%s %d(DI)", prefetchInsn(dt), prefetchAhead+off)
+	if o.pf != "" {
+		for off := 0; off < o.unroll*row; off += 64 {
+			emit("%s %d(DI)", o.pf, o.ahead+off)
+		}
 	}
-	for u := 0; u < 4; u++ {
-		emit("VBROADCASTSS %d(SI), Z%d", 4*u, 8+u)
+	for h := 0; h < o.unroll; h += 4 {
+		if !o.bcst || dt == "F32" {
+			for u := 0; u < 4; u++ {
+				emit("VBROADCASTSS %d(SI), Z%d", 4*(h+u), 8+u)
+			}
+		}
+		for u := 0; u < 4; u++ {
+			fma((h+u)*row, 8+u, 4*(h+u), 2*u, 12+u)
+			fma((h+u)*row+16*es, 8+u, 4*(h+u), 2*u+1, 12+u)
+		}
 	}
-	for u := 0; u < 4; u++ {
-		fma(u*row, 8+u, 2*u, 12+u)
-		fma(u*row+16*es, 8+u, 2*u+1, 12+u)
-	}
-	emit("ADDQ $16, SI")
-	emit("ADDQ $%d, DI", 4*row)
-	emit("SUBQ $4, CX")
+	emit("ADDQ $%d, SI", 4*o.unroll)
+	emit("ADDQ $%d, DI", o.unroll*row)
+	emit("SUBQ $%d, CX", o.unroll)
 	emit("JMP %s_loop4", name)
 	label(name + "_loop1")
 	emit("TESTQ CX, CX")
 	emit("JZ %s_sum", name)
 	emit("VBROADCASTSS (SI), Z8")
-	fma(0, 8, 0, 12)
-	fma(16*es, 8, 1, 13)
+	fma(0, 8, 0, 0, 12)
+	fma(16*es, 8, 0, 1, 13)
 	emit("ADDQ $4, SI")
 	emit("ADDQ $%d, DI", row)
 	emit("DECQ CX")
@@ -346,12 +384,32 @@ func esize(dt string) int {
 // For bfloat16 that loop reads x de-interleaved (per 32 values of k, the 16
 // at even k then the 16 at odd k; the caller arranges it, see gemvTBF16Z):
 // one 64-byte load of B gives the even k by a shift and the odd k by a mask,
-// as in gemvPZ.
+// as in gemvPZ. For half weights the zmm loop takes x as the FMAs' memory
+// operand and runs two steps of 32 per iteration (fewer uops per weight
+// line, as in gemvPZ); the FMAs of each row are the same in every variant.
 func gemvT(dt string, z bool) {
 	name := "gemvT" + dt + "AVX2"
 	if z {
 		name = "gemvT" + dt + "AVX512"
 	}
+	half := z && dt != "F32"
+	gemvTOpt(tOpts{name: name, dt: dt, z: z, rows: gemvTRows, pf: prefetchInsn(dt), ahead: prefetchAhead, mem: half && dt == "BF16", xmem: half, k64: half})
+}
+
+// tOpts are the tuning knobs of gemvT; gemvT sets the measured best.
+type tOpts struct {
+	name, dt string
+	z        bool
+	rows     []int  // row-group sizes, largest first, ending in 1
+	pf       string // prefetch instruction of the zmm loop
+	ahead    int    // bytes ahead
+	mem      bool   // BF16: shift and mask straight from memory
+	xmem     bool   // x as the memory operand of the FMAs
+	k64      bool   // a loop of two steps of 32 before the single steps
+}
+
+func gemvTOpt(o tOpts) {
+	name, dt, z := o.name, o.dt, o.z
 	sigs[name] = name + "(n, k int, x *float32, b unsafe.Pointer, ldb int, y *float32, acc bool)"
 	es := esize(dt)
 	text(name, "49")
@@ -366,7 +424,7 @@ func gemvT(dt string, z bool) {
 		emit("MOVL $0xFFFF0000, AX")
 		emit("VPBROADCASTD AX, Z20")
 	}
-	for _, rows := range gemvTRows {
+	for _, rows := range o.rows {
 		p := fmt.Sprintf("%s_r%d", name, rows)
 		label(p + "_rows")
 		emit("CMPQ R9, $%d", rows)
@@ -382,38 +440,85 @@ func gemvT(dt string, z bool) {
 		emit("MOVQ x+16(FP), SI")
 		emit("MOVQ k+8(FP), CX")
 		if z {
-			if rows != 1 {
-				panic("gemvT: the zmm loop serves one row at a time")
+			if rows > 4 {
+				panic("gemvT: the zmm loop serves at most four rows")
+			}
+			step := func(xo int) {
+				// at is the operand off(reg), written (reg) at 0 as before.
+				at := func(off int, reg string) string {
+					if off == 0 {
+						return "(" + reg + ")"
+					}
+					return fmt.Sprintf("%d(%s)", off, reg)
+				}
+				xs := func(i int) string {
+					if o.xmem {
+						return at(xo+64*i, "SI")
+					}
+					return fmt.Sprintf("Z%d", 8+i)
+				}
+				if !o.xmem {
+					emit("VMOVUPS %s, Z8", at(xo, "SI"))
+					emit("VMOVUPS %d(SI), Z9", xo+64)
+				}
+				wo := xo / 4 * es // byte offset of this step in a row
+				for r := 0; r < rows; r++ {
+					rp := fmt.Sprintf("R%d", 12+r)
+					t0, t1 := 10+2*r, 11+2*r
+					if o.pf != "" {
+						for off := 0; off < 32*es; off += 64 {
+							emit("%s %d(%s)", o.pf, o.ahead+wo+off, rp)
+						}
+					}
+					if zbf16 {
+						if o.mem {
+							emit("VPSLLD $16, %d(%s), Z%d", wo, rp, t1)
+							emit("VPANDD %d(%s), Z20, Z%d", wo, rp, t0)
+						} else {
+							emit("VMOVDQU32 %d(%s), Z%d", wo, rp, t0)
+							emit("VPSLLD $16, Z%d, Z%d", t0, t1)
+							emit("VPANDD Z20, Z%d, Z%d", t0, t0)
+						}
+						emit("VFMADD231PS %s, Z%d, Z%d", xs(0), t1, 2*r)
+						emit("VFMADD231PS %s, Z%d, Z%d", xs(1), t0, 2*r+1)
+					} else {
+						load16(dt, wo, rp, t0)
+						load16(dt, wo+16*es, rp, t1)
+						emit("VFMADD231PS %s, Z%d, Z%d", xs(0), t0, 2*r)
+						emit("VFMADD231PS %s, Z%d, Z%d", xs(1), t1, 2*r+1)
+					}
+				}
+			}
+			if o.k64 {
+				label(p + "_k64")
+				emit("CMPQ CX, $64")
+				emit("JLT %s_k32", p)
+				step(0)
+				step(128)
+				emit("ADDQ $256, SI")
+				for r := 0; r < rows; r++ {
+					emit("ADDQ $%d, R%d", 64*es, 12+r)
+				}
+				emit("SUBQ $64, CX")
+				emit("JMP %s_k64", p)
 			}
 			label(p + "_k32")
 			emit("CMPQ CX, $32")
 			emit("JLT %s_fold", p)
-			emit("VMOVUPS (SI), Z8")
-			emit("VMOVUPS 64(SI), Z9")
-			for off := 0; off < 32*es; off += 64 {
-				emit("%s %d(R12)", prefetchInsn(dt), prefetchAhead+off)
-			}
-			if zbf16 {
-				emit("VMOVDQU32 (R12), Z10")
-				emit("VPSLLD $16, Z10, Z11")
-				emit("VPANDD Z20, Z10, Z10")
-				emit("VFMADD231PS Z8, Z11, Z0")
-				emit("VFMADD231PS Z9, Z10, Z1")
-			} else {
-				load16(dt, 0, "R12", 10)
-				load16(dt, 16*es, "R12", 11)
-				emit("VFMADD231PS Z8, Z10, Z0")
-				emit("VFMADD231PS Z9, Z11, Z1")
-			}
+			step(0)
 			emit("ADDQ $128, SI")
-			emit("ADDQ $%d, R12", 32*es)
+			for r := 0; r < rows; r++ {
+				emit("ADDQ $%d, R%d", 32*es, 12+r)
+			}
 			emit("SUBQ $32, CX")
 			emit("JMP %s_k32", p)
 			label(p + "_fold")
 			// Z0 += Z1; its upper half goes to Y1, as a VEX write to Y0
 			// clears the upper half of Z0.
-			emit("VADDPS Z1, Z0, Z0")
-			emit("VEXTRACTF64X4 $1, Z0, Y1")
+			for r := 0; r < rows; r++ {
+				emit("VADDPS Z%d, Z%d, Z%d", 2*r+1, 2*r, 2*r)
+				emit("VEXTRACTF64X4 $1, Z%d, Y%d", 2*r, 2*r+1)
+			}
 		}
 		label(p + "_k16")
 		emit("CMPQ CX, $16")

@@ -3,10 +3,10 @@ package main
 import "fmt"
 
 // The reduced-precision kernels of tensor/quant_amd64.s: the Q8 tile kernel
-// for AVX-512 VNNI (VPDPBUSD) and the BF16-compute micro-kernel for
-// AVX-512 BF16 (VDPBF16PS), one function per number of activation rows
-// (1…8) so that a product of any height reads each weight sliver once per
-// eight rows.
+// for AVX-512 VNNI (VPDPBUSD), AVX-VNNI (its VEX form) and AVX2, and the
+// BF16-compute micro-kernel for AVX-512 BF16 (VDPBF16PS), one function per
+// number of activation rows (1…8 for AVX-512) so that a product of any
+// height reads each weight sliver once per eight rows.
 
 // Layout constants, as in tensor/quant.go and tensor/bf16.go.
 const (
@@ -30,6 +30,10 @@ func quant() {
 	for mr := 1; mr <= 6; mr++ {
 		q8VNNI2S(mr)
 	}
+	for mr := 1; mr <= 3; mr++ {
+		q8AVXVNNI(mr)
+	}
+	q8QuantAVX2()
 }
 
 // rowAt is the address of row i (< 8) at byte offset off, given the base
@@ -502,4 +506,215 @@ func q8VNNI2S(mr int) {
 	}
 	emit("VZEROUPPER")
 	emit("RET")
+}
+
+// vexDPBUSD emits the VEX-encoded (AVX-VNNI) VPDPBUSD off(DI), Y(src1),
+// Y(dst): dst += per dword, the four products of the unsigned bytes of src1
+// by the signed bytes at off(DI). The Go assembler knows only the EVEX form
+// (AVX512_VNNI with AVX512VL), which CPUs with AVX-VNNI alone do not run,
+// so it is written as its bytes: C4, R̄X̄B̄ with map 0F38, W0 and the
+// inverted vvvv with L = 256 bits and pp = 66, opcode 50, ModRM (DI base,
+// disp8 or disp32).
+func vexDPBUSD(off, src1, dst int) {
+	if src1 > 15 || dst > 15 {
+		panic("vexDPBUSD: VEX reaches Y0-Y15 only")
+	}
+	b1 := (^dst>>3&1)<<7 | 1<<6 | 1<<5 | 0x02
+	b2 := (^src1&15)<<3 | 1<<2 | 0x1
+	var disp []byte
+	mod := 1
+	if off >= -128 && off <= 127 {
+		disp = []byte{byte(int8(off))}
+	} else {
+		mod = 2
+		disp = []byte{byte(off), byte(off >> 8), byte(off >> 16), byte(off >> 24)}
+	}
+	modrm := mod<<6 | (dst&7)<<3 | 7
+	bs := fmt.Sprintf("BYTE $0xc4; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x50; BYTE $0x%02x", b1, b2, modrm)
+	for _, d := range disp {
+		bs += fmt.Sprintf("; BYTE $0x%02x", d)
+	}
+	emit("%s // {vex} VPDPBUSD %d(DI), Y%d, Y%d", bs, off, src1, dst)
+}
+
+// q8AVXVNNI writes func q8AVXVNNI<mr>(kb int, xq *byte, dx *float32, w
+// *byte, y *float32, ldy int) for mr ≤ 3: the Q8 tile for CPUs with AVX-VNNI
+// but not AVX512_VNNI (Alder Lake and later client cores), q8VNNI in ymm
+// registers: rows 0-7 of the sliver in the low 32 bytes of each step's 64,
+// rows 8-15 in the high 32, in two accumulators a row. Per block the int32
+// lanes start at -128·Σq_w, take 8 steps of VPDPBUSD of the activation
+// bytes (q_x+128, one dword broadcast) by the weight bytes, then are scaled
+// as in q8VNNI. With one or two rows, even and odd steps go to separate
+// int lanes (the dependent VPDPBUSD chains are half as long: one row
+// otherwise waits on their latency). The 16 ymm registers VEX reaches hold
+// three rows: int lanes from Y0 (then the odd steps' when split), the
+// float accumulators after them, the correction then the scales in
+// Y12-Y13, the activation broadcast in Y14, its scale in Y15.
+func q8AVXVNNI(mr int) {
+	name := fmt.Sprintf("q8AVXVNNI%d", mr)
+	sigs[name] = name + "(kb int, xq *byte, dx *float32, w *byte, y *float32, ldy int)"
+	text(name, "48")
+	emit("MOVQ kb+0(FP), CX")
+	emit("MOVQ xq+8(FP), SI")
+	emit("MOVQ CX, R8")
+	emit("SHLQ $5, R8") // activation row stride: kb·32 bytes
+	emit("MOVQ dx+16(FP), DX")
+	emit("MOVQ CX, R9")
+	emit("SHLQ $2, R9") // scale row stride: kb·4 bytes
+	emit("MOVQ w+24(FP), DI")
+	emit("MOVQ y+32(FP), AX")
+	emit("MOVQ ldy+40(FP), BX")
+	emit("SHLQ $2, BX")
+	row := func(i, off int, base, stride string) string {
+		switch i {
+		case 0:
+			return fmt.Sprintf("%d(%s)", off, base)
+		case 1:
+			return fmt.Sprintf("%d(%s)(%s*1)", off, base, stride)
+		}
+		return fmt.Sprintf("%d(%s)(%s*2)", off, base, stride)
+	}
+	split := mr <= 2
+	odd := 2 * mr // first int lane of the odd steps when split
+	fb := 2 * mr  // first float accumulator
+	if split {
+		fb = 4 * mr
+	}
+	for i := 0; i < 2*mr; i++ {
+		emit("VXORPS Y%d, Y%d, Y%d", fb+i, fb+i, fb+i)
+	}
+	label(name + "_block")
+	for off := 0; off < q8BlockBytes; off += 64 {
+		emit("PREFETCHT0 %d(DI)", prefetchAhead+off)
+	}
+	emit("VPXOR Y14, Y14, Y14")
+	for h := 0; h < 2; h++ {
+		emit("VPMOVSXWD %d(DI), Y%d", q8SumOff+16*h, 12+h)
+		emit("VPSLLD $7, Y%d, Y%d", 12+h, 12+h)
+		emit("VPSUBD Y%d, Y14, Y%d", 12+h, 12+h)
+	}
+	for i := 0; i < mr; i++ {
+		emit("VMOVDQA Y12, Y%d", 2*i)
+		emit("VMOVDQA Y13, Y%d", 2*i+1)
+		if split {
+			emit("VPXOR Y%d, Y%d, Y%d", odd+2*i, odd+2*i, odd+2*i)
+			emit("VPXOR Y%d, Y%d, Y%d", odd+2*i+1, odd+2*i+1, odd+2*i+1)
+		}
+	}
+	for t := 0; t < 8; t++ {
+		for i := 0; i < mr; i++ {
+			a := 2 * i
+			if split && t%2 == 1 {
+				a += odd
+			}
+			emit("VPBROADCASTD %s, Y14", row(i, 4*t, "SI", "R8"))
+			vexDPBUSD(64*t, 14, a)
+			vexDPBUSD(64*t+32, 14, a+1)
+		}
+	}
+	emit("VCVTPH2PS %d(DI), Y12", q8ScaleOff)
+	emit("VCVTPH2PS %d(DI), Y13", q8ScaleOff+16)
+	for i := 0; i < mr; i++ {
+		emit("VBROADCASTSS %s, Y15", row(i, 0, "DX", "R9"))
+		for h := 0; h < 2; h++ {
+			a := 2*i + h
+			if split {
+				emit("VPADDD Y%d, Y%d, Y%d", odd+a, a, a)
+			}
+			emit("VCVTDQ2PS Y%d, Y%d", a, a)
+			emit("VMULPS Y%d, Y%d, Y%d", 12+h, a, a)
+			emit("VFMADD231PS Y15, Y%d, Y%d", a, fb+a)
+		}
+	}
+	emit("ADDQ $%d, DI", q8BlockBytes)
+	emit("ADDQ $32, SI")
+	emit("ADDQ $4, DX")
+	emit("DECQ CX")
+	emit("JNZ %s_block", name)
+	for i := 0; i < mr; i++ {
+		emit("VMOVUPS Y%d, (AX)", fb+2*i)
+		emit("VMOVUPS Y%d, 32(AX)", fb+2*i+1)
+		if i < mr-1 {
+			emit("ADDQ BX, AX")
+		}
+	}
+	emit("VZEROUPPER")
+	emit("RET")
+}
+
+// q8QuantAVX2 writes func q8QuantAVX2(nb int, x *float32, xq *byte, dx
+// *float32): q8QuantZ in ymm registers for CPUs without AVX-512, with the
+// same float32 operations (so the same bytes and scales as quantizeRowQ8).
+// Without VPMOVDB the int32 values (within ±127) are packed to bytes with
+// signed saturation, put back in order by VPERMD (the packs interleave the
+// 128-bit lanes), and offset by 128 with an xor of the sign bit.
+func q8QuantAVX2() {
+	name := "q8QuantAVX2"
+	sigs[name] = name + "(nb int, x *float32, xq *byte, dx *float32)"
+	text(name, "32")
+	emit("MOVQ nb+0(FP), CX")
+	emit("MOVQ x+8(FP), SI")
+	emit("MOVQ xq+16(FP), DI")
+	emit("MOVQ dx+24(FP), DX")
+	bcast := func(v uint32, y int) {
+		emit("MOVL $0x%08x, AX", v)
+		emit("VMOVD AX, X%d", y)
+		emit("VPBROADCASTD X%d, Y%d", y, y)
+	}
+	bcast(0x7fffffff, 15)
+	bcast(0x3f000000, 14) // 0.5
+	bcast(0x80000000, 13)
+	bcast(0x80808080, 12)
+	// VPERMD indexes 0, 4, 1, 5, 2, 6, 3, 7: after the two packs, dword
+	// i of the result holds values 4i…4i+3 of the block in that order.
+	emit("MOVQ $0x0703060205010400, AX")
+	emit("VMOVQ AX, X11")
+	emit("VPMOVZXBD X11, Y11")
+	emit("MOVL $0x42fe0000, AX") // 127.0
+	emit("VMOVD AX, X10")
+	emit("VXORPS X9, X9, X9")
+	label(name + "_loop")
+	for i := 0; i < 4; i++ {
+		emit("VMOVUPS %d(SI), Y%d", 32*i, i)
+		emit("VANDPS Y15, Y%d, Y%d", i, 4+i)
+	}
+	emit("VMAXPS Y5, Y4, Y4")
+	emit("VMAXPS Y7, Y6, Y6")
+	emit("VMAXPS Y6, Y4, Y4")
+	emit("VEXTRACTF128 $1, Y4, X5")
+	emit("VMAXPS X5, X4, X4")
+	emit("VPERMILPS $0x4E, X4, X5")
+	emit("VMAXPS X5, X4, X4")
+	emit("VPERMILPS $0xB1, X4, X5")
+	emit("VMAXPS X5, X4, X4")
+	emit("VDIVSS X10, X4, X5")
+	emit("VMOVSS X5, (DX)")
+	emit("VUCOMISS X9, X4")
+	emit("JEQ %s_zero", name)
+	emit("VDIVSS X4, X10, X6")
+	emit("VBROADCASTSS X6, Y6")
+	for i := 0; i < 4; i++ {
+		emit("VMULPS Y6, Y%d, Y%d", i, i)
+		emit("VANDPS Y13, Y%d, Y7", i)
+		emit("VORPS Y14, Y7, Y7")
+		emit("VADDPS Y7, Y%d, Y%d", i, i)
+		emit("VCVTTPS2DQ Y%d, Y%d", i, i)
+	}
+	emit("VPACKSSDW Y1, Y0, Y0")
+	emit("VPACKSSDW Y3, Y2, Y2")
+	emit("VPACKSSWB Y2, Y0, Y0")
+	emit("VPERMD Y0, Y11, Y0")
+	emit("VPXOR Y12, Y0, Y0")
+	emit("VMOVDQU Y0, (DI)")
+	label(name + "_next")
+	emit("ADDQ $128, SI")
+	emit("ADDQ $32, DI")
+	emit("ADDQ $4, DX")
+	emit("DECQ CX")
+	emit("JNZ %s_loop", name)
+	emit("VZEROUPPER")
+	emit("RET")
+	label(name + "_zero")
+	emit("VMOVDQU Y12, (DI)")
+	emit("JMP %s_next", name)
 }
