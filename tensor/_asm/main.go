@@ -27,14 +27,12 @@ var sigs = map[string]string{}
 const prefetchAhead = 4096
 
 // prefetchInsn is the prefetch the zmm GEMV kernels use for weights of type
-// dt. Half-precision rows are fetched with PREFETCHNTA, which on Zen 5
-// streamed them at 1.2-1.3× the rate of PREFETCHT1 (the choice on the
-// Xeon of bench/README.md round 6) and PREFETCHT0: it brings the line into
-// L1 without displacing what stays there. float32 keeps PREFETCHT0.
+// dt: PREFETCHNTA, which on Zen 5 streamed half-precision rows at 1.2-1.3×
+// the rate of PREFETCHT1 (the choice on the Xeon of bench/README.md round
+// 6) and PREFETCHT0, and float32 rows at 1.1-1.2× PREFETCHT0's (bench
+// gemv-packed/f32 and the decode entries, round 8): it brings the line
+// into L1 without displacing what stays there.
 func prefetchInsn(dt string) string {
-	if dt == "F32" {
-		return "PREFETCHT0"
-	}
 	return "PREFETCHNTA"
 }
 
