@@ -105,7 +105,7 @@ func growGeometric(s []float32, n int) []float32 {
 // head. The softmax follows PyTorch: a query row whose keys are all masked with
 // -Inf gives zeros, while finite large-negative masks give a uniform row.
 func (th Threads) Attention(out, q, k, v []float32, p AttentionParams) {
-	procs := th.procs()
+	procs := th.Count()
 	if p.KVHeads == 0 {
 		p.KVHeads = p.Heads
 	}
@@ -270,7 +270,7 @@ func (th Threads) AttentionPaged(out, q []float32, kPages, vPages [][]float32, p
 	span := min(maxPos+1, p.PageSize*len(kPages)) + p.PageSize // keys of a chunk, page-aligned
 	t.chunk = max(1, min(nq, pagedScores/max(span, 1)))
 	t.nch = (nq + t.chunk - 1) / t.chunk
-	parallelRun(th.procs(), p.Heads*t.nch, 1, t)
+	parallelRun(th.Count(), p.Heads*t.nch, 1, t)
 	*t = pagedTask{}
 	pagedTasks.Put(t)
 }

@@ -131,7 +131,7 @@ var bf16Bufs = sync.Pool{New: func() any { return new(bf16Buf) }}
 // in bfloat16 with float32 accumulation where the CPU allows (x rounded to
 // bfloat16 on the way), else in float32. x is [..., k], dst [..., n].
 func (th Threads) MatMulTBF16(dst, x *Tensor, w *BF16Weight) {
-	procs := th.procs()
+	procs := th.Count()
 	if x.dtype != F32 || dst.dtype != F32 {
 		panic(fmt.Sprintf("tensor: MatMulTBF16 needs float32 input and output, got %v and %v", x.dtype, dst.dtype))
 	}

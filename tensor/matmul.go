@@ -35,14 +35,14 @@ func checkMatMul(op string, dst, x, w *Tensor, transB bool) (m, k, n int) {
 // weights are converted inside the kernel, never upcast as a whole.
 func (th Threads) MatMulT(dst, x, w *Tensor) {
 	m, k, n := checkMatMul("MatMulT", dst, x, w, true)
-	matmul(th.procs(), m, n, k, x.f32, w, true, dst.f32, false)
+	matmul(th.Count(), m, n, k, x.f32, w, true, dst.f32, false)
 }
 
 // MatMul computes dst = x·w where w is [k, n] (the layout of a GPT-2 Conv1D
 // weight [in, out]) and x is [..., k]. w may be F32, F16 or BF16.
 func (th Threads) MatMul(dst, x, w *Tensor) {
 	m, k, n := checkMatMul("MatMul", dst, x, w, false)
-	matmul(th.procs(), m, n, k, x.f32, w, false, dst.f32, false)
+	matmul(th.Count(), m, n, k, x.f32, w, false, dst.f32, false)
 }
 
 func matmul(procs, m, n, k int, a []float32, w *Tensor, transB bool, c []float32, acc bool) {
@@ -65,7 +65,7 @@ func matmul(procs, m, n, k int, a []float32, w *Tensor, transB bool, c []float32
 // row stride ldb and op(B) = Bᵀ; otherwise B is k×n. C is m×n with row stride ldc.
 func (th Threads) Gemm(m, n, k int, a []float32, lda int, b []float32, ldb int, transB bool, c []float32, ldc int, acc bool) {
 	checkGemm(m, n, k, len(a), lda, len(b), ldb, transB, len(c), ldc)
-	gemmF32(th.procs(), m, n, k, a, lda, b, ldb, transB, c, ldc, acc)
+	gemmF32(th.Count(), m, n, k, a, lda, b, ldb, transB, c, ldc, acc)
 }
 
 func checkGemm(m, n, k, la, lda, lb, ldb int, transB bool, lc, ldc int) {

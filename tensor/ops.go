@@ -27,7 +27,7 @@ func (th Threads) AddBias(x, bias *Tensor) {
 	if n == 0 {
 		return
 	}
-	t := newRowTask(th.procs(), opAddBias, n, len(x.f32))
+	t := newRowTask(th.Count(), opAddBias, n, len(x.f32))
 	t.x, t.c = x.f32, bias.f32
 	t.do()
 }
@@ -42,7 +42,7 @@ func (th Threads) Add(dst, a, b *Tensor) {
 		return
 	}
 	// Flat: "rows" of a fixed size only to split the work.
-	t := newRowTask(th.procs(), opAdd, min(len(a.f32), addChunk), len(a.f32))
+	t := newRowTask(th.Count(), opAdd, min(len(a.f32), addChunk), len(a.f32))
 	t.dst, t.x, t.r = dst.f32, a.f32, b.f32
 	t.do()
 }
@@ -68,7 +68,7 @@ func (th Threads) AddResidual(x, r, bias *Tensor) {
 		return
 	}
 	checkF32("AddResidual", bias)
-	t := newRowTask(th.procs(), opAdd3, n, len(x.f32))
+	t := newRowTask(th.Count(), opAdd3, n, len(x.f32))
 	t.x, t.r, t.c = x.f32, r.f32, bias.f32
 	t.do()
 }
@@ -98,7 +98,7 @@ func (th Threads) Softmax(x *Tensor) {
 	if len(x.f32) == 0 {
 		return
 	}
-	t := newRowTask(th.procs(), opSoftmax, n, len(x.f32))
+	t := newRowTask(th.Count(), opSoftmax, n, len(x.f32))
 	t.x = x.f32
 	t.do()
 }
@@ -210,7 +210,7 @@ func scoreRowGeneric(row, mask []float32, scale float32, lim int) float32 {
 // applies gamma and beta [n]. It writes dst, which may alias x. beta may be nil.
 // Mean and variance are accumulated in float64.
 func (th Threads) LayerNorm(dst, x, gamma, beta *Tensor, eps float32) {
-	layerNorm(th.procs(), "LayerNorm", dst, x, nil, nil, gamma, beta, eps)
+	layerNorm(th.Count(), "LayerNorm", dst, x, nil, nil, gamma, beta, eps)
 }
 
 // AddLayerNorm adds r [..., n] and, if it is not nil, bias [n] to x in place
@@ -223,7 +223,7 @@ func (th Threads) AddLayerNorm(dst, x, r, bias, gamma, beta *Tensor, eps float32
 	if r.Len() != x.Len() {
 		panic(fmt.Sprintf("tensor: AddLayerNorm: %v + %v", x.shape, r.shape))
 	}
-	layerNorm(th.procs(), "AddLayerNorm", dst, x, r, bias, gamma, beta, eps)
+	layerNorm(th.Count(), "AddLayerNorm", dst, x, r, bias, gamma, beta, eps)
 }
 
 func layerNorm(procs int, op string, dst, x, r, bias, gamma, beta *Tensor, eps float32) {
@@ -446,7 +446,7 @@ func (th Threads) ActivateBias(a Activation, x, bias *Tensor) {
 	if n == 0 || len(x.f32) == 0 {
 		return
 	}
-	t := newRowTask(th.procs(), opBiasAct, n, len(x.f32))
+	t := newRowTask(th.Count(), opBiasAct, n, len(x.f32))
 	t.x, t.c, t.act = x.f32, bias.f32, a
 	t.do()
 }
@@ -465,7 +465,7 @@ func (th Threads) ActivateSlice(a Activation, d []float32) {
 	if len(d) == 0 {
 		return
 	}
-	t := newRowTask(th.procs(), opAct, min(len(d), addChunk), len(d))
+	t := newRowTask(th.Count(), opAct, min(len(d), addChunk), len(d))
 	t.x, t.act = d, a
 	t.do()
 }

@@ -104,7 +104,7 @@ func (pw *PackedWeight) Dims() (n, k int) { return pw.n, pw.k }
 // MatMulTPacked computes dst = x·wᵀ like MatMulT, with w packed by PackWeight.
 // x is [..., k], dst [..., n].
 func (th Threads) MatMulTPacked(dst, x *Tensor, w *PackedWeight) {
-	procs := th.procs()
+	procs := th.Count()
 	if x.dtype != F32 || dst.dtype != F32 {
 		panic(fmt.Sprintf("tensor: MatMulTPacked needs float32 input and output, got %v and %v", x.dtype, dst.dtype))
 	}

@@ -14,7 +14,7 @@ import "sync"
 // A closure that captures variables is allocated on the heap at its call
 // site; ParallelRun is the allocation-free form for hot paths.
 func (th Threads) Parallel(n, grain int, fn func(lo, hi int)) {
-	parallelFor(th.procs(), n, grain, fn)
+	parallelFor(th.Count(), n, grain, fn)
 }
 
 // Parallel is Threads(0).Parallel: up to GOMAXPROCS goroutines.
@@ -46,7 +46,7 @@ func (th Threads) ParallelRun(n, grain int, r Runner) {
 	}
 	t := runnerTasks.Get().(*runnerTask)
 	t.r = r
-	parallelRun(th.procs(), n, grain, t)
+	parallelRun(th.Count(), n, grain, t)
 	t.r = nil
 	runnerTasks.Put(t)
 }

@@ -275,7 +275,7 @@ var q8Bufs = sync.Pool{New: func() any { return new(q8Buf) }}
 // QuantizeQ8; each row of x is quantized to int8 blocks on the way (see
 // Q8Block). x is [..., k] float32, dst [..., n] float32.
 func (th Threads) MatMulTQ8(dst, x *Tensor, w *Q8Weight) {
-	procs := th.procs()
+	procs := th.Count()
 	if x.dtype != F32 || dst.dtype != F32 {
 		panic(fmt.Sprintf("tensor: MatMulTQ8 needs float32 input and output, got %v and %v", x.dtype, dst.dtype))
 	}

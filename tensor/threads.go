@@ -15,18 +15,10 @@ import "runtime"
 // same calls with Threads(0).
 type Threads int
 
-// procs is the goroutine bound of a call.
-func (th Threads) procs() int {
-	p := runtime.GOMAXPROCS(0)
-	if th > 0 && int(th) < p {
-		return int(th)
-	}
-	return p
-}
 
 // defaultProcs is the bound of the calls made at load time (packing and
 // quantizing weights), which have no Threads of their own.
-func defaultProcs() int { return Threads(0).procs() }
+func defaultProcs() int { return Threads(0).Count() }
 
 // MatMulT computes dst = x·wᵀ where w is [n, k] (the layout of a PyTorch
 // Linear weight [out, in]) and x is [..., k], on up to GOMAXPROCS
@@ -92,4 +84,10 @@ func ActivateSlice(a Activation, d []float32) { Threads(0).ActivateSlice(a, d) }
 // Count is the number of goroutines a call made with th may run on now:
 // th, bounded by runtime.GOMAXPROCS(0), or GOMAXPROCS when th is zero. Code
 // that splits work over its own goroutines uses it to follow the same bound.
-func (th Threads) Count() int { return th.procs() }
+func (th Threads) Count() int {
+	p := runtime.GOMAXPROCS(0)
+	if th > 0 && int(th) < p {
+		return int(th)
+	}
+	return p
+}
