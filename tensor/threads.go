@@ -15,7 +15,6 @@ import "runtime"
 // same calls with Threads(0).
 type Threads int
 
-
 // defaultProcs is the bound of the calls made at load time (packing and
 // quantizing weights), which have no Threads of their own.
 func defaultProcs() int { return Threads(0).Count() }
